@@ -1,0 +1,1 @@
+"""Composition parsing/validation and composition features (lowest layer: imports nothing of nascreen)."""

@@ -1,0 +1,1 @@
+"""Targets, curated data sets, estimators, training, evaluation. Imports featurize only."""

@@ -1,0 +1,1 @@
+"""Candidate generation, batch scoring and ranking. Imports models and featurize only."""

@@ -1,0 +1,1 @@
+"""User-facing edges: the command-line interface and the HTTP API."""
