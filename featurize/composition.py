@@ -1,0 +1,475 @@
+"""One place that turns a formula string into a canonical composition.
+
+Grammar (what battery researchers write), applied in this order:
+
+1. Text hygiene: Unicode NFKC (subscript digits "Na₃" -> "Na3", non-breaking and other odd spaces ->
+   spaces), dash look-alikes ("–", "—", "−") -> "-", primes ("′", "’") -> "'", middle dots ("·", "•",
+   "∙", "⋅") -> mixture separator; leading/trailing whitespace is stripped, inner whitespace ignored.
+2. Polymorph prefix. The text before the FIRST "-" is a structure type, not a mixture component, iff
+   it is exactly a stacking token or a Greek-letter phase name, and a formula follows:
+   - stacking token: ``O|P`` with an optional prime and one digit (``P2``, ``O3``, ``P3``, ``O'3``,
+     ``P'2``, ``O2``), ``OP`` + digit (``OP4``), ``T`` with optional digit; several joined by "/"
+     for intergrowths (``P2/O3``);
+   - Greek phase: ``alpha``, ``beta``, ``gamma``, ``delta``, ``epsilon`` (any case) or ``α β γ δ ε``,
+     optionally primed (``beta''``, ``β''``: beta''-alumina). Stored by name: ``"β-"`` -> ``"beta"``.
+   ``P2-type Na0.67MnO2`` is accepted too. So ``P2-Na0.67MnO2`` is P2-type Na0.67MnO2 (never
+   diphosphorus + Na0.67MnO2), while ``P2O5-Li2O`` is a mixture ("P2O5" is not a stacking token).
+   Consequence, by design: ``O2-LiCoO2`` is O2-type LiCoO2 (a real polymorph), not oxygen + LiCoO2.
+3. Mixture: the rest is split at top-level "-", "+" and middle dots into components, each with an
+   optional coefficient: a number (``0.8``, ``1/3``), a variable (``x``, needs ``variables={"x": ..}``),
+   a number times a variable (``0.5x``) or a parenthesised expression of those (``(1-x)``). The
+   composition is the coefficient-weighted SUM of the components (``0.8Na2O2-HfCl4`` =
+   Na1.6O1.6 + HfCl4). A coefficient may evaluate to 0 through variables (that component drops out,
+   so ``xA-(1-x)B`` works at x=0 and x=1); a literal 0 or any negative coefficient is refused.
+4. Inside a component: square and curly brackets are parentheses (``Na[Li1/3Ru2/3]O2``); a rational
+   amount ``a/b`` becomes the decimal ``a÷b``; vacancy markers ``□`` / ``Vac`` (with their amount) are
+   dropped: a vacancy is not an atom, so it carries no mass, charge or Magpie property.
+   The bracket/number grammar is then pymatgen's (``pymatgen.core.Composition``); before that, every
+   token is checked here, so unknown symbols (pymatgen silently makes "Xx", "Xy" dummy species and
+   "D", "T" hydrogen isotopes) and zero amounts (pymatgen silently drops "Na0") are refused.
+
+Canonical form: amounts are rounded to ``AMOUNT_DECIMALS`` decimals (``AMOUNT_TOLERANCE``) after summing
+so canonicalisation is stable; ``formula`` is pymatgen's reduced formula of the sum; ``elements`` are
+sorted by atomic number; equality and hashing use (elements, atomic fractions rounded to
+``AMOUNT_DECIMALS``, structure_type), so FeO, Fe0.5O0.5 and Fe2O2 are equal. Use ``Composition.key``
+(or the object itself) to deduplicate, not ``formula``: the formula keeps the user's scale for
+non-integer compositions (pymatgen reduces Fe2O2 to FeO but leaves Fe0.5O0.5 as written).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import numbers
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from pymatgen.core import Composition as PmgComposition
+
+from featurize.elements import atomic_number, is_element
+
+__all__ = [
+    "AMOUNT_DECIMALS",
+    "AMOUNT_TOLERANCE",
+    "MAX_FORMULA_LENGTH",
+    "Composition",
+    "CompositionError",
+    "parse_formula",
+    "parse_formulas",
+]
+
+#: Longest formula text accepted (characters, before normalisation).
+MAX_FORMULA_LENGTH = 200
+#: Amounts and atomic fractions are rounded to this many decimals, i.e. to ``AMOUNT_TOLERANCE``.
+AMOUNT_DECIMALS = 8
+AMOUNT_TOLERANCE = 10.0**-AMOUNT_DECIMALS
+#: Size of the per-process cache of parsed strings (batches repeat formulas a lot).
+PARSE_CACHE_SIZE = 2**17
+
+_SHOW_MAX = 80
+
+
+def _show(text: object) -> str:
+    """How an input is named in an error message: the string in double quotes, else its repr."""
+    if isinstance(text, str):
+        shown = text if len(text) <= _SHOW_MAX else text[: _SHOW_MAX - 3] + "..."
+        return '"' + shown + '"'
+    return repr(text)
+
+
+class CompositionError(ValueError):
+    """A formula that cannot be parsed; the message names the input: '"Na2XyO3": unknown element Xy'."""
+
+    def __init__(self, text: object, problem: str = "invalid formula") -> None:
+        self.text = text
+        self.problem = problem
+        super().__init__(f"{_show(text)}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep (text, problem) across pickling (process pools, Ray)
+        return (type(self), (self.text, self.problem))
+
+
+class _Problem(Exception):
+    """Internal: what is wrong, before the input is attached (becomes a CompositionError)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Composition:
+    """Canonical, immutable, hashable composition. Build it with ``parse_formula`` or ``from_amounts``."""
+
+    formula: str
+    elements: tuple[str, ...]
+    amounts: tuple[float, ...]
+    structure_type: str | None = None
+    _fractions: tuple[float, ...] = field(init=False, repr=False)
+    _key: tuple[Any, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.elements) != len(self.amounts) or not self.elements:
+            raise ValueError("elements and amounts must be non-empty and aligned")
+        zs = [atomic_number(e) for e in self.elements]
+        if zs != sorted(set(zs)):
+            raise ValueError(f"elements must be unique and sorted by atomic number: {self.elements}")
+        if not all(math.isfinite(a) and a > 0 for a in self.amounts):
+            raise ValueError(f"amounts must be finite and positive: {self.amounts}")
+        total = math.fsum(self.amounts)
+        fractions = tuple(a / total for a in self.amounts)
+        object.__setattr__(self, "_fractions", fractions)
+        key_fracs = tuple(round(f, AMOUNT_DECIMALS) for f in fractions)
+        object.__setattr__(self, "_key", (self.elements, key_fracs, self.structure_type))
+
+    @classmethod
+    def from_amounts(cls, amounts: Mapping[str, float], structure_type: str | None = None) -> Composition:
+        """Canonical composition from {element: amount} (amounts > 0; rounded as by the parser)."""
+        try:
+            return _canonical(dict(amounts), structure_type)
+        except _Problem as exc:
+            raise CompositionError(dict(amounts), str(exc)) from None
+
+    @property
+    def fractions(self) -> tuple[float, ...]:
+        """Atomic fractions aligned with ``elements``; they sum to 1."""
+        return self._fractions
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """(elements, rounded fractions, structure_type): what equality and hashing use."""
+        return self._key
+
+    @property
+    def label(self) -> str:
+        """Formula with the polymorph prefix, e.g. "P2-Na0.67MnO2"; parses back to an equal composition."""
+        return f"{self.structure_type}-{self.formula}" if self.structure_type else self.formula
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Composition):
+            return NotImplemented
+        return self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __str__(self) -> str:
+        return self.label
+
+    def as_dict(self) -> dict[str, float]:
+        """{element: reduced amount}, ordered by atomic number."""
+        return dict(zip(self.elements, self.amounts, strict=True))
+
+    def to_pymatgen(self) -> PmgComposition:
+        """pymatgen Composition of the reduced amounts (the structure type is not carried)."""
+        return PmgComposition(self.as_dict())
+
+    def element_fraction(self, el: str) -> float:
+        """Atomic fraction of ``el`` (0.0 for an element that is absent; ValueError for a non-element)."""
+        atomic_number(el)
+        try:
+            return self._fractions[self.elements.index(el)]
+        except ValueError:
+            return 0.0
+
+    def amount(self, el: str) -> float:
+        """Reduced amount of ``el`` (0.0 if absent)."""
+        atomic_number(el)
+        try:
+            return self.amounts[self.elements.index(el)]
+        except ValueError:
+            return 0.0
+
+
+# ----------------------------------------------------------------------------------------- parsing
+
+_TRANSLATE = str.maketrans(
+    {
+        "–": "-",
+        "—": "-",
+        "−": "-",
+        "‐": "-",
+        "‑": "-",
+        "‒": "-",
+        "′": "'",
+        "’": "'",
+        "‘": "'",
+        "ʹ": "'",
+        "`": "'",
+        "″": "''",
+        "•": "·",
+        "∙": "·",
+        "⋅": "·",
+        "・": "·",
+    }
+)
+_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon"}
+_STACK = r"(?:(?:OP|[OP])'?[1-9]|T'?[1-9]?)"
+_PHASE = r"(?:[αβγδε]|(?i:alpha|beta|gamma|delta|epsilon))'{0,2}"
+_PREFIX_RE = re.compile(
+    rf"^(?P<st>{_STACK}(?:/{_STACK})*|{_PHASE})\s*-\s*(?:(?i:type)\b[\s-]*)?(?P<rest>\S.*)$", re.DOTALL
+)
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_COEF_RE = re.compile(
+    rf"^(?:(?P<num>{_NUMBER}(?:/{_NUMBER})?)(?P<numvar>[a-z][a-z0-9_]*)?"
+    r"|(?P<var>[a-z][a-z0-9_]*)|\((?P<expr>[^()A-Z]*[a-z0-9][^()A-Z]*)\))"
+)
+_FRACTION_RE = re.compile(rf"({_NUMBER})/({_NUMBER})")
+_VACANCY_RE = re.compile(rf"(?:□|Vac){_NUMBER}?")
+_TOKEN_RE = re.compile(rf"(?P<el>[A-Z][a-z]*)|(?P<num>{_NUMBER})|(?P<open>[(\[{{])|(?P<close>[)\]}}])")
+_VARIABLE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SEPARATORS = frozenset("-+·")
+_CLOSING = {")": "(", "]": "[", "}": "{"}
+
+
+def _structure_type(token: str) -> str:
+    head = token.rstrip("'")
+    primes = token[len(head) :]
+    if head in _GREEK:
+        return _GREEK[head] + primes
+    if head.lower() in _GREEK.values():
+        return head.lower() + primes
+    return token
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts: list[str] = []
+    stack: list[str] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _CLOSING:
+            if not stack or stack.pop() != _CLOSING[ch]:
+                raise _Problem(f"unbalanced brackets (unexpected '{ch}')")
+        elif ch in _SEPARATORS and not stack:
+            parts.append(text[start:i])
+            start = i + 1
+    if stack:
+        raise _Problem(f"unbalanced brackets ('{stack[-1]}' is never closed)")
+    parts.append(text[start:])
+    return parts
+
+
+def _eval_expression(expr: str, variables: Mapping[str, float]) -> float:
+    """Safely evaluate a coefficient like ``1-x`` or ``0.5*x`` (numbers, variables, + - * /)."""
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        raise _Problem(f"cannot read coefficient ({expr})") from None
+
+    def ev(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return _variable(node.id, variables)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            v = ev(node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+            a, b = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Add):
+                return a + b
+            if isinstance(node.op, ast.Sub):
+                return a - b
+            if isinstance(node.op, ast.Mult):
+                return a * b
+            if b == 0:
+                raise _Problem(f"division by zero in coefficient ({expr})")
+            return a / b
+        raise _Problem(f"cannot read coefficient ({expr})")
+
+    return ev(tree)
+
+
+def _variable(name: str, variables: Mapping[str, float]) -> float:
+    if name not in variables:
+        raise _Problem(f"variable {name!r} has no value (pass variables={{{name!r}: ...}})")
+    return variables[name]
+
+
+def _number(text: str) -> float:
+    if "/" in text:
+        num, den = text.split("/")
+        if float(den) == 0:
+            raise _Problem(f"division by zero in amount {text}")
+        return float(num) / float(den)
+    return float(text)
+
+
+def _coefficient(part: str, variables: Mapping[str, float]) -> tuple[float, str]:
+    """Split a mixture component into (coefficient, formula text)."""
+    m = _COEF_RE.match(part)
+    if m is None:
+        return 1.0, part
+    rest = part[m.end() :]
+    if not rest:
+        if m.group("var") is not None:
+            raise _Problem(f"no formula in {part!r} (element symbols start with a capital letter)")
+        raise _Problem(
+            f"component {part!r} has no formula (a number after '-' is not a negative amount: "
+            "amounts must be positive)"
+        )
+    if m.group("num") is not None:
+        value = _number(m.group("num"))
+        if value == 0:
+            raise _Problem(f"zero coefficient in {part!r}")
+        if m.group("numvar"):
+            value *= _variable(m.group("numvar"), variables)
+    elif m.group("var") is not None:
+        value = _variable(m.group("var"), variables)
+    else:
+        value = _eval_expression(m.group("expr"), variables)
+    if not math.isfinite(value) or value < 0:
+        raise _Problem(f"coefficient of {rest!r} must be >= 0 (got {value:g})")
+    return value, rest
+
+
+def _component_amounts(part: str) -> dict[str, float]:
+    """Amounts of one mixture component (no coefficient): own token checks, then pymatgen's grammar."""
+    text = _FRACTION_RE.sub(lambda m: repr(_number(m.group(0))), part)
+    text = _VACANCY_RE.sub("", text)
+    if not text:
+        raise _Problem(f"no elements in {part!r}")
+    pos = 0
+    prev = ""  # kind of the previous token: "", "el", "num", "open", "close"
+    symbols: set[str] = set()
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            ch = text[pos]
+            if ch.islower():
+                raise _Problem(f"unexpected '{ch}' in {part!r} (element symbols start with a capital letter)")
+            raise _Problem(f"unexpected character '{ch}' in {part!r}")
+        kind = m.lastgroup or ""
+        tok = m.group(0)
+        if kind == "el":
+            if not is_element(tok):
+                raise _Problem(f"unknown element {tok}")
+            symbols.add(tok)
+        elif kind == "num":
+            if prev not in ("el", "close"):
+                raise _Problem(f"amount {tok} in {part!r} does not follow an element or a bracket")
+            if float(tok) == 0:
+                raise _Problem(f"zero amount in {part!r}")
+        elif kind == "close" and prev == "open":
+            raise _Problem(f"empty brackets in {part!r}")
+        prev = kind
+        pos = m.end()
+    if not symbols:
+        raise _Problem(f"no elements in {part!r}")
+    try:
+        pmg = PmgComposition(text.replace("[", "(").replace("]", ")").replace("{", "(").replace("}", ")"))
+        amounts = {str(el): float(amt) for el, amt in pmg.get_el_amt_dict().items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _Problem(f"cannot parse {part!r} ({exc})") from None
+    if set(amounts) != symbols or not all(math.isfinite(a) and a > 0 for a in amounts.values()):
+        raise _Problem(f"cannot parse {part!r}")
+    return amounts
+
+
+def _canonical(total: dict[str, float], structure_type: str | None) -> Composition:
+    for el, amt in total.items():
+        if not is_element(el):
+            raise _Problem(f"unknown element {el}")
+        if not isinstance(amt, int | float) or not math.isfinite(amt) or amt <= 0:
+            raise _Problem(f"amount of {el} must be positive and finite (got {amt!r})")
+    rounded = {el: round(amt, AMOUNT_DECIMALS) for el, amt in total.items()}
+    if not rounded:
+        raise _Problem("empty composition")
+    tiny = [el for el, amt in rounded.items() if amt <= 0]
+    if tiny:
+        raise _Problem(f"amount of {tiny[0]} is below the tolerance {AMOUNT_TOLERANCE:g}")
+    pmg = PmgComposition(rounded)
+    reduced, _factor = pmg.get_reduced_composition_and_factor()
+    red = {str(el): round(float(amt), AMOUNT_DECIMALS) for el, amt in reduced.get_el_amt_dict().items()}
+    order = sorted(red, key=atomic_number)
+    return Composition(
+        formula=pmg.reduced_formula,
+        elements=tuple(order),
+        amounts=tuple(red[e] for e in order),
+        structure_type=structure_type,
+    )
+
+
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _parse_cached(text: str, variables: tuple[tuple[str, float], ...]) -> Composition | str:
+    """Parse, returning the Composition or the problem text (exceptions are not cached by lru_cache)."""
+    try:
+        return _parse(text, dict(variables))
+    except _Problem as exc:
+        return str(exc)
+
+
+def _parse(text: str, variables: Mapping[str, float]) -> Composition:
+    s = unicodedata.normalize("NFKC", text).translate(_TRANSLATE).strip()
+    if not s:
+        raise _Problem("empty formula")
+    structure_type: str | None = None
+    m = _PREFIX_RE.match(s)
+    if m is not None:
+        structure_type = _structure_type(m.group("st"))
+        s = m.group("rest")
+    s = "".join(s.split())
+    total: dict[str, float] = {}
+    for part in _split_top_level(s):
+        if not part:
+            raise _Problem("empty mixture component (doubled or dangling '-'; amounts must be positive)")
+        coef, body = _coefficient(part, variables)
+        amounts = _component_amounts(body)
+        if coef == 0:
+            continue
+        for el, amt in amounts.items():
+            total[el] = total.get(el, 0.0) + coef * amt
+    if not total:
+        raise _Problem("empty composition (every component has coefficient 0)")
+    return _canonical(total, structure_type)
+
+
+def _variables_key(variables: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
+    if not variables:
+        return ()
+    items: list[tuple[str, float]] = []
+    for name, value in variables.items():
+        if not isinstance(name, str) or not _VARIABLE_RE.match(name):
+            raise _Problem(f"variable name {name!r} must be lower-case letters, digits, _ (letter first)")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise _Problem(f"variable {name!r} must be a finite number (got {value!r})")
+        items.append((name, float(value)))
+    return tuple(sorted(items))
+
+
+def parse_formula(text: object, variables: Mapping[str, float] | None = None) -> Composition:
+    """Parse one formula (see the module docstring for the grammar); raise ``CompositionError``."""
+    if not isinstance(text, str):
+        raise CompositionError(text, f"not a formula string (got {type(text).__name__})")
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise CompositionError(text, f"too long ({len(text)} characters, at most {MAX_FORMULA_LENGTH})")
+    try:
+        key = _variables_key(variables)
+    except _Problem as exc:
+        raise CompositionError(text, str(exc)) from None
+    result = _parse_cached(text, key)
+    if isinstance(result, str):
+        raise CompositionError(text, result)
+    return result
+
+
+def parse_formulas(
+    texts: Iterable[object], variables: Mapping[str, float] | None = None
+) -> list[Composition | CompositionError]:
+    """Parse a batch; each row gives its Composition or its CompositionError (never raises per row)."""
+    out: list[Composition | CompositionError] = []
+    for text in texts:
+        try:
+            out.append(parse_formula(text, variables))
+        except CompositionError as exc:
+            out.append(exc)
+    return out
+
+
+def parse_cache_clear() -> None:
+    """Empty the parse cache (tests, long-lived workers)."""
+    _parse_cached.cache_clear()
