@@ -80,7 +80,7 @@ def library_versions() -> dict[str, str]:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements for a logged model, with local build labels stripped (torch 2.13.0+cpu -> 2.13.0)."""
+    """Pinned requirements for a logged model; local build labels stripped (torch 2.13.0+cpu -> 2.13.0)."""
     requirements = []
     for name, version in library_versions().items():
         if version == "not installed":
@@ -93,7 +93,12 @@ def git_revision(project_root: Path) -> str | None:
     """The current git commit of the project (with '-dirty' when there are local changes), if available."""
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, check=True, timeout=5
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
