@@ -80,7 +80,8 @@ class ElementBatch:
         amounts[mask] = flat_amounts
         return cls(index=index, amounts=amounts, mask=mask)
 
-    def chunks(self, size: int = CHUNK) -> Iterator[ElementBatch]:
+    def chunks(self, size: int | None = None) -> Iterator[ElementBatch]:
+        size = size or CHUNK
         for start in range(0, self.n, size):
             stop = min(start + size, self.n)
             yield ElementBatch(
@@ -164,8 +165,10 @@ class FeatureSet(abc.ABC):
             return np.empty((0, n_features), dtype=np.float64)
         batch = ElementBatch.from_compositions(comps)
         out = np.empty((batch.n, n_features), dtype=np.float64)
-        for start, chunk in zip(range(0, batch.n, CHUNK), batch.chunks(), strict=True):
+        start = 0
+        for chunk in batch.chunks():
             out[start : start + chunk.n] = self.compute_batch(chunk, comps[start : start + chunk.n])
+            start += chunk.n
         return out
 
     def __repr__(self) -> str:
