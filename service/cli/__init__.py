@@ -31,6 +31,12 @@ def _register() -> None:
     from service.cli import data as _data
 
     _data.register(app)
+    from service.cli import featurize as _featurize
+
+    _featurize.register(app)
+    from service.cli import serve as _serve
+
+    _serve.register(app)
 
 
 def main() -> None:
