@@ -1,0 +1,274 @@
+"""Per-target model inputs and the one pipeline builder that turns them into features.
+
+The pipeline IS the model artifact (wrapped by ``UncertainRegressor``), so training and serving cannot
+compute features differently:
+
+    TargetInputs(target)                         # normalise the input frame (shared by fit and predict)
+    -> ColumnTransformer(
+         composition: CompositionFeaturizer(feature set) on ``formula``
+         ions:        atomic fractions of the mobile/working ions (conductivity: Na, Li)
+         conditions:  log1p / identity, median imputation + missing-indicator (retention)
+         categories:  one-hot with "unknown" (retention structure_type, voltage working_ion))
+    -> SimpleImputer(median) -> StandardScaler -> regressor
+
+Inputs per target (``INPUT_SPECS``):
+- ionic_conductivity: ``formula``. Na vs Li enters as the Na and Li atomic fractions of the formula (a
+  mobile-ion feature derived from the formula itself, so no extra input column is needed).
+- capacity_retention: ``formula`` + ``cycles`` (required, >= 0) + ``current_mA_g``, ``voltage_low_V``,
+  ``voltage_high_V`` (optional, imputed with a missing indicator) + ``structure_type`` (optional; taken from
+  a polymorph prefix of the formula, "P2-Na0.67MnO2", when the column is absent or empty).
+- average_voltage: ``formula`` (discharged) + ``working_ion`` (optional, default "Na").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from featurize.composition import Composition, CompositionError, parse_formula
+from featurize.transformer import CompositionFeaturizer
+from models.targets import TargetName
+
+UNKNOWN = "unknown"
+DEFAULT_WORKING_ION = "Na"
+# Working ions the voltage model knows (Materials Project insertion electrodes).
+WORKING_IONS = ("Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Zn", "Al", "Y")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a target's model reads from an input frame."""
+
+    target: TargetName
+    required_numeric: tuple[str, ...] = ()
+    optional_numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    ion_fractions: tuple[str, ...] = ()
+    log_columns: tuple[str, ...] = ()
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return self.required_numeric + self.optional_numeric
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns a prepared frame has (formula first)."""
+        return ("formula", *self.numeric, *self.categorical)
+
+
+INPUT_SPECS: dict[TargetName, InputSpec] = {
+    TargetName.IONIC_CONDUCTIVITY: InputSpec(
+        target=TargetName.IONIC_CONDUCTIVITY,
+        ion_fractions=("Na", "Li"),
+    ),
+    TargetName.CAPACITY_RETENTION: InputSpec(
+        target=TargetName.CAPACITY_RETENTION,
+        required_numeric=("cycles",),
+        optional_numeric=("current_mA_g", "voltage_low_V", "voltage_high_V"),
+        categorical=("structure_type",),
+        log_columns=("cycles", "current_mA_g"),
+    ),
+    TargetName.AVERAGE_VOLTAGE: InputSpec(
+        target=TargetName.AVERAGE_VOLTAGE,
+        categorical=("working_ion",),
+    ),
+}
+
+
+def input_spec(target: TargetName | str) -> InputSpec:
+    return INPUT_SPECS[TargetName(target)]
+
+
+def _numeric(series: pd.Series) -> pd.Series:
+    return pd.to_numeric(series.replace("", np.nan), errors="coerce").astype(float)
+
+
+def prepare_inputs(target: TargetName | str, df: pd.DataFrame) -> pd.DataFrame:
+    """Normalise an input frame to the spec's columns (same index): numbers as floats (missing -> NaN),
+    categories as strings ("unknown" when missing; working_ion defaults to Na), structure_type from the
+    formula's polymorph prefix when not given. Pure; does not validate (see ``row_errors``)."""
+    spec = input_spec(target)
+    if "formula" not in df.columns:
+        raise ValueError(f"input has no 'formula' column (columns: {', '.join(map(str, df.columns))})")
+    out = pd.DataFrame(index=df.index)
+    out["formula"] = df["formula"].astype(object)
+    for col in spec.numeric:
+        out[col] = _numeric(df[col]) if col in df.columns else np.nan
+    for col in spec.categorical:
+        given = df[col] if col in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
+        values = [None if _missing(v) else str(v).strip() for v in given]
+        if col == "structure_type":
+            values = [v if v else _prefix(f) for v, f in zip(values, out["formula"], strict=True)]
+        default = DEFAULT_WORKING_ION if col == "working_ion" else UNKNOWN
+        out[col] = [v if v else default for v in values]
+    return out
+
+
+def _missing(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _prefix(formula: object) -> str | None:
+    try:
+        return parse_formula(formula).structure_type
+    except CompositionError:
+        return None
+
+
+def row_errors(
+    target: TargetName | str, df: pd.DataFrame, comps: Sequence[Composition | CompositionError]
+) -> list[str]:
+    """Per row: "" when the row can be predicted, else why not (bad formula, missing/negative cycles,
+    unknown working ion, non-numeric condition). ``comps`` are the parsed formulas of ``df``."""
+    spec = input_spec(target)
+    errors: list[str] = []
+    for i, comp in enumerate(comps):
+        row = df.iloc[i]
+        problems: list[str] = []
+        if isinstance(comp, CompositionError):
+            problems.append(str(comp))
+        for col in spec.numeric:
+            raw = row[col] if col in df.columns else None
+            if raw is None or _missing(raw):
+                if col in spec.required_numeric:
+                    problems.append(f"{col} is required")
+                continue
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                problems.append(f"{col}={raw!r} is not a number")
+                continue
+            if not np.isfinite(value):
+                problems.append(f"{col}={raw!r} is not finite")
+            elif value < 0:
+                problems.append(f"{col}={raw!r} is negative")
+        if "working_ion" in spec.categorical and "working_ion" in df.columns:
+            ion = row["working_ion"]
+            if not _missing(ion) and str(ion).strip() not in WORKING_IONS:
+                problems.append(f"working_ion={ion!r} is not one of {', '.join(WORKING_IONS)}")
+        if (
+            "working_ion" in spec.categorical
+            and not isinstance(comp, CompositionError)
+            and not problems
+            and comp.element_fraction(_ion(row)) <= 0
+        ):
+            problems.append(
+                f'"{comp.formula}" contains no {_ion(row)}: give the discharged (ion-rich) formula'
+            )
+        errors.append("; ".join(problems))
+    return errors
+
+
+def _ion(row: pd.Series) -> str:
+    ion = row.get("working_ion")
+    return DEFAULT_WORKING_ION if _missing(ion) else str(ion).strip()
+
+
+class TargetInputs(TransformerMixin, BaseEstimator):
+    """First pipeline step: ``prepare_inputs`` for a target (stateless; records the input columns)."""
+
+    def __init__(self, target: str = TargetName.IONIC_CONDUCTIVITY.value) -> None:
+        self.target = target
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> TargetInputs:
+        self.columns_ = list(input_spec(self.target).columns)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "columns_")
+        return prepare_inputs(self.target, X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "columns_")
+        return np.asarray(self.columns_, dtype=object)
+
+
+class IonFractions(TransformerMixin, BaseEstimator):
+    """Atomic fractions of given elements (e.g. the mobile ions Na and Li) from a formula column."""
+
+    def __init__(self, elements: tuple[str, ...] = ("Na", "Li")) -> None:
+        self.elements = elements
+
+    def fit(self, X: Any, y: Any = None) -> IonFractions:
+        self.feature_names_out_ = np.asarray([f"fraction {el}" for el in self.elements], dtype=object)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        formulas = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object).reshape(-1)
+        out = np.full((len(formulas), len(self.elements)), np.nan)
+        for i, formula in enumerate(formulas):
+            try:
+                comp = parse_formula(formula)
+            except CompositionError:
+                continue  # the composition featurizer reports the bad row
+            out[i] = [comp.element_fraction(el) for el in self.elements]
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+
+def build_pipeline(target: TargetName | str, feature_set: str, regressor: Any) -> Pipeline:
+    """The whole model: inputs -> features -> imputation/scaling -> ``regressor``."""
+    spec = input_spec(target)
+    blocks: list[tuple[str, Any, list[str]]] = [
+        ("composition", CompositionFeaturizer(feature_set=feature_set, formula_column="formula"), ["formula"])
+    ]
+    if spec.ion_fractions:
+        blocks.append(("ions", IonFractions(spec.ion_fractions), ["formula"]))
+    if spec.log_columns:
+        blocks.append(
+            (
+                "log_conditions",
+                Pipeline(
+                    [
+                        ("log", FunctionTransformer(np.log1p, feature_names_out="one-to-one")),
+                        ("impute", SimpleImputer(strategy="median", add_indicator=True)),
+                    ]
+                ),
+                list(spec.log_columns),
+            )
+        )
+    linear = [c for c in spec.numeric if c not in spec.log_columns]
+    if linear:
+        blocks.append(("conditions", SimpleImputer(strategy="median", add_indicator=True), linear))
+    if spec.categorical:
+        blocks.append(
+            (
+                "categories",
+                OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False),
+                list(spec.categorical),
+            )
+        )
+    return Pipeline(
+        [
+            ("inputs", TargetInputs(TargetName(target).value)),
+            ("features", ColumnTransformer(blocks, remainder="drop", verbose_feature_names_out=True)),
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("regressor", regressor),
+        ]
+    )
+
+
+def pipeline_feature_set(pipeline: Pipeline) -> str:
+    """The exact feature set name a (fitted or unfitted) pipeline computes."""
+    featurizer = pipeline.named_steps["features"].transformers[0][1]
+    name = getattr(featurizer, "feature_set_name_", None) or featurizer.feature_set
+    return str(name)
