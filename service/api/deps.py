@@ -1,0 +1,67 @@
+"""Typed dependencies the routes declare (`PredictorsDep`, `SettingsDep`, ...)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader
+
+from models.targets import TargetName
+from service.api.job_runner import JobManager
+from service.api.jobs import JobStore
+from service.api.settings import ApiSettings
+from service.api.state import AppState, PredictorLike
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.nascreen
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> ApiSettings:
+    return state.settings
+
+
+def get_predictors(state: StateDep) -> dict[TargetName, PredictorLike]:
+    return state.predictors
+
+
+def get_jobs(state: StateDep) -> JobStore:
+    if state.jobs is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job store is not open")
+    return state.jobs
+
+
+def get_manager(state: StateDep) -> JobManager:
+    if state.manager is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job runner is not running")
+    return state.manager
+
+
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+PredictorsDep = Annotated[dict[TargetName, PredictorLike], Depends(get_predictors)]
+JobStoreDep = Annotated[JobStore, Depends(get_jobs)]
+JobManagerDep = Annotated[JobManager, Depends(get_manager)]
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required when configured")
+
+
+def require_api_key(settings: SettingsDep, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
+    """Job submission and cancellation need X-API-Key when the server has a key configured."""
+    expected = settings.api_key
+    if expected is None:
+        return
+    if key is None or not hmac.compare_digest(key.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or wrong X-API-Key header",
+            headers={"WWW-Authenticate": "APIKey"},
+        )
+
+
+ApiKeyDep = Depends(require_api_key)

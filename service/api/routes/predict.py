@@ -1,0 +1,125 @@
+"""POST /v1/predict: every item x every requested target, each answer or error on its own."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Body, HTTPException, status
+
+from models.targets import TARGETS, TargetName
+from service.api.deps import PredictorsDep, SettingsDep
+from service.api.schemas.common import ERROR_RESPONSES
+from service.api.schemas.predict import (
+    PREDICT_EXAMPLE,
+    ItemResult,
+    PredictItem,
+    PredictRequest,
+    PredictResponse,
+    TargetPrediction,
+)
+
+router = APIRouter(tags=["predict"])
+
+_INPUT_COLUMNS = ("formula", "cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion")
+
+_EXAMPLES: dict[str, Any] = {
+    "electrolyte and cathode": {"summary": "Two items, two targets", "value": PREDICT_EXAMPLE},
+    "one bad item": {
+        "summary": "A bad formula fails alone",
+        "value": {
+            "items": [{"formula": "Na3Zr2Si2PO12"}, {"formula": "Na2XyO3"}],
+            "targets": ["ionic_conductivity"],
+        },
+    },
+}
+
+
+def items_frame(items: list[PredictItem]) -> pd.DataFrame:
+    """The CLI-contract input frame (formula + conditions), one row per item, in order."""
+    columns: dict[str, list[Any]] = {c: [] for c in _INPUT_COLUMNS}
+    for item in items:
+        for c in _INPUT_COLUMNS:
+            columns[c].append(getattr(item, c))
+    frame = pd.DataFrame(columns)
+    for c in ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V"):
+        frame[c] = frame[c].astype(float)
+    return frame
+
+
+def _num(value: object) -> float | None:
+    if value is None:
+        return None
+    f = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(f) else f
+
+
+def _answers(target: TargetName, out: pd.DataFrame) -> list[TargetPrediction]:
+    unit = TARGETS[target].unit
+    cols = {c: out[c].tolist() for c in ("prediction", "std", "lower_90", "upper_90", "in_domain")}
+    reasons = out["domain_reason"].tolist()
+    versions = out["model_version"].tolist()
+    errors = out["error"].tolist()
+    answers = []
+    for i in range(len(out)):
+        err = errors[i]
+        err_text = str(err) if isinstance(err, str) and err else None
+        if err_text is not None:
+            answers.append(
+                TargetPrediction(value=None, unit=unit, model_version=str(versions[i] or ""), error=err_text)
+            )
+            continue
+        answers.append(
+            TargetPrediction(
+                value=_num(cols["prediction"][i]),
+                std=_num(cols["std"][i]),
+                lower_90=_num(cols["lower_90"][i]),
+                upper_90=_num(cols["upper_90"][i]),
+                unit=unit,
+                in_domain=bool(cols["in_domain"][i]),
+                domain_reason=str(reasons[i] or ""),
+                model_version=str(versions[i]),
+            )
+        )
+    return answers
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses={**ERROR_RESPONSES, 503: {"description": "No model is loaded for a requested target"}},
+    summary="Predict targets for a batch of materials",
+)
+def predict(
+    body: Annotated[PredictRequest, Body(openapi_examples=_EXAMPLES)],
+    predictors: PredictorsDep,
+    settings: SettingsDep,
+) -> PredictResponse:
+    """Each item gets, per target, a value with std, calibrated 90% interval, unit, applicability-domain
+    flag with reason and model version, or an `error` for that item and target alone."""
+    if len(body.items) > settings.max_items_per_request:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{len(body.items)} items exceed the limit of {settings.max_items_per_request} per request: "
+            "split the batch or submit a screening job",
+        )
+    absent = [t.value for t in body.targets if t not in predictors]
+    if absent:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"no champion model is loaded for {', '.join(absent)}: train and register one, then restart",
+        )
+    frame = items_frame(body.items)
+    per_target = {t: _answers(t, predictors[t].predict_frame(frame)) for t in body.targets}
+    return PredictResponse(
+        results=[
+            ItemResult(
+                index=i,
+                id=item.id,
+                formula=item.formula,
+                predictions={t: answers[i] for t, answers in per_target.items()},
+            )
+            for i, item in enumerate(body.items)
+        ]
+    )

@@ -1,0 +1,81 @@
+"""POST /v1/rank-dopants: a small substitution screen answered synchronously."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.targets import TargetName
+
+RANK_EXAMPLE: dict[str, Any] = {
+    "family": "nasicon",
+    "host": "Na3Zr2Si2PO12",
+    "site": "Zr",
+    "dopants": ["Hf", "Ti", "Sn", "Nb"],
+    "fractions": [0.05, 0.1, 0.2],
+    "compensation": "na_content",
+    "ranking": {"mode": "ucb", "kappa": 1.0},
+    "top_k": 10,
+}
+
+
+class RankConditions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cycles: float | None = Field(default=None, gt=0)
+    current_mA_g: float | None = Field(default=None, gt=0)
+    voltage_low_V: float | None = Field(default=None, gt=0)
+    voltage_high_V: float | None = Field(default=None, gt=0)
+    working_ion: str | None = Field(default=None, max_length=3)
+
+
+class RankRequest(BaseModel):
+    """Host + site + dopants + fractions (+ compensation, conditions, ranking): the substitution form of a
+    screening spec, small enough to answer in one request."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [RANK_EXAMPLE]})
+
+    family: str = Field(description="Material family (decides the targets), e.g. nasicon, p2_layered_oxide")
+    host: str = Field(min_length=1, max_length=200, description="Host formula")
+    site: str = Field(min_length=1, max_length=3, description="Host element the dopant replaces")
+    dopants: list[str] = Field(min_length=1, max_length=120, description="Element symbols and/or group names")
+    fractions: list[float] = Field(min_length=1, description="Dopant amounts on the site")
+    compensation: str | dict[str, Any] | None = Field(
+        default=None, description="na_content | variable_valence | vacancy | none"
+    )
+    valences: dict[str, float | list[float]] | None = None
+    codoping: dict[str, Any] | None = None
+    conditions: RankConditions | None = None
+    targets: list[TargetName] | None = None
+    ranking: dict[str, Any] | None = Field(
+        default=None, description="Ranking settings: mode value|ucb|ei|pareto, objectives, kappa, ..."
+    )
+    top_k: int = Field(default=20, ge=1, le=1000, description="Rows returned")
+
+    def to_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"name": f"rank-{self.host}-{self.site}"}
+        spec.update(self.model_dump(exclude_none=True, exclude={"top_k", "conditions", "targets"}))
+        if self.conditions is not None:
+            spec["conditions"] = self.conditions.model_dump(exclude_none=True)
+        if self.targets is not None:
+            spec["targets"] = [t.value for t in self.targets]
+        return spec
+
+
+class RejectedCandidate(BaseModel):
+    candidate: str
+    reason: str
+
+
+class RankResponse(BaseModel):
+    ranking: str = Field(description="Which mode and parameters produced this order")
+    targets: list[TargetName]
+    n_generated: int
+    n_rejected: int = Field(description="Candidates that failed the charge-neutrality check")
+    n_scored: int
+    candidates: list[dict[str, Any]] = Field(
+        description="Top-k rows: rank, score, formula, dopant, fraction, and per target prediction/std/"
+        "lower_90/upper_90/in_domain/domain_reason/model_version/error"
+    )
+    rejected: list[RejectedCandidate] = Field(description="Up to 100 rejected candidates with their reason")

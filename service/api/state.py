@@ -1,0 +1,57 @@
+"""What the app holds between requests: settings, the champion predictors (loaded once), the job store."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import pandas as pd
+
+from models.targets import TargetName
+from service.api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from service.api.job_runner import JobManager
+    from service.api.jobs import JobStore
+
+logger = logging.getLogger(__name__)
+
+
+class PredictorLike(Protocol):
+    """The part of `models.predictor.Predictor` the API uses."""
+
+    model_version: str
+
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame: ...
+
+
+@dataclass
+class AppState:
+    settings: ApiSettings
+    predictors: dict[TargetName, PredictorLike] = field(default_factory=dict)
+    missing: dict[TargetName, str] = field(default_factory=dict)
+    jobs: JobStore | None = None
+    manager: JobManager | None = None
+
+
+def load_champions(settings: ApiSettings) -> tuple[dict[TargetName, PredictorLike], dict[TargetName, str]]:
+    """Load each configured target's champion once; a target without one is reported, not fatal."""
+    from models.predictor import load_predictors
+
+    from models.tracking import NoChampionError
+
+    loaded: dict[TargetName, PredictorLike] = {}
+    missing: dict[TargetName, str] = {}
+    uri = settings.resolved_tracking_uri
+    for target in settings.targets:
+        try:
+            loaded.update(load_predictors([target], uri))
+        except NoChampionError as exc:
+            missing[target] = str(exc)
+        except (OSError, ValueError, LookupError) as exc:  # a broken store/artifact for one target only
+            logger.exception("could not load the champion model for %s", target.value)
+            missing[target] = f"could not load the champion model: {exc}"
+    for target, predictor in loaded.items():
+        logger.info("loaded %s champion version %s", target.value, predictor.model_version)
+    return loaded, missing
