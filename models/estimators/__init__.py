@@ -1,0 +1,6 @@
+"""Regressors used inside the model pipelines (sklearn + torch) and how to read their spread."""
+
+from models.estimators.mlp_ensemble import MLPEnsembleRegressor
+from models.estimators.spread import predict_mean_std
+
+__all__ = ["MLPEnsembleRegressor", "predict_mean_std"]

@@ -1,0 +1,57 @@
+"""The raw predictive spread of a fitted regressor: per-tree spread for forests, member spread for ensembles.
+
+The spread is a *relative* difficulty signal (sigma_hat); it is turned into calibrated intervals by the
+conformal step (models/conformal.py), which also handles regressors that give no spread (sigma_hat None).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import BaggingRegressor, ExtraTreesRegressor, RandomForestRegressor
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.linear_model import ARDRegression, BayesianRidge
+
+from models.estimators.mlp_ensemble import MLPEnsembleRegressor
+
+_RETURN_STD = (GaussianProcessRegressor, BayesianRidge, ARDRegression)
+
+
+def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean prediction and a spread estimate (or None) of a fitted regressor on already transformed ``Xt``.
+
+    - RandomForestRegressor / ExtraTreesRegressor: standard deviation of the per-tree predictions.
+    - BaggingRegressor: standard deviation of the member predictions.
+    - MLPEnsembleRegressor: standard deviation of the ensemble members.
+    - GaussianProcessRegressor, BayesianRidge, ARDRegression: their own predictive std.
+    - anything else (GradientBoosting, HistGradientBoosting, linear models, ...): None.
+    The mean is always ``regressor.predict(Xt)``, so it equals what the pipeline's ``predict`` returns.
+    """
+    if isinstance(regressor, MLPEnsembleRegressor):
+        mean, std = regressor.predict(Xt, return_std=True)
+        return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    if isinstance(regressor, _RETURN_STD):
+        mean, std = regressor.predict(Xt, return_std=True)
+        return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    mean = np.asarray(regressor.predict(Xt), dtype=float)
+    if isinstance(regressor, RandomForestRegressor | ExtraTreesRegressor):
+        X = np.asarray(Xt, dtype=np.float32)
+        per_tree = np.stack([tree.predict(X) for tree in regressor.estimators_])
+        return mean, _column_std(per_tree)
+    if isinstance(regressor, BaggingRegressor):
+        X = np.asarray(Xt)
+        per_member = np.stack(
+            [
+                est.predict(X[:, feats])
+                for est, feats in zip(regressor.estimators_, regressor.estimators_features_, strict=True)
+            ]
+        )
+        return mean, _column_std(per_member)
+    return mean, None
+
+
+def _column_std(per_member: np.ndarray) -> np.ndarray:
+    if per_member.ndim == 3:  # multi-output: not used by the single-target models here
+        raise ValueError("predict_mean_std supports single-output regressors only")
+    return np.asarray(per_member.std(axis=0), dtype=float)
