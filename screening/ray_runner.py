@@ -1,0 +1,224 @@
+"""The Ray executor: the only module of nascreen that imports Ray.
+
+Design (one level of parallelism, memory-bounded, models loaded once per worker):
+- one actor per CPU (``num_cpus=1`` each); its ``__init__`` calls the scorer factory once, which is where
+  the champion predictors are loaded; the actor then scores chunk ranges (it regenerates its candidates
+  from the spec it was given: the driver ships index ranges, never data);
+- inside workers everything runs single-threaded: OMP/MKL/OpenBLAS thread counts are set to 1 through the
+  runtime environment and torch is set to one thread, so N actors use N cores instead of N x N threads;
+- at most ``per_worker`` chunks are in flight per actor (``ray.wait`` one at a time), so the driver holds a
+  bounded number of results, each written to the chunk store by the runner before the next is fetched;
+- an actor process that dies is restarted by Ray (``max_restarts``) and its task retried
+  (``max_task_retries``); an application error is retried here, up to ``max_attempts`` attempts with the
+  reason logged each time, then reported as a failed chunk while the other chunks go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayError, RayTaskError
+
+from screening.chunks import ChunkOutcome, ChunkRange, ChunkResult, ScorerFactory
+
+logger = logging.getLogger(__name__)
+
+LOCAL_NODE_IP = "127.0.0.1"
+# Ray 2.60 on Linux turns a loopback node IP into the machine's routable address and binds its servers on
+# all interfaces, unless multi-node clustering is switched off with this (Ray's own) switch: then the node
+# IP is 127.0.0.1 and GCS, raylet, workers and agents listen on 127.0.0.1 only. Embedded sessions only.
+_LOOPBACK_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Applied to every worker process Ray starts for this job (one level of parallelism).
+WORKER_ENV_VARS = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason: the user's exception behind a RayTaskError, else the Ray error's first line."""
+    if isinstance(exc, RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[dict[str, Any]]:
+    """Connect to the Ray cluster at ``address``, or start an embedded local Ray (all local cores unless
+    ``num_cpus``; node IP 127.0.0.1; no dashboard; usage stats off; Ray's own logging at WARNING).
+
+    If Ray is already initialised in this process (a test fixture, a caller's session) it is reused and
+    left running; a session started here is shut down on exit.
+    """
+    if ray.is_initialized():
+        yield dict(ray.cluster_resources())
+        return
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray.init below; never report usage
+    common: dict[str, Any] = {
+        "runtime_env": {"env_vars": dict(WORKER_ENV_VARS)},
+        "logging_level": logging.WARNING,
+        "log_to_driver": False,
+    }
+    if address:
+        logger.info("connecting to the Ray cluster at %s", address)
+        ray.init(address=address, **common)
+    else:
+        saved = {k: os.environ.get(k) for k in _LOOPBACK_ONLY_ENV}
+        os.environ.update(_LOOPBACK_ONLY_ENV)  # inherited by the processes ray.init starts
+        constants = ray._private.ray_constants  # the driver read the switch when it imported ray
+        saved_switch, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
+        try:
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _node_ip_address=LOCAL_NODE_IP,
+                **common,
+            )
+        finally:
+            constants.ENABLE_RAY_CLUSTER = saved_switch
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    try:
+        yield dict(ray.cluster_resources())
+    finally:
+        ray.shutdown()
+
+
+class _ChunkWorker:
+    """Actor body: builds the scorer once (loads the models), then scores chunk ranges."""
+
+    def __init__(self, factory: ScorerFactory) -> None:
+        if "torch" in sys.modules:  # the runtime env already sets OMP_NUM_THREADS=1 before torch imports
+            sys.modules["torch"].set_num_threads(1)
+        self._scorer = factory()
+        if "torch" in sys.modules:  # the factory may have imported torch (MLP ensembles)
+            sys.modules["torch"].set_num_threads(1)
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def score(self, start: int, stop: int) -> ChunkResult:
+        return self._scorer(start, stop)
+
+
+class RayExecutor:
+    """Runs chunks on Ray actors. Needs an initialised Ray (see ``ray_session``).
+
+    ``num_workers``: actors to start (default: the cluster's CPU count, capped by the number of chunks);
+    ``per_worker``: chunks queued per actor (2 keeps an actor busy while the driver stores a result);
+    ``max_restarts`` / ``max_task_retries``: Ray's own recovery of a crashed actor process.
+    """
+
+    def __init__(
+        self,
+        num_workers: int | None = None,
+        per_worker: int = 2,
+        max_restarts: int = 2,
+        max_task_retries: int = 2,
+    ) -> None:
+        self.num_workers = num_workers
+        self.per_worker = per_worker
+        self.max_restarts = max_restarts
+        self.max_task_retries = max_task_retries
+
+    def _worker_count(self, n_chunks: int) -> int:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return max(1, min(self.num_workers or cpus, n_chunks))
+
+    def run(
+        self, factory: ScorerFactory, chunks: Sequence[ChunkRange], max_attempts: int
+    ) -> Iterator[ChunkOutcome]:
+        if not chunks:
+            return
+        if not ray.is_initialized():
+            raise RuntimeError("RayExecutor needs an initialised Ray: run it inside ray_session()")
+        actor_cls = ray.remote(
+            num_cpus=1, max_restarts=self.max_restarts, max_task_retries=self.max_task_retries
+        )(_ChunkWorker)
+        factory_ref = ray.put(factory)
+        n_workers = self._worker_count(len(chunks))
+        actors: list[Any] = [actor_cls.remote(factory_ref) for _ in range(n_workers)]
+        try:
+            try:
+                pids = ray.get([a.ready.remote() for a in actors])
+            except RayError as exc:
+                raise RuntimeError(f"screening workers could not start: {_describe(exc)}") from exc
+            logger.info("%d Ray workers ready (pids %s)", n_workers, pids)
+            yield from self._schedule(actors, actor_cls, factory_ref, chunks, max_attempts)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+    def _schedule(
+        self,
+        actors: list[Any],
+        actor_cls: Any,
+        factory_ref: Any,
+        chunks: Sequence[ChunkRange],
+        max_attempts: int,
+    ) -> Iterator[ChunkOutcome]:
+        queue: deque[ChunkRange] = deque(chunks)
+        attempts: dict[int, int] = {}
+        errors: dict[int, list[str]] = {}
+        load = [0] * len(actors)
+        in_flight: dict[Any, tuple[ChunkRange, int, Any]] = {}
+
+        def fill() -> None:
+            for slot in sorted(range(len(actors)), key=load.__getitem__):
+                while queue and load[slot] < self.per_worker:
+                    chunk = queue.popleft()
+                    attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
+                    actor = actors[slot]
+                    in_flight[actor.score.remote(chunk.start, chunk.stop)] = (chunk, slot, actor)
+                    load[slot] += 1
+
+        fill()
+        while in_flight:
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            chunk, slot, actor = in_flight.pop(ref)
+            load[slot] -= 1
+            try:
+                result: ChunkResult = ray.get(ref)
+            except RayError as exc:
+                reason = _describe(exc)
+                if isinstance(exc, RayActorError) and actors[slot] is actor:
+                    # Ray gave up restarting this actor: replace it so the remaining chunks still run.
+                    logger.warning("Ray worker %d died (%s); starting a new one", slot, reason)
+                    ray.kill(actor)
+                    actors[slot] = actor_cls.remote(factory_ref)
+                errors.setdefault(chunk.index, []).append(reason)
+                n = attempts[chunk.index]
+                logger.warning(
+                    "chunk %d [%d, %d) failed (attempt %d/%d): %s",
+                    chunk.index,
+                    chunk.start,
+                    chunk.stop,
+                    n,
+                    max_attempts,
+                    reason,
+                )
+                if n < max_attempts:
+                    queue.appendleft(chunk)
+                else:
+                    yield ChunkOutcome(chunk, None, error=reason, attempts=n, errors=errors[chunk.index])
+            else:
+                yield ChunkOutcome(
+                    chunk, result, attempts=attempts[chunk.index], errors=errors.get(chunk.index, [])
+                )
+            fill()
