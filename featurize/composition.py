@@ -43,6 +43,7 @@ import math
 import numbers
 import re
 import unicodedata
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -383,11 +384,14 @@ def _canonical(total: dict[str, float], structure_type: str | None) -> Compositi
     if tiny:
         raise _Problem(f"amount of {tiny[0]} is below the tolerance {AMOUNT_TOLERANCE:g}")
     pmg = PmgComposition(rounded)
+    with warnings.catch_warnings():  # noble gases have no Pauling X; pymatgen warns while ordering
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity", category=UserWarning)
+        formula = pmg.reduced_formula
     reduced, _factor = pmg.get_reduced_composition_and_factor()
     red = {str(el): round(float(amt), AMOUNT_DECIMALS) for el, amt in reduced.get_el_amt_dict().items()}
     order = sorted(red, key=atomic_number)
     return Composition(
-        formula=pmg.reduced_formula,
+        formula=formula,
         elements=tuple(order),
         amounts=tuple(red[e] for e in order),
         structure_type=structure_type,
