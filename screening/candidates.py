@@ -1,0 +1,368 @@
+"""Candidate generation: every (template, dopant, co-dopant, grid point) of a spec, by index.
+
+Candidate ``0`` is the undoped host (``is_host``), the reference rankings compare against. Candidate
+``i >= 1`` is decoded from ``i - 1`` in mixed radix over (template, dopant option, co-dopant option,
+grid variables in declared order), so ``candidate_chunk(spec, start, stop)`` regenerates any slice from
+the spec alone (a worker needs nothing else) and the union of chunks is the whole space, in order.
+
+A chunk is built block by block (one block = one template and dopant choice): amounts are evaluated
+as an (n, n_elements) NumPy matrix, rounded to the formula's decimals (what is checked is what is
+written), then checked in this order; the first failed check is the row's reason:
+
+1. duplicate co-doping (the same element twice on one site; a swapped dopant pair),
+2. a negative amount ("Na content would be negative (-0.05)"),
+3. the compensation's own limit (vacancies can only remove atoms; a variable-valence metal must stay
+   in its range: "not charge balanced: needs Mn above +4 (+4.29)"),
+4. ``featurize.oxidation.charge_balance_batch``, the project's neutrality check.
+
+Rejected rows are returned with their reason, never dropped. Formulas are built per column from the
+few distinct amounts (fixed decimals, trailing zeros stripped) so no per-candidate Python parsing runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from featurize.composition import CompositionError, parse_formula
+from featurize.oxidation import assign_oxidation_states, charge_balance_batch
+from screening.spec import DopantOption, ScreeningSpec, candidate_space_size, format_amount
+from screening.templates import VALENCE_NAMES
+
+__all__ = ["ACCEPTED_COLUMNS", "REJECTED_COLUMNS", "CandidateChunk", "candidate_chunk", "count_candidates"]
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_COLUMNS = (
+    "candidate_id",
+    "formula",
+    "is_host",
+    "family",
+    "structure_type",
+    "host",
+    "template",
+    "site",
+    "dopant",
+    "dopant_valence",
+    "fraction",
+    "site2",
+    "dopant2",
+    "dopant2_valence",
+    "fraction2",
+    "compensation",
+    "cycles",
+    "current_mA_g",
+    "voltage_low_V",
+    "voltage_high_V",
+    "working_ion",
+)
+REJECTED_COLUMNS = ("candidate_id", "formula", "dopant", "fraction", "dopant2", "fraction2", "reason")
+
+#: assign_oxidation_states is called (for an explanatory reason) at most this many times per chunk.
+MAX_REASON_LOOKUPS = 200
+_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class CandidateChunk:
+    accepted: pd.DataFrame
+    rejected: pd.DataFrame
+
+
+def count_candidates(spec: ScreeningSpec) -> int:
+    """Number of candidates (host reference included): the valid range of candidate ids is [0, n)."""
+    return candidate_space_size(spec)
+
+
+def _dims(spec: ScreeningSpec) -> tuple[int, ...]:
+    return (
+        len(spec.templates),
+        max(len(spec.dopants), 1),
+        max(len(spec.dopants2), 1),
+        *(len(g.values) for g in spec.grids),
+    )
+
+
+def _format_column(values: np.ndarray, symbol: str, decimals: int) -> np.ndarray:
+    uniq, inverse = np.unique(values, return_inverse=True)
+    texts = np.array(
+        ["" if abs(u) < _TOL else symbol + format_amount(float(u), decimals) for u in uniq], dtype=object
+    )
+    return texts[inverse.reshape(-1)]
+
+
+def _formulas(elements: tuple[str, ...], amounts: np.ndarray, decimals: int) -> np.ndarray:
+    out = np.full(amounts.shape[0], "", dtype=object)
+    for j, sym in enumerate(elements):
+        out = out + _format_column(amounts[:, j], sym, decimals)
+    return out
+
+
+@dataclass
+class _Block:
+    ids: np.ndarray
+    formula: np.ndarray
+    reason: np.ndarray
+    columns: dict[str, object]
+
+
+def _charge_reason(formula: str, allow_peroxide: bool) -> str:
+    try:
+        oxi = assign_oxidation_states(parse_formula(formula), allow_peroxide=allow_peroxide)
+    except CompositionError as exc:
+        return f"invalid formula: {exc}"
+    return oxi.reason or "no charge-neutral assignment within the allowed oxidation states"
+
+
+def _block(
+    spec: ScreeningSpec, ids: np.ndarray, digits: tuple[np.ndarray, ...], lookups: list[int]
+) -> _Block:
+    t, d1, d2 = int(digits[0][0]), int(digits[1][0]), int(digits[2][0])
+    n = ids.size
+    template = spec.templates[t]
+    opt1 = spec.dopants[d1] if spec.dopants else None
+    opt2 = spec.dopants2[d2] if spec.dopants2 else None
+    env: dict[str, np.ndarray | float] = {}
+    for g, dig in zip(spec.grids, digits[3:], strict=True):
+        env[g.name] = np.asarray(g.values, dtype=float)[dig]
+    dopants: dict[str, str] = {}
+    if opt1 is not None:
+        dopants["M"], env[VALENCE_NAMES["M"]] = opt1.element, opt1.valence
+    if opt2 is not None:
+        dopants["M2"], env[VALENCE_NAMES["M2"]] = opt2.element, opt2.valence
+    elements, amounts = template.amounts(dopants, env, n)
+    amounts = np.round(amounts, spec.decimals) + 0.0  # "+ 0.0" turns -0.0 into 0.0
+    formula = _formulas(elements, amounts, spec.decimals)
+    reason = np.full(n, "", dtype=object)
+
+    def reject(mask: np.ndarray, text: np.ndarray | str) -> None:
+        new = mask & (reason == "")
+        reason[new] = text[new] if isinstance(text, np.ndarray) else text
+
+    # 1. duplicate co-doping
+    same_site = spec.form == "template" or spec.site == spec.site2
+    if opt1 is not None and opt2 is not None and same_site:
+        if opt1.element == opt2.element:
+            reject(np.ones(n, dtype=bool), f"co-dopant {opt2.element} equals the dopant on the same site")
+        elif (
+            spec.form == "substitution"
+            and spec.dopants == spec.dopants2
+            and spec.grids[0].values == spec.grids[1].values
+            and d1 > d2
+        ):
+            reject(np.ones(n, dtype=bool), "duplicate: the same candidate with dopant and co-dopant swapped")
+    # 2. negative amounts
+    neg = amounts < -_TOL
+    if neg.any():
+        first = np.argmax(neg, axis=1)
+        rows = np.flatnonzero(neg.any(axis=1))
+        texts = np.full(n, "", dtype=object)
+        for r in rows:
+            texts[r] = f"{elements[first[r]]} content would be negative ({amounts[r, first[r]]:g})"
+        reject(np.asarray(neg.any(axis=1)), texts)
+    # 3. compensation limits
+    comp = spec.compensation
+    if spec.form == "substitution" and opt1 is not None and comp.element is not None:
+        charge = np.asarray(env["x"], dtype=float) * (opt1.valence - _state(spec, spec.site))
+        if opt2 is not None:
+            charge = charge + np.asarray(env["x2"], dtype=float) * (opt2.valence - _state(spec, spec.site2))
+        if comp.mode == "vacancy":
+            removed = np.broadcast_to(charge / _state(spec, comp.element), (n,))
+            reject(
+                removed < -_TOL,
+                f"vacancy compensation on the {comp.element} site cannot balance this dopant "
+                f"(it would need extra {comp.element}, not vacancies)",
+            )
+        elif comp.mode == "variable_valence":
+            _variable_valence(spec, elements, amounts, dopants, env, opt1, opt2, reject)
+    # 4. the project's neutrality check
+    todo = np.flatnonzero(reason == "")
+    if todo.size:
+        _, balanced = charge_balance_batch(list(elements), amounts[todo], allow_peroxide=spec.allow_peroxide)
+        bad = todo[~np.asarray(balanced, dtype=bool)]
+        for r in bad:
+            if lookups[0] < MAX_REASON_LOOKUPS:
+                lookups[0] += 1
+                reason[r] = "not charge balanced: " + _charge_reason(str(formula[r]), spec.allow_peroxide)
+            else:
+                reason[r] = "not charge balanced within the allowed oxidation states"
+
+    g0 = spec.grids[0] if spec.grids else None
+    g1 = spec.grids[1] if len(spec.grids) > 1 else None
+    columns: dict[str, object] = {
+        "template": template.text,
+        "dopant": opt1.element if opt1 else "",
+        "dopant_valence": opt1.valence if opt1 else np.nan,
+        "fraction": env[g0.name] if g0 else np.nan,
+        "dopant2": opt2.element if opt2 else "",
+        "dopant2_valence": opt2.valence if opt2 else np.nan,
+        "fraction2": env[g1.name] if g1 else np.nan,
+    }
+    if spec.form == "template":
+        for g in spec.grids:
+            columns[f"var_{g.name}"] = env[g.name]
+    return _Block(ids=ids, formula=formula, reason=reason, columns=columns)
+
+
+def _state(spec: ScreeningSpec, element: str | None) -> float:
+    state = spec.state(str(element))
+    if state is None:
+        raise ValueError(f"{element}: no oxidation state in the host {spec.host!r}")
+    return state
+
+
+def _variable_valence(
+    spec: ScreeningSpec,
+    elements: tuple[str, ...],
+    amounts: np.ndarray,
+    dopants: dict[str, str],
+    env: dict[str, np.ndarray | float],
+    opt1: DopantOption,
+    opt2: DopantOption | None,
+    reject: Callable[[np.ndarray, np.ndarray | str], None],
+) -> None:
+    comp = spec.compensation
+    e = str(comp.element)
+    assert comp.valence_range is not None
+    lo, hi = comp.valence_range
+    n = amounts.shape[0]
+    others = np.zeros(n)
+    for j, sym in enumerate(elements):
+        if sym == e:
+            continue
+        s_host = spec.state(sym)
+        if s_host is not None:
+            others += amounts[:, j] * s_host
+    for opt, name, xname in ((opt1, "M", "x"), (opt2, "M2", "x2")):
+        if opt is None or name not in dopants:
+            continue
+        if opt.element == e:  # the dopant is the variable metal itself: its charge floats with it
+            continue
+        s_host = spec.state(opt.element)
+        x = np.asarray(env[xname], dtype=float)
+        others += x * (opt.valence - (s_host if s_host is not None else 0.0))
+    a_e = amounts[:, elements.index(e)] if e in elements else np.zeros(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.where(a_e > _TOL, -others / np.where(a_e > _TOL, a_e, 1.0), np.nan)
+    gone = a_e <= _TOL
+    reject(
+        gone & (np.abs(others) > 1e-6),
+        f"not charge balanced: {e} fully substituted and the rest is not neutral",
+    )
+    high = need > hi + 1e-6
+    low = need < lo - 1e-6
+    with_ = f" with {opt1.element}{opt1.valence:+g}" + (f", {opt2.element}{opt2.valence:+g}" if opt2 else "")
+    for mask, word, bound in ((high, "above", hi), (low, "below", lo)):
+        if mask.any():
+            texts = np.array(
+                [f"not charge balanced: needs {e} {word} {bound:+g} ({v:+.2f}){with_}" for v in need],
+                dtype=object,
+            )
+            reject(mask, texts)
+
+
+def _frame(spec: ScreeningSpec, blocks: list[_Block], accepted: bool) -> pd.DataFrame:
+    parts = []
+    for b in blocks:
+        mask = (b.reason == "") if accepted else (b.reason != "")
+        if not mask.any():
+            continue
+        data: dict[str, object] = {"candidate_id": b.ids[mask], "formula": b.formula[mask]}
+        for k, v in b.columns.items():
+            data[k] = v[mask] if isinstance(v, np.ndarray) else v
+        if not accepted:
+            data["reason"] = b.reason[mask]
+        parts.append(pd.DataFrame(data))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return frame
+
+
+def _host_block(spec: ScreeningSpec) -> _Block:
+    columns: dict[str, object] = {
+        "template": "",
+        "dopant": "",
+        "dopant_valence": np.nan,
+        "fraction": 0.0,
+        "dopant2": "",
+        "dopant2_valence": np.nan,
+        "fraction2": np.nan if len(spec.grids) < 2 else 0.0,
+    }
+    if spec.form == "template":
+        for g in spec.grids:
+            columns[f"var_{g.name}"] = np.nan
+    return _Block(
+        ids=np.array([0], dtype=np.int64),
+        formula=np.array([spec.host_formula], dtype=object),
+        reason=np.array([""], dtype=object),
+        columns=columns,
+    )
+
+
+def _finish(spec: ScreeningSpec, frame: pd.DataFrame, accepted: bool, host_in: bool) -> pd.DataFrame:
+    extra = [f"var_{g.name}" for g in spec.grids] if spec.form == "template" else []
+    if accepted:
+        cols = [*ACCEPTED_COLUMNS, *extra]
+    else:
+        cols = [c for c in REJECTED_COLUMNS if c != "reason"] + extra + ["reason"]
+    if frame.empty:
+        frame = pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
+        return frame
+    frame["candidate_id"] = frame["candidate_id"].astype(np.int64)
+    if accepted:
+        frame["is_host"] = frame["candidate_id"] == 0
+        frame["family"] = spec.family.name
+        frame["structure_type"] = spec.family.structure_type or ""
+        frame["host"] = spec.host_formula
+        frame["site"] = np.where(frame["is_host"], "", spec.site or "")
+        frame["site2"] = np.where(frame["is_host"] | (frame["dopant2"] == ""), "", spec.site2 or "")
+        frame["compensation"] = spec.compensation.mode
+        c = spec.conditions
+        for name in ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V"):
+            value = getattr(c, name)
+            frame[name] = np.nan if value is None else float(value)
+        frame["working_ion"] = c.working_ion
+    for col in ("fraction", "fraction2", "dopant_valence", "dopant2_valence", *extra):
+        if col in frame.columns:
+            frame[col] = frame[col].astype(float)
+    return frame[cols]
+
+
+def _dtype(col: str) -> str:
+    if col == "candidate_id":
+        return "int64"
+    if col == "is_host":
+        return "bool"
+    if col.startswith(("fraction", "var_", "cycles", "current", "voltage")) or col.endswith("valence"):
+        return "float64"
+    return "object"
+
+
+def candidate_chunk(spec: ScreeningSpec, start: int, stop: int) -> CandidateChunk:
+    """Candidates with ids in [start, stop): accepted (neutral) and rejected (with reason) frames."""
+    total = count_candidates(spec)
+    if not (0 <= start <= stop <= total):
+        raise ValueError(f"candidate_chunk: range [{start}, {stop}) outside [0, {total})")
+    blocks: list[_Block] = []
+    host_in = start == 0 and stop > 0
+    if host_in:
+        blocks.append(_host_block(spec))
+    lo = max(start, 1)
+    if stop > lo:
+        ids = np.arange(lo, stop, dtype=np.int64)
+        dims = _dims(spec)
+        digits = np.unravel_index(ids - 1, dims)
+        key = (digits[0] * dims[1] + digits[1]) * dims[2] + digits[2]
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        bounds = [0, *cuts.tolist(), ids.size]
+        lookups = [0]
+        for a, b in itertools.pairwise(bounds):
+            blocks.append(_block(spec, ids[a:b], tuple(d[a:b] for d in digits), lookups))
+    accepted = _finish(spec, _frame(spec, blocks, True), True, host_in)
+    rejected = _finish(spec, _frame(spec, blocks, False), False, host_in)
+    log.debug("chunk [%d, %d): %d accepted, %d rejected", start, stop, len(accepted), len(rejected))
+    return CandidateChunk(accepted=accepted, rejected=rejected)

@@ -1,0 +1,332 @@
+"""Ranking scored candidates: by predicted value, optimistically (UCB), by expected improvement over the
+host (or a stated baseline), or by Pareto fronts over several objectives; with filters.
+
+Input: the frame from ``screening.scoring.score_candidates`` (``<target>_prediction``, ``_std``,
+``_in_domain``, ``_domain_reason``, ``_error`` per target; ``is_host`` marks the reference row).
+Output: every input row (none dropped), ordered best first, with
+
+* ``<target>_score``: the per-objective acquisition value (value, UCB bound or EI) in target units;
+* ``score``: higher is better. One objective: its score (negated for lower-is-better objectives, EI is
+  already higher-is-better). Several: the weighted sum of the per-objective scores min-max normalised
+  to [0, 1] over the eligible rows (so weights compare objectives with different units);
+* ``eligible`` / ``excluded_reason``: the filters (no prediction, out of domain with ``in_domain_only``,
+  a threshold, a std cap). Excluded rows keep their predictions but get no rank;
+* ``pareto_rank`` (1 = non-dominated, computed on predicted means over the eligible rows, up to
+  ``max_pareto_fronts`` fronts; beyond that NA) and ``pareto_front``;
+* ``rank`` (1 = best; pareto mode orders by front, then score) and ``ranked_by`` = ``describe(config)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from models.targets import TARGETS, TargetName
+
+__all__ = ["MODES", "Objective", "RankingConfig", "describe", "pareto_ranks", "parse_ranking", "rank"]
+
+MODES = ("value", "ucb", "ei", "pareto")
+
+
+@dataclass(frozen=True)
+class Objective:
+    target: str
+    direction: str  # "max" | "min"
+    weight: float = 1.0
+    threshold: float | None = None  # constraint on the predicted mean (>= for max, <= for min)
+    max_std: float | None = None
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.direction == "max" else -1.0
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    mode: str = "value"
+    objectives: tuple[Objective, ...] = ()
+    kappa: float = 1.0
+    xi: float = 0.0
+    baseline: tuple[tuple[str, float], ...] = ()  # per target; a target not listed uses the host row
+    in_domain_only: bool = False
+    max_pareto_fronts: int = 50
+
+
+def _num(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: {value!r} is not a number")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{where}: {value!r} is not finite")
+    return out
+
+
+def _objective(target: str, raw: Mapping[str, Any], where: str) -> Objective:
+    extra = set(raw) - {"target", "direction", "weight", "threshold", "max_std"}
+    if extra:
+        raise ValueError(f"{where}: unknown field(s) {sorted(extra)}")
+    default_dir = "max" if TARGETS[TargetName(target)].higher_is_better else "min"
+    direction = raw.get("direction", default_dir)
+    if direction not in ("max", "min"):
+        raise ValueError(f"{where}.direction: {direction!r} (use max or min)")
+    weight = _num(raw.get("weight", 1.0), f"{where}.weight")
+    if weight < 0:
+        raise ValueError(f"{where}.weight: must be >= 0, got {weight}")
+    threshold = None if raw.get("threshold") is None else _num(raw["threshold"], f"{where}.threshold")
+    max_std = None if raw.get("max_std") is None else _num(raw["max_std"], f"{where}.max_std")
+    if max_std is not None and max_std <= 0:
+        raise ValueError(f"{where}.max_std: must be > 0, got {max_std}")
+    return Objective(target, direction, weight, threshold, max_std)
+
+
+def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str]) -> RankingConfig:
+    """Ranking settings from a mapping; objectives default to ``targets`` with their natural direction.
+
+    ``objectives`` may be a list of names, a list of ``{target, direction, weight, threshold, max_std}``
+    or a mapping ``{target: {direction, weight, threshold, max_std}}``."""
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"needs a mapping, got {mapping!r}")
+    known = {"mode", "objectives", "kappa", "xi", "baseline", "in_domain_only", "max_pareto_fronts"}
+    extra = set(mapping) - known
+    if extra:
+        raise ValueError(f"unknown field(s) {sorted(extra)} (known: {', '.join(sorted(known))})")
+    allowed = [str(TargetName(t).value) for t in targets]
+    mode = mapping.get("mode", "value")
+    if mode not in MODES:
+        raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
+    raw_obj = mapping.get("objectives", allowed)
+    items: list[tuple[str, Mapping[str, Any], str]] = []
+    if isinstance(raw_obj, Mapping):
+        items = [(str(k), v or {}, f"objectives.{k}") for k, v in raw_obj.items()]
+    elif isinstance(raw_obj, Sequence) and not isinstance(raw_obj, str):
+        for i, o in enumerate(raw_obj):
+            if isinstance(o, str):
+                items.append((o, {}, f"objectives[{i}]"))
+            elif isinstance(o, Mapping) and "target" in o:
+                items.append((str(o["target"]), o, f"objectives[{i}]"))
+            else:
+                raise ValueError(f"objectives[{i}]: needs a target name or {{target: ...}}, got {o!r}")
+    else:
+        raise ValueError(f"objectives: needs a list or mapping, got {raw_obj!r}")
+    if not items:
+        raise ValueError("objectives: empty")
+    objectives = []
+    for t, raw, where in items:
+        if t not in allowed:
+            raise ValueError(f"{where}: {t!r} is not a screened target ({', '.join(allowed)})")
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where}: needs a mapping, got {raw!r}")
+        objectives.append(_objective(t, raw, where))
+    if len({o.target for o in objectives}) != len(objectives):
+        raise ValueError("objectives: a target is listed twice")
+    if all(o.weight == 0 for o in objectives):
+        raise ValueError("objectives: all weights are 0")
+    kappa = _num(mapping.get("kappa", 1.0), "kappa")
+    if kappa < 0:
+        raise ValueError(f"kappa: must be >= 0, got {kappa}")
+    xi = _num(mapping.get("xi", 0.0), "xi")
+    base = mapping.get("baseline", "host")
+    baseline: tuple[tuple[str, float], ...] = ()
+    if base != "host":
+        if not isinstance(base, Mapping):
+            raise ValueError(f"baseline: 'host' or {{target: value}}, got {base!r}")
+        for k, v in base.items():
+            if k not in allowed:
+                raise ValueError(f"baseline.{k}: not a screened target ({', '.join(allowed)})")
+            baseline += ((str(k), _num(v, f"baseline.{k}")),)
+    ido = mapping.get("in_domain_only", False)
+    if not isinstance(ido, bool):
+        raise ValueError(f"in_domain_only: needs true/false, got {ido!r}")
+    fronts = mapping.get("max_pareto_fronts", 50)
+    if isinstance(fronts, bool) or not isinstance(fronts, int) or fronts < 1:
+        raise ValueError(f"max_pareto_fronts: needs a positive integer, got {fronts!r}")
+    return RankingConfig(mode, tuple(objectives), kappa, xi, baseline, ido, fronts)
+
+
+def describe(config: RankingConfig) -> str:
+    """One line saying which mode and parameters produced a ranking."""
+    mode = {
+        "value": "predicted value",
+        "ucb": f"UCB: mean + {config.kappa:g}*std (mean - {config.kappa:g}*std for lower-is-better)",
+        "ei": "expected improvement (Gaussian) over "
+        + (", ".join(f"{k}={v:g}" for k, v in config.baseline) or "the host prediction")
+        + (f" with xi={config.xi:g}" if config.xi else ""),
+        "pareto": "Pareto fronts on predicted means, then weighted score within a front",
+    }[config.mode]
+    objs = []
+    for o in config.objectives:
+        bits = [o.direction, f"weight {o.weight:g}"]
+        if o.threshold is not None:
+            bits.append(f"{'>=' if o.direction == 'max' else '<='} {o.threshold:g}")
+        if o.max_std is not None:
+            bits.append(f"std <= {o.max_std:g}")
+        objs.append(f"{o.target} [{', '.join(bits)}]")
+    text = f"mode={config.mode} ({mode}); objectives: {'; '.join(objs)}"
+    if len(config.objectives) > 1 and config.mode != "pareto":
+        text += "; score = weighted sum of objective scores min-max normalised over eligible rows"
+    text += "; filters: " + ("in-domain only" if config.in_domain_only else "none beyond thresholds")
+    return text
+
+
+def pareto_ranks(points: np.ndarray, max_fronts: int) -> np.ndarray:
+    """Front number (1 = non-dominated) per row of ``points`` (maximise every column); 0 for rows beyond
+    ``max_fronts``. Identical points share a front."""
+    n = points.shape[0]
+    ranks = np.zeros(n, dtype=np.int64)
+    remaining = np.arange(n)
+    for front in range(1, max_fronts + 1):
+        if remaining.size == 0:
+            break
+        pts = points[remaining]
+        order = np.lexsort(tuple(-pts[:, j] for j in reversed(range(pts.shape[1]))))
+        cand = order.copy()
+        i = 0
+        while i < cand.size:
+            p = pts[cand[i]]
+            keep = np.any(pts[cand] > p, axis=1) | np.all(pts[cand] == p, axis=1)
+            keep[: i + 1] = True
+            cand = cand[keep]
+            i += 1
+        ranks[remaining[cand]] = front
+        mask = np.ones(remaining.size, dtype=bool)
+        mask[cand] = False
+        remaining = remaining[mask]
+    return ranks
+
+
+def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if not mask.any():
+        return out
+    lo, hi = np.nanmin(x[mask]), np.nanmax(x[mask])
+    out[mask] = 1.0 if hi == lo else (x[mask] - lo) / (hi - lo)
+    return out
+
+
+def _baseline(config: RankingConfig, scored: pd.DataFrame, target: str) -> float:
+    given = dict(config.baseline)
+    if target in given:
+        return given[target]
+    if "is_host" in scored.columns:
+        host = scored.loc[scored["is_host"].astype(bool), f"{target}_prediction"].dropna()
+        if len(host):
+            return float(host.iloc[0])
+    raise ValueError(
+        f"ranking mode ei: no baseline for {target}: no host row (is_host) with a prediction and no "
+        "ranking.baseline value"
+    )
+
+
+def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
+    """Score, filter and order ``scored``; every row is kept (see the module docstring)."""
+    if not config.objectives:
+        raise ValueError("ranking: no objectives")
+    out = scored.reset_index(drop=True).copy()
+    n = len(out)
+    eligible = np.ones(n, dtype=bool)
+    reasons = np.full(n, "", dtype=object)
+
+    def exclude(mask: np.ndarray, texts: np.ndarray | str) -> None:
+        nonlocal eligible
+        new = mask & eligible
+        reasons[new] = texts[new] if isinstance(texts, np.ndarray) else texts
+        eligible = eligible & ~mask
+
+    per_obj: dict[str, np.ndarray] = {}
+    means: dict[str, np.ndarray] = {}
+    for o in config.objectives:
+        col = f"{o.target}_prediction"
+        if col not in out.columns:
+            raise ValueError(f"ranking: column {col!r} missing (was {o.target} scored?)")
+        mean = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+        std_col = f"{o.target}_std"
+        std = (
+            pd.to_numeric(out[std_col], errors="coerce").to_numpy(dtype=float)
+            if std_col in out.columns
+            else np.zeros(n)
+        )
+        std = np.where(np.isfinite(std), std, 0.0)
+        err = (
+            out[f"{o.target}_error"].fillna("").astype(str).to_numpy()
+            if f"{o.target}_error" in out.columns
+            else np.full(n, "")
+        )
+        missing = ~np.isfinite(mean)
+        exclude(missing, np.array([f"no {o.target} prediction: {e or 'missing'}" for e in err], dtype=object))
+        if config.in_domain_only and f"{o.target}_in_domain" in out.columns:
+            ind = out[f"{o.target}_in_domain"].fillna(False).astype(bool).to_numpy()
+            why = (
+                out[f"{o.target}_domain_reason"].fillna("").astype(str).to_numpy()
+                if f"{o.target}_domain_reason" in out.columns
+                else np.full(n, "")
+            )
+            exclude(~ind, np.array([f"{o.target} out of domain: {w}" for w in why], dtype=object))
+        if o.threshold is not None:
+            bad = (mean < o.threshold) if o.direction == "max" else (mean > o.threshold)
+            word = "below" if o.direction == "max" else "above"
+            exclude(bad, f"{o.target} {word} threshold {o.threshold:g}")
+        if o.max_std is not None:
+            exclude(std > o.max_std, f"{o.target} std above {o.max_std:g}")
+        if config.mode == "ucb":
+            s = mean + o.sign * config.kappa * std
+        elif config.mode == "ei":
+            best = _baseline(config, out, o.target)
+            imp = o.sign * (mean - best) - config.xi
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = np.where(std > 0, imp / np.where(std > 0, std, 1.0), 0.0)
+            s = np.where(std > 0, imp * norm.cdf(z) + std * norm.pdf(z), np.maximum(imp, 0.0))
+        else:
+            s = mean
+        per_obj[o.target] = s
+        means[o.target] = o.sign * mean
+        out[f"{o.target}_score"] = s
+
+    oriented = {
+        t: (s if config.mode == "ei" else next(o.sign for o in config.objectives if o.target == t) * s)
+        for t, s in per_obj.items()
+    }
+    if len(config.objectives) == 1:
+        score = oriented[config.objectives[0].target].copy()
+    else:
+        total = sum(o.weight for o in config.objectives)
+        score = np.zeros(n)
+        for o in config.objectives:
+            score = score + o.weight / total * _minmax(oriented[o.target], eligible)
+    score = np.where(eligible, score, np.nan)
+
+    pts = np.column_stack([means[o.target] for o in config.objectives])[eligible]
+    pr = np.zeros(n, dtype=np.int64)
+    pr[eligible] = pareto_ranks(pts, config.max_pareto_fronts)
+    pareto = pd.array(np.where(pr > 0, pr, 0), dtype="Int64")
+    pareto[pr == 0] = pd.NA
+
+    ids = np.arange(n)
+    sc = np.where(eligible, score, -np.inf)
+    if config.mode == "pareto":
+        front_key = np.where(pr > 0, pr, config.max_pareto_fronts + 1).astype(float)
+        front_key[~eligible] = np.inf
+        order = np.lexsort((ids, -sc, front_key))
+    else:
+        order = np.lexsort((ids, -sc, ~eligible))
+    ranks = np.full(n, 0, dtype=np.int64)
+    n_ok = int(eligible.sum())
+    ranks[order[:n_ok]] = np.arange(1, n_ok + 1)
+    rank_arr = pd.array(ranks, dtype="Int64")
+    rank_arr[~eligible] = pd.NA
+
+    out["score"] = score
+    out["eligible"] = eligible
+    out["excluded_reason"] = reasons.astype(str)
+    out["pareto_rank"] = pareto
+    out["pareto_front"] = pr == 1
+    out["rank"] = rank_arr
+    out["ranked_by"] = pd.Categorical([describe(config)] * n)
+    out = out.iloc[order].reset_index(drop=True)
+    out.attrs["ranked_by"] = describe(config)
+    return out

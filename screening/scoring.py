@@ -1,0 +1,103 @@
+"""Scoring accepted candidates with one predictor per target.
+
+``score_candidates(accepted, predictors)`` sends each predictor the inputs it needs (formula and the
+conditions columns) and adds, per target, ``<target>_prediction, _std, _lower_90, _upper_90,
+_in_domain, _domain_reason, _model_version, _error``. A predictor reports bad rows itself (its
+``error`` column); if it raises for a whole batch, the batch is bisected so the rows that raise get the
+exception text as their error and the others are still scored. No row is dropped or silently NaN: a row
+without a prediction always has an error text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from models.targets import TargetName
+
+__all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "PredictorLike", "score_candidates"]
+
+log = logging.getLogger(__name__)
+
+INPUT_COLUMNS = ("formula", "cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion")
+OUTPUT_COLUMNS = (
+    "prediction",
+    "std",
+    "lower_90",
+    "upper_90",
+    "in_domain",
+    "domain_reason",
+    "model_version",
+    "error",
+)
+_NUMERIC = ("prediction", "std", "lower_90", "upper_90")
+
+
+class PredictorLike(Protocol):
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame: ...
+
+
+def _failed(n: int, message: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            **{c: np.full(n, np.nan) for c in _NUMERIC},
+            "in_domain": np.zeros(n, dtype=bool),
+            "domain_reason": np.full(n, "", dtype=object),
+            "model_version": np.full(n, "", dtype=object),
+            "error": np.full(n, message, dtype=object),
+        }
+    )
+
+
+def _predict(predictor: PredictorLike, inputs: pd.DataFrame, target: str) -> pd.DataFrame:
+    """predict_frame with bisection on exceptions; returns OUTPUT_COLUMNS with a 0..n-1 index."""
+    n = len(inputs)
+    try:
+        out = predictor.predict_frame(inputs)
+        if len(out) != n:
+            raise ValueError(f"predict_frame returned {len(out)} rows for {n}")
+        missing = [c for c in OUTPUT_COLUMNS if c not in out.columns]
+        if missing:
+            raise ValueError(f"predict_frame output lacks {missing}")
+        return out.loc[:, list(OUTPUT_COLUMNS)].reset_index(drop=True)
+    except Exception as exc:  # a predictor bug or a row it cannot take: isolate the failing rows
+        if n <= 1:
+            log.warning("%s: predictor failed on %r: %s", target, inputs["formula"].tolist(), exc)
+            return _failed(n, f"{type(exc).__name__}: {exc}")
+        half = n // 2
+        return pd.concat(
+            [
+                _predict(predictor, inputs.iloc[:half], target),
+                _predict(predictor, inputs.iloc[half:], target),
+            ],
+            ignore_index=True,
+        )
+
+
+def score_candidates(
+    accepted: pd.DataFrame, predictors: Mapping[TargetName | str, PredictorLike]
+) -> pd.DataFrame:
+    """``accepted`` plus the prediction columns of every target in ``predictors`` (same rows, same order)."""
+    if "formula" not in accepted.columns:
+        raise ValueError("score_candidates: the candidates have no 'formula' column")
+    out = accepted.reset_index(drop=True).copy()
+    inputs = out.loc[:, [c for c in INPUT_COLUMNS if c in out.columns]]
+    for key, predictor in predictors.items():
+        target = TargetName(key).value
+        pred = _failed(0, "") if len(out) == 0 else _predict(predictor, inputs, target)
+        for c in _NUMERIC:
+            pred[c] = pd.to_numeric(pred[c], errors="coerce").astype(float)
+        err = pred["error"].fillna("").astype(str)
+        silent = ~np.isfinite(pred["prediction"].to_numpy()) & (err == "")
+        err[silent] = "no prediction returned"
+        pred["error"] = err
+        pred["in_domain"] = pred["in_domain"].fillna(False).astype(bool)
+        pred["domain_reason"] = pred["domain_reason"].fillna("").astype(str)
+        pred["model_version"] = pred["model_version"].fillna("").astype(str)
+        for c in OUTPUT_COLUMNS:
+            out[f"{target}_{c}"] = pred[c].to_numpy()
+    return out
