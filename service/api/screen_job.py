@@ -29,17 +29,29 @@ class SpecRejected(Exception):
         self.detail = detail
 
 
+def model_elements(predictors: Mapping[TargetName, PredictorLike]) -> frozenset[str] | None:
+    """Elements in the loaded models' training data (resolves the dopant group ``model_elements``)."""
+    found: set[str] = set()
+    for p in predictors.values():
+        found |= set(getattr(getattr(p, "model", None), "training_elements_", ()) or ())
+    return frozenset(found) or None
+
+
 def parse_and_count(
-    mapping: Mapping[str, Any], settings: ApiSettings, *, max_candidates: int, too_many_hint: str
+    mapping: Mapping[str, Any],
+    settings: ApiSettings,
+    *,
+    max_candidates: int,
+    too_many_hint: str,
+    known_elements: frozenset[str] | None = None,
 ) -> tuple[Any, int]:
     """Parse a spec (422 with the spec's own error naming the field), enforce the fraction-grid limit (422)
     and a candidate cap (413 with `too_many_hint`). Returns (ScreeningSpec, number of candidates)."""
     from screening.candidates import count_candidates
-
     from screening.spec import SpecError, parse_spec
 
     try:
-        spec = parse_spec(dict(mapping))
+        spec = parse_spec(dict(mapping), model_elements=known_elements)
     except SpecError as exc:
         raise SpecRejected(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     for grid in spec.grids:
@@ -59,11 +71,14 @@ def parse_and_count(
     return spec, n
 
 
-def validate_spec(mapping: Mapping[str, Any], settings: ApiSettings) -> int:
+def validate_spec(
+    mapping: Mapping[str, Any], settings: ApiSettings, predictors: Mapping[TargetName, PredictorLike]
+) -> int:
     """Check a screening-job spec; returns its candidate count."""
     _, n = parse_and_count(
         mapping,
         settings,
+        known_elements=model_elements(predictors),
         max_candidates=settings.max_job_candidates,
         too_many_hint="split it into several screens or run `nascreen screen` on a Ray cluster",
     )
@@ -103,15 +118,15 @@ class RankedSmall:
 
 def rank_small(spec: Any, n_candidates: int, predictors: Mapping[TargetName, PredictorLike]) -> RankedSmall:
     """Generate, score and rank every candidate of a small spec in this process."""
-    from screening.candidates import candidate_chunk
     from screening.scoring import score_candidates
 
+    from screening.candidates import candidate_chunk
     from screening.ranking import describe, rank
 
     chunk = candidate_chunk(spec, 0, n_candidates)
     use = {t: predictors[t] for t in spec.targets}
     scored = score_candidates(chunk.accepted, use)
-    ranked = rank(scored, spec.ranking).sort_values("rank", kind="stable")
+    ranked = rank(scored, spec.ranking)  # ordered: eligible by rank, then excluded rows with their reason
     return RankedSmall(
         ranking=describe(spec.ranking),
         targets=list(spec.targets),

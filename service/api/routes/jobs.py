@@ -48,7 +48,7 @@ def submit_job(
     ],
 ) -> JobResponse:
     try:
-        n_candidates = validate_spec(spec, settings)
+        n_candidates = validate_spec(spec, settings, manager.predictors)
     except SpecRejected as exc:
         raise HTTPException(exc.status_code, exc.detail) from None
     record = manager.submit(spec, n_candidates)

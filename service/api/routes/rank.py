@@ -9,7 +9,14 @@ from fastapi import APIRouter, Body, HTTPException, status
 from service.api.deps import PredictorsDep, SettingsDep
 from service.api.schemas.common import ERROR_RESPONSES
 from service.api.schemas.rank import RANK_EXAMPLE, RankRequest, RankResponse, RejectedCandidate
-from service.api.screen_job import SpecRejected, missing_targets, parse_and_count, rank_small, records
+from service.api.screen_job import (
+    SpecRejected,
+    missing_targets,
+    model_elements,
+    parse_and_count,
+    rank_small,
+    records,
+)
 
 router = APIRouter(tags=["rank"])
 
@@ -38,6 +45,7 @@ def rank_dopants(
             settings,
             max_candidates=settings.max_rank_candidates,
             too_many_hint="submit it as a screening job (POST /v1/screening-jobs)",
+            known_elements=model_elements(predictors),
         )
     except SpecRejected as exc:
         raise HTTPException(exc.status_code, exc.detail) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,7 +55,8 @@ class RankRequest(BaseModel):
     top_k: int = Field(default=20, ge=1, le=1000, description="Rows returned")
 
     def to_spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {"name": f"rank-{self.host}-{self.site}"}
+        label = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{self.host}-{self.site}")[:90]
+        spec: dict[str, Any] = {"name": f"rank-{label}"}
         spec.update(self.model_dump(exclude_none=True, exclude={"top_k", "conditions", "targets"}))
         if self.conditions is not None:
             spec["conditions"] = self.conditions.model_dump(exclude_none=True)
