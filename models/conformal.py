@@ -1,0 +1,160 @@
+"""Normalised split-conformal calibration on out-of-fold residuals.
+
+Nonconformity of a held-out row: ``|y - yhat| / (sigma_hat + eps)`` when the regressor gives a spread
+``sigma_hat`` (forest trees, ensemble members), else ``|y - yhat|``. The calibrated half-width of the
+interval is ``q * (sigma_hat + eps)`` where ``q`` is the finite-sample conformal quantile of the scores:
+the ``ceil((n + 1) * coverage)``-th smallest of ``n`` scores, which guarantees ``>= coverage`` marginal
+coverage for exchangeable rows. With grouped CV the held-out rows belong to unseen groups (papers, DOIs,
+chemical systems), so the guarantee is about new groups, which is what a screening user asks.
+
+``eps`` is a floor on the spread, relative to the typical spread (``eps_fraction * median(sigma_hat)``), so a
+row where all trees agree (sigma ~ 0) cannot blow its score up to infinity.
+
+The reported ``std`` is the calibrated half-width divided by the standard normal quantile of the interval
+(``z_0.95`` = 1.645 for a 90% interval): the std of a normal with the same central interval.
+
+``cross_fold_intervals`` gives honest out-of-fold intervals for evaluation: the rows of each fold get the
+quantile calibrated on the *other* folds' scores only, so the reported coverage is not calibrated on itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+_DEFAULT_EPS_FRACTION = 0.05
+
+
+def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
+    """Finite-sample conformal quantile: the ceil((n+1)*coverage)-th smallest score.
+
+    Raises ValueError when there are too few scores for the requested coverage (n < coverage/(1-coverage)),
+    since no finite interval then carries the guarantee.
+    """
+    _check_coverage(coverage)
+    s = np.sort(np.asarray(scores, dtype=float))
+    if not np.isfinite(s).all():
+        raise ValueError("conformal scores must be finite")
+    n = len(s)
+    k = math.ceil((n + 1) * coverage)
+    if k > n:
+        need = math.ceil(coverage / (1.0 - coverage))
+        raise ValueError(
+            f"conformal calibration needs at least {need} held-out residuals "
+            f"for {coverage:.0%} coverage, got {n}"
+        )
+    return float(s[k - 1])
+
+
+def _check_coverage(coverage: float) -> None:
+    if not 0.0 < coverage < 1.0:
+        raise ValueError(f"coverage must be in (0, 1), got {coverage!r}")
+
+
+@dataclass(frozen=True)
+class ConformalCalibration:
+    """A fitted conformal scale: ``interval(yhat, sigma) = yhat +- quantile * (sigma + eps)``."""
+
+    coverage: float
+    quantile: float
+    normalized: bool  # True: scores were divided by (sigma + eps); False: absolute residuals
+    eps: float  # absolute spread floor (0 when not normalised)
+    n_calibration: int
+
+    @property
+    def z(self) -> float:
+        """Standard normal quantile matching the central interval (1.645 for 90%)."""
+        return float(norm.ppf(0.5 + self.coverage / 2.0))
+
+    def half_width(self, sigma: np.ndarray | None, n: int) -> np.ndarray:
+        """Calibrated half-width for ``n`` predictions with spread ``sigma`` (None: constant width)."""
+        if not self.normalized:
+            return np.full(n, self.quantile)
+        if sigma is None:
+            raise ValueError("this calibration was fitted on normalised scores: sigma is required")
+        sigma = np.asarray(sigma, dtype=float)
+        if sigma.shape != (n,):
+            raise ValueError(f"sigma must have shape ({n},), got {sigma.shape}")
+        return np.asarray(self.quantile * (np.maximum(sigma, 0.0) + self.eps))
+
+    def interval(self, yhat: np.ndarray, sigma: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bound of the calibrated interval around ``yhat``."""
+        yhat = np.asarray(yhat, dtype=float)
+        h = self.half_width(sigma, len(yhat))
+        return yhat - h, yhat + h
+
+    def std(self, sigma: np.ndarray | None, n: int) -> np.ndarray:
+        """Calibrated std: half-width / z (normal with the same central interval)."""
+        return self.half_width(sigma, n) / self.z
+
+
+def nonconformity_scores(
+    y: np.ndarray, yhat: np.ndarray, sigma: np.ndarray | None, eps: float = 0.0
+) -> np.ndarray:
+    """``|y - yhat| / (sigma + eps)`` or ``|y - yhat|`` when sigma is None."""
+    resid = np.abs(np.asarray(y, dtype=float) - np.asarray(yhat, dtype=float))
+    if sigma is None:
+        return resid
+    return np.asarray(resid / (np.maximum(np.asarray(sigma, dtype=float), 0.0) + eps))
+
+
+def spread_floor(sigma: np.ndarray, eps_fraction: float = _DEFAULT_EPS_FRACTION) -> float:
+    """Absolute spread floor: ``eps_fraction`` x the median spread (a tiny positive number if that is 0)."""
+    med = float(np.median(np.asarray(sigma, dtype=float)))
+    return max(eps_fraction * med, 1e-12)
+
+
+def fit_conformal(
+    y: np.ndarray,
+    yhat: np.ndarray,
+    sigma: np.ndarray | None,
+    coverage: float = 0.9,
+    *,
+    eps: float | None = None,
+    eps_fraction: float = _DEFAULT_EPS_FRACTION,
+) -> ConformalCalibration:
+    """Calibrate on held-out (out-of-fold) predictions; ``sigma=None`` gives constant-width intervals."""
+    _check_coverage(coverage)
+    y = np.asarray(y, dtype=float)
+    yhat = np.asarray(yhat, dtype=float)
+    if y.shape != yhat.shape or y.ndim != 1:
+        raise ValueError(f"y and yhat must be 1-D of the same length, got {y.shape} and {yhat.shape}")
+    if sigma is None:
+        q = conformal_quantile(nonconformity_scores(y, yhat, None), coverage)
+        return ConformalCalibration(coverage, q, normalized=False, eps=0.0, n_calibration=len(y))
+    sigma = np.asarray(sigma, dtype=float)
+    if sigma.shape != y.shape:
+        raise ValueError(f"sigma must have the shape of y {y.shape}, got {sigma.shape}")
+    floor = spread_floor(sigma, eps_fraction) if eps is None else float(eps)
+    q = conformal_quantile(nonconformity_scores(y, yhat, sigma, floor), coverage)
+    return ConformalCalibration(coverage, q, normalized=True, eps=floor, n_calibration=len(y))
+
+
+def cross_fold_intervals(
+    y: np.ndarray,
+    yhat: np.ndarray,
+    sigma: np.ndarray | None,
+    folds: np.ndarray,
+    coverage: float = 0.9,
+    *,
+    eps_fraction: float = _DEFAULT_EPS_FRACTION,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Honest out-of-fold (lower, upper, std): each fold's rows are calibrated on the other folds only."""
+    folds = np.asarray(folds)
+    y = np.asarray(y, dtype=float)
+    yhat = np.asarray(yhat, dtype=float)
+    lower = np.empty_like(yhat)
+    upper = np.empty_like(yhat)
+    std = np.empty_like(yhat)
+    for fold in np.unique(folds):
+        test = folds == fold
+        train = ~test
+        s_train = None if sigma is None else np.asarray(sigma)[train]
+        s_test = None if sigma is None else np.asarray(sigma)[test]
+        cal = fit_conformal(y[train], yhat[train], s_train, coverage, eps_fraction=eps_fraction)
+        lower[test], upper[test] = cal.interval(yhat[test], s_test)
+        std[test] = cal.std(s_test, int(test.sum()))
+    return lower, upper, std

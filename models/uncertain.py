@@ -1,0 +1,209 @@
+"""UncertainRegressor: the whole model artifact of one target.
+
+A scikit-learn Pipeline (features -> impute/scale -> regressor) + a conformal calibration fitted on
+grouped-CV out-of-fold residuals + an applicability domain whose distance threshold is chosen on the same
+grouped CV. ``fit`` runs the grouped CV once and keeps its out-of-fold table (``oof_``) for evaluation, then
+refits the pipeline on all rows; so one object trains, evaluates and serves with identical features.
+
+Honest out-of-fold intervals: ``oof_`` intervals of a fold are calibrated on the *other* folds' residuals
+only (see models.conformal.cross_fold_intervals), so the coverage computed from ``oof_`` is measured on
+groups the calibration never saw. The served intervals use the calibration on all out-of-fold residuals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from featurize.composition import Composition, CompositionError, parse_formulas
+from models.conformal import ConformalCalibration, cross_fold_intervals, fit_conformal
+from models.domain import ApplicabilityDomain, FeatureSpaceDistance
+from models.estimators.spread import predict_mean_std
+
+logger = logging.getLogger(__name__)
+
+OOF_COLUMNS = (
+    "y_true",
+    "prediction",
+    "std",
+    "lower_90",
+    "upper_90",
+    "group",
+    "fold",
+    "sigma_hat",
+    "knn_distance",
+)
+PREDICTION_COLUMNS = ("prediction", "std", "lower_90", "upper_90", "in_domain", "domain_reason")
+
+
+def parse_elements(formulas: pd.Series | list[Any], *, what: str = "formula") -> list[frozenset[str]]:
+    """Element set of every formula; raises ValueError naming the rows that do not parse."""
+    parsed = parse_formulas(list(formulas))
+    bad = [(i, p) for i, p in enumerate(parsed) if isinstance(p, CompositionError)]
+    if bad:
+        shown = "; ".join(f"row {i}: {err}" for i, err in bad[:5])
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise ValueError(f"{len(bad)} {what}(s) could not be parsed: {shown}{more}")
+    return [frozenset(p.elements) for p in parsed if isinstance(p, Composition)]
+
+
+class UncertainRegressor(RegressorMixin, BaseEstimator):
+    """Pipeline + conformal intervals + applicability domain, all fitted from grouped cross-validation.
+
+    Parameters
+    ----------
+    estimator : sklearn Pipeline whose last step is the regressor; the steps before it map the input
+        DataFrame to the model's feature space (that space is also the domain's).
+    n_splits : grouped-CV folds (capped at the number of distinct groups; at least 2 groups are needed).
+    coverage : central coverage of the calibrated interval (the columns keep the ``_90`` names).
+    domain_k : neighbours in the feature-space distance.
+    domain_quantile : quantile of held-out CV distances used as the domain threshold.
+    formula_column : the column whose elements define the element part of the domain.
+    random_state : seed of the grouped fold assignment.
+    """
+
+    def __init__(
+        self,
+        estimator: Pipeline,
+        *,
+        n_splits: int = 5,
+        coverage: float = 0.9,
+        domain_k: int = 5,
+        domain_quantile: float = 0.95,
+        formula_column: str = "formula",
+        random_state: int | None = 0,
+    ) -> None:
+        self.estimator = estimator
+        self.n_splits = n_splits
+        self.coverage = coverage
+        self.domain_k = domain_k
+        self.domain_quantile = domain_quantile
+        self.formula_column = formula_column
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def _check_frame(self, X: Any) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"X must be a pandas DataFrame with a {self.formula_column!r} column, got {type(X)}"
+            )
+        if self.formula_column not in X.columns:
+            cols = ", ".join(map(str, X.columns))
+            raise ValueError(f"X has no {self.formula_column!r} column (columns: {cols})")
+        return X
+
+    def fit(self, X: pd.DataFrame, y: Any, groups: Any = None) -> UncertainRegressor:
+        """Grouped CV (out-of-fold predictions, spread, distances) -> conformal scale + domain threshold;
+        then refit the pipeline on all rows. ``groups=None`` makes every row its own group."""
+        X = self._check_frame(X)
+        if not isinstance(self.estimator, Pipeline) or len(self.estimator.steps) < 2:
+            raise TypeError("estimator must be a sklearn Pipeline (feature steps followed by the regressor)")
+        y_arr = np.asarray(y, dtype=float)
+        if y_arr.ndim != 1 or len(y_arr) != len(X):
+            raise ValueError(f"y must be 1-D with one value per row of X ({len(X)}), got shape {y_arr.shape}")
+        if not np.isfinite(y_arr).all():
+            raise ValueError(f"y has {int((~np.isfinite(y_arr)).sum())} non-finite value(s)")
+        g = np.arange(len(X)) if groups is None else np.asarray(groups)
+        if g.shape != (len(X),):
+            raise ValueError(f"groups must have one value per row of X ({len(X)}), got shape {g.shape}")
+        n_groups = len(pd.unique(g))
+        n_splits = min(int(self.n_splits), n_groups)
+        if n_splits < 2:
+            raise ValueError(f"grouped CV needs at least 2 distinct groups, got {n_groups}")
+        element_sets = parse_elements(X[self.formula_column], what=self.formula_column)
+
+        cv = GroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        pred = np.empty(len(X))
+        sigma = np.empty(len(X))
+        dist = np.empty(len(X))
+        fold = np.empty(len(X), dtype=int)
+        have_sigma = True
+        for k, (train, test) in enumerate(cv.split(X, y_arr, g)):
+            est = clone(self.estimator).fit(X.iloc[train], y_arr[train])
+            z_train = est[:-1].transform(X.iloc[train])
+            z_test = est[:-1].transform(X.iloc[test])
+            mean, spread = predict_mean_std(est[-1], z_test)
+            pred[test] = mean
+            if spread is None:
+                have_sigma = False
+            else:
+                sigma[test] = spread
+            dist[test] = FeatureSpaceDistance(self.domain_k).fit(z_train).mean_knn_distance(z_test)
+            fold[test] = k
+        sigma_hat = sigma if have_sigma else None
+
+        self.calibration_: ConformalCalibration = fit_conformal(y_arr, pred, sigma_hat, self.coverage)
+        lower, upper, std = cross_fold_intervals(y_arr, pred, sigma_hat, fold, self.coverage)
+        self.oof_ = pd.DataFrame(
+            {
+                "y_true": y_arr,
+                "prediction": pred,
+                "std": std,
+                "lower_90": lower,
+                "upper_90": upper,
+                "group": g,
+                "fold": fold,
+                "sigma_hat": sigma if have_sigma else np.full(len(X), np.nan),
+                "knn_distance": dist,
+            },
+            index=X.index,
+        )
+        self.n_splits_ = n_splits
+        self.training_elements_ = frozenset().union(*element_sets)
+
+        self.estimator_ = clone(self.estimator).fit(X, y_arr)
+        z_all = self.estimator_[:-1].transform(X)
+        self.domain_ = ApplicabilityDomain(self.domain_k, self.domain_quantile).fit(
+            z_all, training_elements=self.training_elements_, heldout_distances=dist
+        )
+        logger.info(
+            "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g",
+            len(X),
+            n_groups,
+            n_splits,
+            self.calibration_.quantile,
+            "normalised" if have_sigma else "absolute",
+            self.domain_.threshold_,
+        )
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.predict(self._check_frame(X)), dtype=float)
+
+    def predict_with_uncertainty(self, X: pd.DataFrame) -> pd.DataFrame:
+        """prediction, std, lower_90, upper_90, in_domain, domain_reason (and knn_distance) per row of X.
+
+        Assumes every formula parses (the Predictor validates rows first); a formula that does not parse
+        raises a ValueError naming the row.
+        """
+        check_is_fitted(self, "estimator_")
+        X = self._check_frame(X)
+        z = self.estimator_[:-1].transform(X)
+        mean, sigma = predict_mean_std(self.estimator_[-1], z)
+        if not self.calibration_.normalized:
+            sigma = None
+        lower, upper = self.calibration_.interval(mean, sigma)
+        std = self.calibration_.std(sigma, len(mean))
+        element_sets = parse_elements(X[self.formula_column], what=self.formula_column)
+        in_domain, reasons, dist = self.domain_.assess(z, element_sets)
+        return pd.DataFrame(
+            {
+                "prediction": mean,
+                "std": std,
+                "lower_90": lower,
+                "upper_90": upper,
+                "in_domain": in_domain,
+                "domain_reason": reasons,
+                "knn_distance": dist,
+            },
+            index=X.index,
+        )
