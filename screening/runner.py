@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from screening.chunks import ChunkOutcome, ChunkRange, ChunkScorer, ScorerFactory
-from screening.store import ChunkStore
+import pandas as pd
+
+from models.targets import TargetName
+from screening.candidates import candidate_chunk, count_candidates
+from screening.chunks import ChunkOutcome, ChunkRange, ChunkResult, ChunkScorer, ScorerFactory, plan_chunks
+from screening.ranking import rank
+from screening.scoring import OUTPUT_COLUMNS as SCORE_OUTPUT_COLUMNS
+from screening.scoring import PredictorLike, score_candidates
+from screening.spec import ScreeningSpec
+from screening.store import ChunkStore, Manifest, spec_fingerprint, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -167,3 +177,135 @@ def run_chunks(
     report.failed.sort(key=lambda f: f.chunk.index)
     report.seconds = time.perf_counter() - started
     return report
+
+
+# ------------------------------------------------------------------------------------- spec-level screen
+@dataclass
+class SpecChunkScorer:
+    """Generates the candidates of a chunk from the spec, then scores them with the loaded predictors."""
+
+    spec: ScreeningSpec
+    predictors: Mapping[TargetName | str, PredictorLike]
+
+    def __call__(self, start: int, stop: int) -> ChunkResult:
+        chunk = candidate_chunk(self.spec, start, stop)
+        return ChunkResult(scored=score_candidates(chunk.accepted, self.predictors), rejected=chunk.rejected)
+
+
+class ModelVersionChangedError(RuntimeError):
+    """A worker loaded a different champion version than the one the screen was started with."""
+
+
+@dataclass(frozen=True)
+class SpecScorerFactory:
+    """Picklable: what a worker needs to build its scorer (the spec, where the models are, which versions).
+
+    Called once per worker: loads each target's champion predictor from the MLflow store and checks it is
+    the version recorded in the screen's manifest, so every chunk of a screen uses the same models.
+    """
+
+    spec: ScreeningSpec
+    tracking_uri: str
+    model_versions: Mapping[str, str]
+
+    def __call__(self) -> SpecChunkScorer:
+        from models.predictor import load_predictors
+
+        predictors = load_predictors(self.spec.targets, self.tracking_uri)
+        for target, predictor in predictors.items():
+            expected = self.model_versions.get(target.value)
+            if expected is not None and predictor.model_version != expected:
+                raise ModelVersionChangedError(
+                    f"{target.value}: the champion is now version {predictor.model_version}, the screen "
+                    f"started with version {expected}; rerun the screen (with --no-resume)"
+                )
+        loaded: dict[TargetName | str, PredictorLike] = {t: p for t, p in predictors.items()}
+        return SpecChunkScorer(self.spec, loaded)
+
+
+@dataclass
+class ScreenResult:
+    """A finished screen: the ranked table, rejected-reason counts, the chunk loop report, file paths."""
+
+    ranked: pd.DataFrame
+    rejected_reasons: Counter[str]
+    execution: ExecutionReport
+    manifest: Manifest
+    paths: dict[str, Path]
+
+
+# Columns of the scored chunks that the merged table keeps (plus every <target>_* column).
+RESULT_COLUMNS = (
+    "candidate_id",
+    "formula",
+    "is_host",
+    "family",
+    "structure_type",
+    "host",
+    "site",
+    "dopant",
+    "dopant_valence",
+    "fraction",
+    "site2",
+    "dopant2",
+    "dopant2_valence",
+    "fraction2",
+    "compensation",
+    "cycles",
+)
+
+
+def result_columns(spec: ScreeningSpec) -> list[str]:
+    per_target = [f"{t.value}_{c}" for t in spec.targets for c in SCORE_OUTPUT_COLUMNS]
+    return [*RESULT_COLUMNS, *per_target]
+
+
+def screen_manifest(spec: ScreeningSpec, model_versions: Mapping[str, str], chunk_size: int) -> Manifest:
+    return Manifest(
+        spec_hash=spec_fingerprint(spec),
+        model_versions=dict(sorted(model_versions.items())),
+        chunk_size=chunk_size,
+        n_candidates=count_candidates(spec),
+        spec_name=spec.name,
+    )
+
+
+def run_screen(
+    spec: ScreeningSpec,
+    out_dir: Path,
+    *,
+    factory: ScorerFactory,
+    model_versions: Mapping[str, str],
+    executor: ChunkExecutor,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    resume: bool = True,
+    progress: ProgressCallback | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> ScreenResult:
+    """Screen ``spec`` chunk by chunk into ``out_dir`` (resuming finished chunks when the manifest agrees),
+    then merge: rank the scored candidates (only the result columns are read back) and write
+    ``ranked.parquet``/``.csv`` and ``rejected.parquet``/``.csv`` (streamed chunk by chunk)."""
+    manifest = screen_manifest(spec, model_versions, chunk_size)
+    chunks = plan_chunks(manifest.n_candidates, chunk_size)
+    store = ChunkStore(out_dir)
+    reusable = store.open(manifest, resume=resume)
+    execution = run_chunks(
+        chunks, factory, executor, store, reusable=reusable, progress=progress, max_attempts=max_attempts
+    )
+    scored = store.read("scored", columns=result_columns(spec))
+    ranked = rank(scored, spec.ranking)
+    paths = {
+        "ranked_parquet": out_dir / "ranked.parquet",
+        "ranked_csv": out_dir / "ranked.csv",
+        "rejected_parquet": out_dir / "rejected.parquet",
+        "rejected_csv": out_dir / "rejected.csv",
+    }
+    write_table(ranked, paths["ranked_parquet"], paths["ranked_csv"])
+    store.export("rejected", paths["rejected_parquet"], paths["rejected_csv"])
+    return ScreenResult(
+        ranked=ranked,
+        rejected_reasons=store.value_counts("rejected", "reason"),
+        execution=execution,
+        manifest=manifest,
+        paths=paths,
+    )
