@@ -17,7 +17,7 @@ from models.data.conductivity import curate_conductivity
 from models.data.report import CurationResult, concat_reports, summarize_report
 from models.data.retention import curate_retention
 from models.data.voltage import curate_voltage
-from models.targets import TargetName
+from models.targets import TargetName, get_target
 
 RAW_FILES: dict[str, str] = {
     "kang2023": "raw/conductivity/kang2023/Ionic_conductivity_training_dataset.csv",
@@ -103,7 +103,7 @@ def curate_all(data_dir: Path) -> Curated:
 
 
 def curated_path(target: TargetName | str, data_dir: Path) -> Path:
-    return data_dir / CURATED_DIR / f"{TargetName(target).value}.csv"
+    return data_dir / CURATED_DIR / f"{get_target(target).name.value}.csv"
 
 
 def to_csv_text(df: pd.DataFrame) -> str:

@@ -88,7 +88,8 @@ class _Pipeline:
     def drop(self, mask: pd.Series | np.ndarray, reason: str, detail: str | pd.Series = "") -> None:
         mask = pd.Series(mask, index=self.frame.index).fillna(False).astype(bool)
         gone = self.frame[mask]
-        self.report(gone, DROPPED, reason, detail[mask] if isinstance(detail, pd.Series) else detail)
+        why = detail.reindex(self.frame.index)[mask] if isinstance(detail, pd.Series) else detail
+        self.report(gone, DROPPED, reason, why)
         self.frame = self.frame[~mask]
 
 
@@ -118,7 +119,7 @@ def standardize(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     problems = pd.Series("", index=out.index)
     for src, dst in _NUMERIC.items():
         text = raw[src].astype(str).str.strip().reset_index(drop=True)
-        value = pd.to_numeric(text.replace("", np.nan), errors="coerce")
+        value = pd.to_numeric(text.where(text != ""), errors="coerce")
         bad = (text != "") & value.isna() & (problems == "")
         problems[bad] = src + " " + text[bad].map(repr) + " is not a number"
         out[dst] = value.astype(float)

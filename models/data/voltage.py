@@ -77,9 +77,9 @@ def curate_voltage(raw: pd.DataFrame) -> CurationResult:
 
     def drop(mask: pd.Series, reason: str, detail: str | pd.Series = "") -> None:
         nonlocal frame
-        mask = mask.reindex(frame.index, fill_value=False).fillna(False).astype(bool)
+        mask = mask.reindex(frame.index, fill_value=False).astype(bool)
         if mask.any():
-            why = detail[mask] if isinstance(detail, pd.Series) else detail
+            why = detail.reindex(frame.index)[mask] if isinstance(detail, pd.Series) else detail
             gone = frame[mask]
             reports.append(
                 report_rows(TARGET, DATASET, gone["raw_row"], gone["formula_raw"], DROPPED, reason, why)
