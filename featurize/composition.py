@@ -329,7 +329,8 @@ def _coefficient(part: str, variables: Mapping[str, float]) -> tuple[float, str]
 
 
 def _component_amounts(part: str) -> dict[str, float]:
-    """Amounts of one mixture component (no coefficient): own token checks, then pymatgen's grammar."""
+    """Amounts of one mixture component (no coefficient): own token checks, then pymatgen's grammar
+    for bracketed formulas (a flat formula is summed directly from the checked tokens)."""
     text = _FRACTION_RE.sub(lambda m: repr(_number(m.group(0))), part)
     text = _VACANCY_RE.sub("", text)
     if not text:
@@ -337,6 +338,9 @@ def _component_amounts(part: str) -> dict[str, float]:
     pos = 0
     prev = ""  # kind of the previous token: "", "el", "num", "open", "close"
     symbols: set[str] = set()
+    flat: dict[str, float] = {}  # amounts when there are no brackets (pymatgen not needed then)
+    nested = False
+    last_el = ""
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
@@ -350,17 +354,25 @@ def _component_amounts(part: str) -> dict[str, float]:
             if not is_element(tok):
                 raise _Problem(f"unknown element {tok}")
             symbols.add(tok)
+            flat[tok] = flat.get(tok, 0.0) + 1.0
+            last_el = tok
         elif kind == "num":
             if prev not in ("el", "close"):
                 raise _Problem(f"amount {tok} in {part!r} does not follow an element or a bracket")
             if float(tok) == 0:
                 raise _Problem(f"zero amount in {part!r}")
+            if prev == "el":
+                flat[last_el] += float(tok) - 1.0
         elif kind == "close" and prev == "open":
             raise _Problem(f"empty brackets in {part!r}")
+        if kind in ("open", "close"):
+            nested = True
         prev = kind
         pos = m.end()
     if not symbols:
         raise _Problem(f"no elements in {part!r}")
+    if not nested:
+        return flat
     try:
         pmg = PmgComposition(text.replace("[", "(").replace("]", ")").replace("{", "(").replace("}", ")"))
         amounts = {str(el): float(amt) for el, amt in pmg.get_el_amt_dict().items()}
@@ -386,9 +398,9 @@ def _canonical(total: dict[str, float], structure_type: str | None) -> Compositi
     pmg = PmgComposition(rounded)
     with warnings.catch_warnings():  # noble gases have no Pauling X; pymatgen warns while ordering
         warnings.filterwarnings("ignore", message="No Pauling electronegativity", category=UserWarning)
-        formula = pmg.reduced_formula
-    reduced, _factor = pmg.get_reduced_composition_and_factor()
-    red = {str(el): round(float(amt), AMOUNT_DECIMALS) for el, amt in reduced.get_el_amt_dict().items()}
+        formula, factor = pmg.get_reduced_formula_and_factor()
+    # == pymatgen's get_reduced_composition_and_factor() (composition / factor), without a second object
+    red = {el: round(amt / factor, AMOUNT_DECIMALS) for el, amt in rounded.items()}
     order = sorted(red, key=atomic_number)
     return Composition(
         formula=formula,

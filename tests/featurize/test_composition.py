@@ -366,3 +366,17 @@ def test_parse_formulas_never_raises_and_keeps_order() -> None:
 def test_parse_formulas_with_variables() -> None:
     out = parse_formulas(["xNa2O2-HfCl4", "Na2O2-HfCl4"], variables={"x": 1})
     assert out[0] == out[1]
+
+
+def test_flat_fast_path_matches_pymatgen_on_random_formulas() -> None:
+    import random
+
+    rnd = random.Random(5)
+    syms = ["Na", "Li", "Mn", "Ni", "Fe", "O", "Cl", "Zr", "P", "S", "N", "Hf", "Ru"]
+    for _ in range(300):
+        parts = [f"{rnd.choice(syms)}{rnd.choice(['', '2', '0.5', '1.25', '3', '0.05'])}" for _ in range(5)]
+        text = "".join(parts)
+        ref = PmgComposition(text)
+        mine = parse_formula(text)
+        assert mine.formula == ref.reduced_formula
+        assert mine.to_pymatgen().almost_equals(ref.reduced_composition, rtol=0, atol=1e-8)
