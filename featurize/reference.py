@@ -42,6 +42,8 @@ def _featurizer(kind: str) -> Any:
         featurizer = ValenceOrbital()
     elif kind == "ion_property":
         featurizer = IonProperty(fast=False)
+    elif kind == "ion_property_fast":
+        featurizer = IonProperty(fast=True)
     elif kind == "oxidation_states":
         featurizer = OxidationStates(stats=list(OXIDATION_STATE_STATS))
     elif kind == "to_oxid":
@@ -88,8 +90,24 @@ def valence_orbital_reference(comps: Sequence[Any]) -> np.ndarray:
 
 def ion_property_reference(comps: Sequence[Any]) -> np.ndarray:
     """``IonProperty(fast=False)``: compound possible (pymatgen oxidation-state guessing), max and avg
-    ionic character."""
-    return _run("ion_property", comps)
+    ionic character.
+
+    pymatgen's guessing refuses non-integer compositions (ValueError), which would lose the whole row in
+    matminer. For those rows ``compound possible`` is NaN (matminer cannot decide) and the two ionic
+    character columns come from ``IonProperty(fast=True)``, whose ionic-character code is the same.
+    """
+    slow = _featurizer("ion_property")
+    fast = _featurizer("ion_property_fast")
+    out = np.empty((len(comps), 3), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, comp in enumerate(comps):
+            try:
+                out[i] = np.asarray(slow.featurize(comp), dtype=np.float64)
+            except ValueError:
+                out[i] = np.asarray(fast.featurize(comp), dtype=np.float64)
+                out[i, 0] = np.nan
+    return out
 
 
 def oxidation_state_reference(comps: Sequence[Any]) -> np.ndarray:
