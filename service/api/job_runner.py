@@ -37,7 +37,9 @@ class JobManager:
         self.store = store
         self.settings = settings
         self.predictors = dict(predictors)
-        self._pool = ThreadPoolExecutor(max_workers=settings.job_workers, thread_name_prefix="nascreen-job")
+        # Ray jobs run one at a time: each holds the (embedded) Ray session for its duration.
+        workers = 1 if settings.job_executor == "ray" else settings.job_workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nascreen-job")
         self._events: dict[str, threading.Event] = {}
         self._futures: dict[str, Future[None]] = {}
         self._lock = threading.Lock()

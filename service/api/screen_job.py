@@ -4,6 +4,7 @@ screen in-process, and run a screening job (chunked, persisted, Ray or local) fo
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,10 +119,9 @@ class RankedSmall:
 
 def rank_small(spec: Any, n_candidates: int, predictors: Mapping[TargetName, PredictorLike]) -> RankedSmall:
     """Generate, score and rank every candidate of a small spec in this process."""
-    from screening.scoring import score_candidates
-
     from screening.candidates import candidate_chunk
     from screening.ranking import describe, rank
+    from screening.scoring import score_candidates
 
     chunk = candidate_chunk(spec, 0, n_candidates)
     use = {t: predictors[t] for t in spec.targets}
@@ -142,6 +142,46 @@ class JobOutcome:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class _LoadedScorerFactory:
+    """In-process jobs reuse the predictors the server already holds (no second model load)."""
+
+    spec: Any
+    predictors: Mapping[TargetName, PredictorLike]
+
+    def __call__(self) -> Any:
+        from screening.runner import SpecChunkScorer
+
+        return SpecChunkScorer(self.spec, {t: self.predictors[t] for t in self.spec.targets})
+
+
+class _TopKSoFar:
+    """Ranks the chunks finished so far, at most every few seconds (and never more often than 5x the
+    time the last ranking took), so a poll shows the best candidates while a long screen runs."""
+
+    def __init__(self, spec: Any, out_dir: Path, k: int) -> None:
+        self.spec, self.out_dir, self.k = spec, out_dir, k
+        self.next_at = 0.0
+        self.min_interval = 2.0
+
+    def __call__(self, final: bool) -> list[dict[str, Any]] | None:
+        from screening.ranking import rank
+        from screening.report import top_table
+        from screening.runner import result_columns
+        from screening.store import ChunkStore
+
+        now = time.monotonic()
+        if not final and now < self.next_at:
+            return None
+        scored = ChunkStore(self.out_dir).read("scored", columns=result_columns(self.spec))
+        if scored.empty:
+            return None
+        table = top_table(rank(scored, self.spec.ranking), [t.value for t in self.spec.targets], self.k)
+        cost = time.monotonic() - now
+        self.next_at = time.monotonic() + max(self.min_interval, 5 * cost)
+        return records(table)
+
+
 def run_screen_job(
     mapping: Mapping[str, Any],
     out_dir: Path,
@@ -150,5 +190,63 @@ def run_screen_job(
     settings: ApiSettings,
     on_progress: ProgressFn,
 ) -> JobOutcome:
-    """Run one screening job into `out_dir` (server-owned), reporting progress after every chunk."""
-    raise NotImplementedError("waiting for the screening runner API")
+    """Run one screening job into `out_dir` (server-owned), reporting progress after every chunk.
+
+    On Ray, each worker loads the champion models itself, pinned to the versions this server answers
+    with; in-process, the server's loaded predictors are reused. Raises whatever `on_progress` raises
+    (cancellation) and any screening error; the job manager records it.
+    """
+    from screening.report import count_outcomes, top_table
+    from screening.runner import DEFAULT_CHUNK_SIZE, LocalExecutor, SpecScorerFactory, run_screen
+    from screening.runner import Progress as ScreenProgress
+
+    spec, _ = parse_and_count(
+        mapping,
+        settings,
+        max_candidates=settings.max_job_candidates,
+        too_many_hint="split it",
+        known_elements=model_elements(predictors),
+    )
+    absent = missing_targets(spec.targets, predictors)
+    if absent:
+        raise RuntimeError(f"no champion model is loaded for {', '.join(absent)}")
+    versions = {t.value: predictors[t].model_version for t in spec.targets}
+    top_so_far = _TopKSoFar(spec, out_dir, settings.top_k)
+
+    def progress(p: ScreenProgress) -> None:
+        top = top_so_far(final=False) if p.chunks_done > p.chunks_reused else None
+        on_progress(p.candidates_done, p.candidates_total, top)
+
+    def run(executor: Any, factory: Any) -> Any:
+        return run_screen(
+            spec,
+            out_dir,
+            factory=factory,
+            model_versions=versions,
+            executor=executor,
+            chunk_size=settings.chunk_size or DEFAULT_CHUNK_SIZE,
+            resume=False,
+            progress=progress,
+        )
+
+    if settings.job_executor == "local":
+        result = run(LocalExecutor(), _LoadedScorerFactory(spec, predictors))
+    else:
+        from screening.ray_runner import RayExecutor, ray_session
+
+        factory = SpecScorerFactory(
+            spec=spec, tracking_uri=settings.resolved_tracking_uri, model_versions=versions
+        )
+        with ray_session(address=settings.ray_address):
+            result = run(RayExecutor(), factory)
+    targets = [t.value for t in spec.targets]
+    counts = count_outcomes(
+        result.ranked,
+        targets,
+        result.rejected_reasons,
+        failed_chunks=len(result.execution.failed),
+        failed_chunk_candidates=result.execution.n_failed_candidates,
+    )
+    return JobOutcome(
+        top_k=records(top_table(result.ranked, targets, settings.top_k)), counts=counts.as_dict()
+    )
