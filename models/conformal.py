@@ -39,14 +39,20 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
     if not np.isfinite(s).all():
         raise ValueError("conformal scores must be finite")
     n = len(s)
-    k = math.ceil((n + 1) * coverage)
+    k = math.ceil((n + 1) * coverage - 1e-9)  # tolerance: (n + 1) * 0.9 must not round up past an integer
     if k > n:
-        need = math.ceil(coverage / (1.0 - coverage))
+        need = math.ceil(coverage / (1.0 - coverage) - 1e-9)
         raise ValueError(
             f"conformal calibration needs at least {need} held-out residuals "
             f"for {coverage:.0%} coverage, got {n}"
         )
     return float(s[k - 1])
+
+
+def normal_quantile(coverage: float) -> float:
+    """z of a central normal interval with this coverage (1.645 for 0.9): std = half-width / z."""
+    _check_coverage(coverage)
+    return float(norm.ppf(0.5 + coverage / 2.0))
 
 
 def _check_coverage(coverage: float) -> None:
@@ -67,7 +73,7 @@ class ConformalCalibration:
     @property
     def z(self) -> float:
         """Standard normal quantile matching the central interval (1.645 for 90%)."""
-        return float(norm.ppf(0.5 + self.coverage / 2.0))
+        return normal_quantile(self.coverage)
 
     def half_width(self, sigma: np.ndarray | None, n: int) -> np.ndarray:
         """Calibrated half-width for ``n`` predictions with spread ``sigma`` (None: constant width)."""

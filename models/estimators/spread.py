@@ -36,8 +36,8 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
     mean = np.asarray(regressor.predict(Xt), dtype=float)
     if isinstance(regressor, RandomForestRegressor | ExtraTreesRegressor):
-        X = np.asarray(Xt, dtype=np.float32)
-        per_tree = np.stack([tree.predict(X) for tree in regressor.estimators_])
+        X = np.ascontiguousarray(Xt, dtype=np.float32)  # what the forest itself feeds its trees
+        per_tree = np.stack([tree.predict(X, check_input=False) for tree in regressor.estimators_])
         return mean, _column_std(per_tree)
     if isinstance(regressor, BaggingRegressor):
         X = np.asarray(Xt)

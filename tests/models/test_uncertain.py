@@ -1,0 +1,158 @@
+"""UncertainRegressor: grouped CV, honest intervals, domain, estimator contract; real and synthetic data."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from models.estimators import MLPEnsembleRegressor
+from models.evaluation import grouped_cv_report
+from models.features import build_pipeline
+from models.uncertain import OOF_COLUMNS, PREDICTION_COLUMNS, UncertainRegressor
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.fixture(scope="module")
+def nasicon() -> pd.DataFrame:
+    table = pd.read_csv(DATA_DIR / "curated" / "ionic_conductivity.csv")
+    keep = (table.structure_family == "NASICON") & (table.mobile_ion == "Na") & ~table.censored
+    return table[keep].reset_index(drop=True)
+
+
+def _rf(n: int = 60) -> RandomForestRegressor:
+    return RandomForestRegressor(n_estimators=n, min_samples_leaf=2, random_state=0, n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def nasicon_model(nasicon: pd.DataFrame) -> UncertainRegressor:
+    pipe = build_pipeline("ionic_conductivity", "magpie_v1", _rf())
+    return UncertainRegressor(pipe).fit(nasicon[["formula"]], nasicon.log10_sigma_s_cm, groups=nasicon.source)
+
+
+def test_out_of_fold_table_and_groups_never_on_both_sides(
+    nasicon: pd.DataFrame, nasicon_model: UncertainRegressor
+) -> None:
+    oof = nasicon_model.oof_
+    assert tuple(oof.columns) == OOF_COLUMNS
+    assert len(oof) == len(nasicon) and oof.index.equals(nasicon.index)
+    assert nasicon_model.n_splits_ == 5 and sorted(oof.fold.unique()) == [0, 1, 2, 3, 4]
+    assert (oof.groupby("group").fold.nunique() == 1).all()  # a paper's rows are held out together
+    assert (oof.lower_90 < oof.prediction).all() and (oof.prediction < oof.upper_90).all()
+    report = grouped_cv_report(oof)
+    assert 0.7 <= report["coverage_90"] <= 1.0
+    assert report["mae"] < np.mean(np.abs(nasicon.log10_sigma_s_cm - nasicon.log10_sigma_s_cm.median()))
+    assert nasicon_model.calibration_.normalized  # forest: tree spread is the sigma
+
+
+def test_oxychloride_is_out_of_domain_for_a_nasicon_model(nasicon_model: UncertainRegressor) -> None:
+    assert {"Na", "Zr", "Si", "P", "O"} <= nasicon_model.training_elements_
+    assert "Cl" not in nasicon_model.training_elements_
+    queries = pd.DataFrame({"formula": ["Na2HfO2Cl4", "Na3Zr2Si2PO12"]}, index=[10, 3])
+    out = nasicon_model.predict_with_uncertainty(queries)
+    assert tuple(out.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
+    assert out.index.tolist() == [10, 3]
+    assert out.in_domain.tolist() == [False, True]
+    assert out.domain_reason[10].startswith("elements not in the training data: Cl; feature-space distance ")
+    assert out.domain_reason[3] == ""
+    np.testing.assert_allclose(out.prediction, nasicon_model.predict(queries))
+    assert (out.lower_90 < out.prediction).all() and (out.prediction < out.upper_90).all()
+    np.testing.assert_allclose(out["std"], (out.upper_90 - out.lower_90) / 2 / 1.6448536269514722)
+    assert out["std"][10] > out["std"][3]  # the trees disagree more on the oxychloride
+
+
+def test_pickle_and_clone(nasicon: pd.DataFrame, nasicon_model: UncertainRegressor) -> None:
+    X = nasicon[["formula"]].head(7)
+    expected = nasicon_model.predict_with_uncertainty(X)
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        pd.testing.assert_frame_equal(
+            pickle.loads(dumps(nasicon_model)).predict_with_uncertainty(X), expected
+        )
+    fresh = clone(nasicon_model)
+    assert not hasattr(fresh, "estimator_") and fresh.get_params()["n_splits"] == 5
+
+
+def _synthetic(n_groups: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    per = 8
+    groups = np.repeat(np.arange(n_groups), per)
+    x = rng.uniform(-1, 1, (n_groups * per, 3))
+    noise = 0.05 + 0.6 * (x[:, 0] + 1) / 2  # heteroscedastic in x0
+    offset = 0.1 * rng.standard_normal(n_groups)[groups]  # a shared per-group (per-paper) shift
+    y = 2 * x[:, 0] + np.sin(3 * x[:, 1]) + offset + noise * rng.standard_normal(len(groups))
+    X = pd.DataFrame(x, columns=["a", "b", "c"])
+    X.insert(0, "formula", "Na3Zr2Si2PO12")
+    return X, y, groups
+
+
+def _numeric_pipeline(regressor: object) -> Pipeline:
+    columns = ColumnTransformer([("num", "passthrough", ["a", "b", "c"])])
+    return Pipeline([("select", columns), ("scale", StandardScaler()), ("regressor", regressor)])
+
+
+def test_intervals_cover_90_percent_of_new_groups_on_heteroscedastic_data() -> None:
+    rng = np.random.default_rng(0)
+    X, y, groups = _synthetic(60, rng)
+    model = UncertainRegressor(_numeric_pipeline(_rf(100))).fit(X, y, groups)
+    X_new, y_new, _ = _synthetic(400, rng)
+    out = model.predict_with_uncertainty(X_new)
+    covered = (y_new >= out.lower_90) & (y_new <= out.upper_90)
+    assert 0.84 <= covered.mean() <= 0.96
+    assert 0.8 <= grouped_cv_report(model.oof_)["coverage_90"] <= 1.0
+    assert out.in_domain.mean() > 0.8
+
+
+def test_same_random_state_same_folds_and_model() -> None:
+    X, y, groups = _synthetic(20, np.random.default_rng(1))
+    a = UncertainRegressor(_numeric_pipeline(_rf(20)), n_splits=4).fit(X, y, groups)
+    b = UncertainRegressor(_numeric_pipeline(_rf(20)), n_splits=4).fit(X, y, groups)
+    pd.testing.assert_frame_equal(a.oof_, b.oof_)
+    c = UncertainRegressor(_numeric_pipeline(_rf(20)), n_splits=4, random_state=7).fit(X, y, groups)
+    assert not np.array_equal(a.oof_.fold.to_numpy(), c.oof_.fold.to_numpy())
+
+
+def test_regressor_without_spread_gets_constant_width_intervals() -> None:
+    X, y, groups = _synthetic(20, np.random.default_rng(2))
+    reg = GradientBoostingRegressor(n_estimators=30, random_state=0)
+    model = UncertainRegressor(_numeric_pipeline(reg), n_splits=3).fit(X, y, groups)
+    assert not model.calibration_.normalized and model.oof_.sigma_hat.isna().all()
+    assert model.n_splits_ == 3
+    out = model.predict_with_uncertainty(X.head(5))
+    assert np.ptp(out.upper_90 - out.lower_90) == pytest.approx(0.0)
+
+
+def test_mlp_ensemble_on_real_formulas(nasicon: pd.DataFrame) -> None:
+    mlp = MLPEnsembleRegressor((32,), n_members=4, max_epochs=60, learning_rate=3e-3, random_state=0)
+    pipe = build_pipeline("ionic_conductivity", "magpie_v1", mlp)
+    data = nasicon.head(60)
+    model = UncertainRegressor(pipe, n_splits=3).fit(data[["formula"]], data.log10_sigma_s_cm, data.source)
+    assert model.calibration_.normalized and (model.oof_.sigma_hat > 0).all()
+    out = model.predict_with_uncertainty(pd.DataFrame({"formula": ["Na2HfO2Cl4", data.formula[0]]}))
+    assert out.in_domain.tolist() == [False, True]
+    assert np.isfinite(out[["prediction", "std", "lower_90", "upper_90"]].to_numpy()).all()
+
+
+def test_bad_inputs_are_named() -> None:
+    X, y, groups = _synthetic(4, np.random.default_rng(3))
+    model = UncertainRegressor(_numeric_pipeline(_rf(5)))
+    with pytest.raises(TypeError, match="DataFrame"):
+        model.fit(X.to_numpy(), y, groups)
+    with pytest.raises(ValueError, match="at least 2 distinct groups"):
+        model.fit(X, y, np.zeros(len(y)))
+    with pytest.raises(ValueError, match="one value per row"):
+        model.fit(X, y, groups[:-1])
+    bad = X.copy()
+    bad.loc[2, "formula"] = "Na2XyO3"
+    with pytest.raises(ValueError, match=r"row 2: .*Xy"):
+        model.fit(bad, y, groups)
+    with pytest.raises(TypeError, match="Pipeline"):
+        UncertainRegressor(_rf(5)).fit(X, y, groups)  # type: ignore[arg-type]
