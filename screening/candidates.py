@@ -21,6 +21,7 @@ few distinct amounts (fixed decimals, trailing zeros stripped) so no per-candida
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable
@@ -88,12 +89,18 @@ def _dims(spec: ScreeningSpec) -> tuple[int, ...]:
     )
 
 
-def _format_column(values: np.ndarray, symbol: str, decimals: int) -> np.ndarray:
-    uniq, inverse = np.unique(values, return_inverse=True)
-    texts = np.array(
-        ["" if abs(u) < _TOL else symbol + format_amount(float(u), decimals) for u in uniq], dtype=object
-    )
-    return texts[inverse.reshape(-1)]
+@functools.lru_cache(maxsize=65536)
+def _amount_text(symbol: str, value: float, decimals: int) -> str:
+    return "" if abs(value) < _TOL else symbol + format_amount(value, decimals)
+
+
+def _format_column(values: np.ndarray, symbol: str, decimals: int) -> np.ndarray | str:
+    first = float(values[0])
+    if (values == first).all():  # most columns of a block are constant: one string, broadcast by "+"
+        return _amount_text(symbol, first, decimals)
+    codes, uniq = pd.factorize(values)
+    texts = np.array([_amount_text(symbol, float(u), decimals) for u in uniq], dtype=object)
+    return texts[codes]
 
 
 def _formulas(elements: tuple[str, ...], amounts: np.ndarray, decimals: int) -> np.ndarray:
@@ -259,27 +266,35 @@ def _variable_valence(
     with_ = f" with {opt1.element}{opt1.valence:+g}" + (f", {opt2.element}{opt2.valence:+g}" if opt2 else "")
     for mask, word, bound in ((high, "above", hi), (low, "below", lo)):
         if mask.any():
-            texts = np.array(
-                [f"not charge balanced: needs {e} {word} {bound:+g} ({v:+.2f}){with_}" for v in need],
+            codes, uniq = pd.factorize(np.round(need[mask], 2))
+            words = np.array(
+                [f"not charge balanced: needs {e} {word} {bound:+g} ({v:+.2f}){with_}" for v in uniq],
                 dtype=object,
             )
+            texts = np.full(n, "", dtype=object)
+            texts[mask] = words[codes]
             reject(mask, texts)
 
 
 def _frame(spec: ScreeningSpec, blocks: list[_Block], accepted: bool) -> pd.DataFrame:
-    parts = []
-    for b in blocks:
-        mask = (b.reason == "") if accepted else (b.reason != "")
-        if not mask.any():
-            continue
-        data: dict[str, object] = {"candidate_id": b.ids[mask], "formula": b.formula[mask]}
-        for k, v in b.columns.items():
-            data[k] = v[mask] if isinstance(v, np.ndarray) else v
-        if not accepted:
-            data["reason"] = b.reason[mask]
-        parts.append(pd.DataFrame(data))
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return frame
+    """One frame from the blocks' arrays (a block's scalar columns are repeated, not one frame per block)."""
+    masks = [(b.reason == "") if accepted else (b.reason != "") for b in blocks]
+    sizes = [int(m.sum()) for m in masks]
+    if not any(sizes):
+        return pd.DataFrame()
+    data: dict[str, np.ndarray] = {
+        "candidate_id": np.concatenate([b.ids[m] for b, m in zip(blocks, masks, strict=True)]),
+        "formula": np.concatenate([b.formula[m] for b, m in zip(blocks, masks, strict=True)]),
+    }
+    for key in blocks[0].columns:
+        parts = []
+        for b, m, k in zip(blocks, masks, sizes, strict=True):
+            v = b.columns[key]
+            parts.append(v[m] if isinstance(v, np.ndarray) else np.full(k, v, dtype=object))
+        data[key] = np.concatenate(parts)
+    if not accepted:
+        data["reason"] = np.concatenate([b.reason[m] for b, m in zip(blocks, masks, strict=True)])
+    return pd.DataFrame(data)
 
 
 def _host_block(spec: ScreeningSpec) -> _Block:

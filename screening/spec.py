@@ -491,8 +491,8 @@ def _host(
         comp = parse_formula(value)
     except CompositionError as exc:
         raise SpecError(f"host: {exc}") from None
-    amounts = comp.as_dict()
-    order = _written_order(value, tuple(amounts))
+    order = _written_order(value, tuple(comp.as_dict()))
+    amounts = {s: comp.as_dict()[s] for s in order}
     formula = "".join(f"{s}{format_amount(amounts[s], decimals)}" for s in order)
     oxi = assign_oxidation_states(comp, allow_peroxide=allow_peroxide)
     if not oxi.balanced:
@@ -572,6 +572,8 @@ def parse_spec(
         _check_fields(codoping, {"dopants", "fractions", "site"}, "codoping")
 
     form = "template" if "template" in mapping else "substitution"
+    if form == "substitution" and "site" in mapping and mapping["site"] not in host:
+        raise SpecError(f"site: {mapping['site']!r} is not an element of the host {host_text!r}")
     comp = _compensation(mapping.get("compensation"), form, host, mapping.get("site"))
     dopants2: tuple[DopantOption, ...] = ()
     site2: str | None = None
