@@ -39,7 +39,7 @@ def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: 
 
     table = Table(title=title)
     for col in ("rank", "formula", "dopant", "x"):
-        table.add_column(col, justify="right" if col in ("rank", "x") else "left")
+        table.add_column(col, justify="right" if col in ("rank", "x") else "left", no_wrap=col == "formula")
     for t in targets:
         table.add_column(f"{t} ({units[t]})\nmean +- std [90%]", justify="right")
         table.add_column("in dom.", justify="center")
@@ -121,8 +121,8 @@ def screen(
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="Candidates in the terminal summary and top-k table.")] = 15,
     chunk_size: Annotated[
-        int, typer.Option(min=1, help="Candidates per chunk (unit of work and resume).")
-    ] = 0,
+        int | None, typer.Option(min=1, help="Candidates per chunk, the unit of work and of resume [25000].")
+    ] = None,
     resume: Annotated[
         bool, typer.Option("--resume/--no-resume", help="Reuse finished chunks of an identical screen.")
     ] = True,
@@ -227,8 +227,10 @@ def screen(
     plots.mkdir(parents=True, exist_ok=True)
     objectives = [o.target for o in spec.ranking.objectives]
     figures = {
-        "best_score_heatmap.png": heatmap_figure(ranked, spec.name, ranked_by),
-        "pareto_front.png": pareto_figure(ranked, objectives, units, f"{spec.name}: {ranked_by}"),
+        "best_score_heatmap.png": heatmap_figure(ranked, spec.name, f"{spec.ranking.mode} mode"),
+        "pareto_front.png": pareto_figure(
+            ranked, objectives, units, f"{spec.name} ({spec.ranking.mode} mode)"
+        ),
     }
     for name, fig in figures.items():
         fig.savefig(plots / name, dpi=130)
