@@ -108,6 +108,9 @@ def regression_metrics(
     return out
 
 
+metrics_row = regression_metrics  # the name the training layer uses for one table row
+
+
 def grouped_cv_report(oof: pd.DataFrame, mask: Any = None) -> dict[str, float]:
     """Metrics of an out-of-fold table (``UncertainRegressor.oof_`` or ``dummy_median_oof``) + n_groups."""
     missing = {"y_true", "prediction", "lower_90", "upper_90", "group"} - set(oof.columns)
@@ -126,17 +129,18 @@ def grouped_cv_report(oof: pd.DataFrame, mask: Any = None) -> dict[str, float]:
 
 
 def dummy_median_oof(
-    y: Any, folds: Any, groups: Any, *, coverage: float = 0.9, train_mask: Any = None
+    y: Any, folds: Any, groups: Any = None, *, coverage: float = 0.9, train_mask: Any = None
 ) -> pd.DataFrame:
     """The median baseline on given grouped folds, in the ``oof_`` layout.
 
     Each fold is predicted by the median of the other folds' ``train_mask`` rows; its interval is
     median +- q with q the conformal quantile of the other folds' out-of-fold absolute residuals (rows in
-    ``train_mask``), i.e. calibrated exactly like the model's out-of-fold intervals.
+    ``train_mask``), i.e. calibrated exactly like the model's out-of-fold intervals. ``groups`` only fills
+    the ``group`` column (default: the fold ids).
     """
     y_arr = np.asarray(y, dtype=float)
     f = np.asarray(folds)
-    g = np.asarray(groups)
+    g = f if groups is None else np.asarray(groups)
     if not (y_arr.shape == f.shape == g.shape) or y_arr.ndim != 1:
         raise ValueError("y, folds and groups must be 1-D of the same length")
     use = _mask(train_mask, len(y_arr))
@@ -191,3 +195,6 @@ def subset_reports(oof: pd.DataFrame, subsets: Mapping[str, Any]) -> pd.DataFram
     return pd.DataFrame.from_dict(
         {name: grouped_cv_report(oof, m) for name, m in subsets.items()}, orient="index"
     )
+
+
+dummy_oof = dummy_median_oof  # the name the training layer uses

@@ -54,6 +54,15 @@ def parse_elements(formulas: pd.Series | list[Any], *, what: str = "formula") ->
     return [frozenset(p.elements) for p in parsed if isinstance(p, Composition)]
 
 
+def fit_pipeline(estimator: Pipeline, X: pd.DataFrame, y: np.ndarray) -> tuple[Pipeline, np.ndarray]:
+    """Fit a clone of ``estimator`` exactly as ``Pipeline.fit`` does (each step ``fit_transform`` then the
+    regressor), and also return the training rows' features so they are not computed a second time."""
+    est = clone(estimator)
+    z = est[:-1].fit_transform(X, y)  # the slice shares its step objects with ``est``
+    est.steps[-1][1].fit(z, y)
+    return est, np.asarray(z)
+
+
 class UncertainRegressor(RegressorMixin, BaseEstimator):
     """Pipeline + conformal intervals + applicability domain, all fitted from grouped cross-validation.
 
@@ -126,8 +135,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         fold = np.empty(len(X), dtype=int)
         have_sigma = True
         for k, (train, test) in enumerate(cv.split(X, y_arr, g)):
-            est = clone(self.estimator).fit(X.iloc[train], y_arr[train])
-            z_train = est[:-1].transform(X.iloc[train])
+            est, z_train = fit_pipeline(self.estimator, X.iloc[train], y_arr[train])
             z_test = est[:-1].transform(X.iloc[test])
             mean, spread = predict_mean_std(est[-1], z_test)
             pred[test] = mean
@@ -158,8 +166,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.n_splits_ = n_splits
         self.training_elements_ = frozenset().union(*element_sets)
 
-        self.estimator_ = clone(self.estimator).fit(X, y_arr)
-        z_all = self.estimator_[:-1].transform(X)
+        self.estimator_, z_all = fit_pipeline(self.estimator, X, y_arr)
         self.domain_ = ApplicabilityDomain(self.domain_k, self.domain_quantile).fit(
             z_all, training_elements=self.training_elements_, heldout_distances=dist
         )
