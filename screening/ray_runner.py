@@ -151,7 +151,9 @@ class RayExecutor:
         actor_cls = ray.remote(
             num_cpus=1, max_restarts=self.max_restarts, max_task_retries=self.max_task_retries
         )(_ChunkWorker)
-        factory_ref = ray.put(factory)
+        # The factory (spec + store URI + versions, a few kB) is passed by value, not as an object-store
+        # reference, so a restarted actor can always rebuild itself (ray-project/ray#53727).
+        factory_ref = factory
         n_workers = self._worker_count(len(chunks))
         actors: list[Any] = [actor_cls.remote(factory_ref) for _ in range(n_workers)]
         try:

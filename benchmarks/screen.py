@@ -1,0 +1,168 @@
+"""Screening throughput: generate + featurise + predict (every target of the spec, with uncertainty and
+domain) + merge + rank, single process vs local Ray, for N candidates (default 100,000 and 1,000,000).
+
+    .venv/bin/python benchmarks/screen.py --n 100000 1000000 [--spec SPEC] [--tracking-uri URI]
+
+Prints candidates/s per executor, the Ray speed-up (measured in the same run) and peak memory: the driver's
+RSS and the summed RSS of the driver and every process under it (the Ray workers), sampled every 0.2 s.
+The first N candidates of the spec's space are screened; the fraction grid of the spec is refined until the
+space holds at least N candidates. Needs champion models in the MLflow store (`nascreen train`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this folder comes first on sys.path and benchmarks/featurize.py would shadow the
+# featurize package: put the project root first instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+DEFAULT_SPEC = ROOT / "examples" / "specs" / "p2_na0.6li0.2mn0.8o2_dopants.yaml"
+
+
+class PeakMemory:
+    """Samples the RSS of this process and of all its descendants (Ray's raylet and workers)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.driver = 0
+        self.total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _rss_tree(root: int) -> tuple[int, int]:
+        """(RSS of ``root``, summed RSS of ``root`` and its descendants) from /proc (Linux)."""
+        parent: dict[int, int] = {}
+        rss: dict[int, int] = {}
+        page = os.sysconf("SC_PAGE_SIZE")
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/statm") as fh:
+                    rss[int(entry)] = int(fh.read().split()[1]) * page
+            except (OSError, IndexError, ValueError):
+                continue
+            parent[int(entry)] = int(fields[1])
+        tree, frontier = {root}, [root]
+        while frontier:
+            pid = frontier.pop()
+            kids = [c for c, pp in parent.items() if pp == pid and c not in tree]
+            tree.update(kids)
+            frontier.extend(kids)
+        return rss.get(root, 0), sum(rss.get(p, 0) for p in tree)
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.is_set():
+            driver, total = self._rss_tree(me)
+            self.driver = max(self.driver, driver)
+            self.total = max(self.total, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def spec_with_at_least(path: Path, n: int):  # type: ignore[no-untyped-def]
+    """The spec at ``path`` with its fraction grid refined until it has >= n candidates."""
+    from screening.candidates import count_candidates
+    from screening.spec_io import load_spec, read_spec_mapping
+
+    base = read_spec_mapping(path)
+    grid = base.get("fractions") or {}
+    start, stop = float(grid.get("start", 0.05)), float(grid.get("stop", 0.2))
+    points = 8
+    while True:
+        step = (stop - start) / points
+        spec = load_spec(
+            path,
+            overrides={"fractions": {"start": start, "stop": stop, "step": step}, "decimals": 8},
+        )
+        if count_candidates(spec) >= n:
+            return spec
+        points *= 2
+
+
+def run_once(spec, n: int, executor_name: str, tracking_uri: str, chunk_size: int) -> dict:  # type: ignore[no-untyped-def]
+    from models.tracking import champion_version
+    from screening.chunks import plan_chunks
+    from screening.ranking import rank
+    from screening.runner import LocalExecutor, SpecScorerFactory, result_columns, run_chunks
+    from screening.store import ChunkStore, Manifest
+
+    versions = {t.value: str(champion_version(t, tracking_uri)) for t in spec.targets}
+    factory = SpecScorerFactory(spec=spec, tracking_uri=tracking_uri, model_versions=versions)
+    with tempfile.TemporaryDirectory() as tmp, PeakMemory() as memory:
+        store = ChunkStore(Path(tmp))
+        store.open(Manifest("bench", versions, chunk_size, n), resume=False)
+        start = time.perf_counter()
+        if executor_name == "local":
+            report = run_chunks(plan_chunks(n, chunk_size), factory, LocalExecutor(), store)
+            init_s = 0.0
+        else:
+            from screening.ray_runner import RayExecutor, ray_session
+
+            t0 = time.perf_counter()
+            with ray_session():
+                init_s = time.perf_counter() - t0
+                report = run_chunks(plan_chunks(n, chunk_size), factory, RayExecutor(), store)
+        ranked = rank(store.read("scored", columns=result_columns(spec)), spec.ranking)
+        seconds = time.perf_counter() - start
+    assert not report.failed, report.failed
+    return {
+        "seconds": seconds,
+        "ray_init_s": init_s,
+        "rows": len(ranked),
+        "driver_mb": memory.driver / 2**20,
+        "total_mb": memory.total / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--chunk-size", type=int, default=25_000)
+    parser.add_argument("--executors", nargs="+", default=["local", "ray"], choices=["local", "ray"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from models.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri(ROOT)
+    print(f"spec {args.spec.name}; models from {uri}; chunk size {args.chunk_size}; {os.cpu_count()} CPUs")
+    for n in args.n:
+        spec = spec_with_at_least(args.spec, n)
+        results = {name: run_once(spec, n, name, uri, args.chunk_size) for name in args.executors}
+        for name, r in results.items():
+            print(
+                f"N={n:>9,} {name:>5}: {r['seconds']:8.1f} s  {n / r['seconds']:9,.0f} candidates/s  "
+                f"(ray init {r['ray_init_s']:.1f} s)  ranked rows {r['rows']:,}  "
+                f"peak RSS driver {r['driver_mb']:,.0f} MB, driver+workers {r['total_mb']:,.0f} MB"
+            )
+        if {"local", "ray"} <= results.keys():
+            speedup = results["local"]["seconds"] / results["ray"]["seconds"]
+            print(f"N={n:>9,} Ray speed-up vs single process: {speedup:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
