@@ -70,8 +70,8 @@ class CompositeV1(FeatureSet):
     def citations(self) -> list[str]:
         return list(dict.fromkeys(c for part in self.parts for c in part.citations()))
 
-    def compute_batch(self, batch: ElementBatch, comps: Sequence[CompositionLike]) -> np.ndarray:
-        return np.concatenate([part.compute_batch(batch, comps) for part in self.parts], axis=1)
+    def compute_batch(self, batch: ElementBatch) -> np.ndarray:
+        return np.concatenate([part.compute_batch(batch) for part in self.parts], axis=1)
 
     def compute_reference(self, comps: Sequence[CompositionLike]) -> np.ndarray:
         return np.concatenate([part.compute_reference(comps) for part in self.parts], axis=1)

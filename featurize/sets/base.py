@@ -1,14 +1,16 @@
 """The FeatureSet contract and the batch representation the fast paths share.
 
-A batch of compositions becomes two padded arrays built in one pass: ``index`` (n, k) with each element's
-row in the element-property tables (Z - 1) and ``amounts`` (n, k) with its amount (the composition's
-reduced amounts, the very numbers matminer sees as weights); ``mask`` marks the real entries (k is the
-largest number of elements in the batch). Gathering a property table with ``index`` gives an
-(n, k, properties) array, and every statistic is then one masked NumPy reduction over axis 1.
+A batch of compositions is flattened in one pass (element rows in the property tables, Z - 1, and
+amounts: the composition's reduced amounts, the very numbers matminer uses as weights) and split into
+groups of compositions with the same number of elements k. Each group is an ``ElementBatch`` of dense
+(m, k) arrays with no padding, so gathering a property table gives an (m, k, properties) array and every
+statistic is a handful of whole-array NumPy operations (a loop over the k columns, never over rows).
 
 The weighted statistics reproduce matminer's ``PropertyStats`` formulas exactly (same weights, same
-operations); only the summation order can differ (matminer follows the formula's element order, the
-fast path sorts by Z), which moves results by a few ulps at most.
+operations, the mode's ``np.isclose`` tie rule); only the summation order can differ (matminer follows
+the formula's element order, the fast path sorts by Z), which moves results by a few ulps at most.
+NaN element values propagate as they do in matminer (matminer's Magpie tables are imputed, so none occur
+with the shipped sets).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from featurize.properties import element_index
 
 # Rows featurised per NumPy pass: bounds memory at (CHUNK x k x properties) floats for million-row batches.
 CHUNK = 8192
+# Distinct element tuples remembered between calls (screening repeats the same chemical systems).
+_ROW_CACHE_MAX = 200_000
+_row_cache: dict[tuple[str, ...], tuple[int, ...]] = {}
 
 
 class CompositionLike(Protocol):
@@ -39,100 +44,125 @@ class CompositionLike(Protocol):
     def to_pymatgen(self) -> Any: ...
 
 
+def _element_rows(elements: tuple[str, ...]) -> tuple[int, ...]:
+    try:
+        rows = tuple(element_index()[s] for s in elements)
+    except KeyError as exc:
+        raise ValueError(f"element {exc.args[0]!r} has no row in the element-property tables") from exc
+    if len(_row_cache) >= _ROW_CACHE_MAX:
+        _row_cache.clear()
+    _row_cache[elements] = rows
+    return rows
+
+
 @dataclass(frozen=True)
 class ElementBatch:
-    """Padded (n, k) element indices and amounts of a batch of compositions."""
+    """m compositions with exactly k elements each: (m, k) property-table rows and amounts."""
 
-    index: np.ndarray  # (n, k) int64, row in the property tables; 0 where masked
-    amounts: np.ndarray  # (n, k) float64; 0.0 where masked
-    mask: np.ndarray  # (n, k) bool, True for real entries
+    index: np.ndarray  # (m, k) int64, row in the property tables (Z - 1), sorted by Z within a row
+    amounts: np.ndarray  # (m, k) float64, reduced amounts (> 0)
 
     @property
     def n(self) -> int:
         return int(self.index.shape[0])
 
     @property
-    def counts(self) -> np.ndarray:
-        return self.mask.sum(axis=1)
+    def k(self) -> int:
+        return int(self.index.shape[1])
 
-    @classmethod
-    def from_compositions(cls, comps: Sequence[CompositionLike]) -> ElementBatch:
-        n = len(comps)
-        counts = np.fromiter((len(c.elements) for c in comps), dtype=np.int64, count=n)
-        total = int(counts.sum())
-        lookup = element_index()
-        try:
-            flat_index = np.fromiter(
-                (lookup[s] for s in itertools.chain.from_iterable(c.elements for c in comps)),
-                dtype=np.int64,
-                count=total,
-            )
-        except KeyError as exc:
-            raise ValueError(f"element {exc.args[0]!r} has no row in the element-property tables") from exc
-        flat_amounts = np.fromiter(
-            itertools.chain.from_iterable(c.amounts for c in comps), dtype=np.float64, count=total
-        )
-        k = int(counts.max()) if n else 1
-        mask = np.arange(k)[None, :] < counts[:, None]
-        index = np.zeros((n, k), dtype=np.int64)
-        amounts = np.zeros((n, k), dtype=np.float64)
-        index[mask] = flat_index  # row-major boolean assignment keeps each composition's element order
-        amounts[mask] = flat_amounts
-        return cls(index=index, amounts=amounts, mask=mask)
+    @property
+    def weight_sum(self) -> np.ndarray:
+        return self.amounts.sum(axis=1)
 
-    def chunks(self, size: int | None = None) -> Iterator[ElementBatch]:
-        size = size or CHUNK
-        for start in range(0, self.n, size):
-            stop = min(start + size, self.n)
-            yield ElementBatch(
-                index=self.index[start:stop], amounts=self.amounts[start:stop], mask=self.mask[start:stop]
-            )
+    @property
+    def fractions(self) -> np.ndarray:
+        return self.amounts / self.weight_sum[:, None]
 
 
-# ---- matminer PropertyStats, vectorised. values: (n, k, p); weights/mask: (n, k). -------------------
+def group_by_size(
+    comps: Sequence[CompositionLike], chunk: int | None = None
+) -> Iterator[tuple[np.ndarray, ElementBatch]]:
+    """(row positions in ``comps``, ElementBatch) per group of equal element count, at most ``chunk`` rows."""
+    chunk = chunk or CHUNK
+    elements = [c.elements for c in comps]
+    counts = np.fromiter(map(len, elements), dtype=np.int64, count=len(elements))
+    total = int(counts.sum())
+    get = _row_cache.get
+    rows = [get(e) or _element_rows(e) for e in elements]
+    flat_index = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=total)
+    flat_amounts = np.fromiter(
+        itertools.chain.from_iterable([c.amounts for c in comps]), dtype=np.float64, count=total
+    )
+    offsets = np.cumsum(counts) - counts
+    order = np.argsort(counts, kind="stable")
+    sorted_counts = counts[order]
+    bounds = np.flatnonzero(np.diff(sorted_counts)) + 1
+    for group in np.split(order, bounds):
+        if group.size == 0:
+            continue
+        k = int(counts[group[0]])
+        for start in range(0, group.size, chunk):
+            positions = group[start : start + chunk]
+            flat = offsets[positions][:, None] + np.arange(k)[None, :]
+            yield positions, ElementBatch(index=flat_index[flat], amounts=flat_amounts[flat])
 
 
-def weighted_minimum(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    # NaN in a present element propagates (matminer returns NaN if any value is NaN).
-    return np.where(mask[..., None], values, np.inf).min(axis=1)
+# ---- matminer PropertyStats, vectorised ----------------------------------------------------------------
+# values are element-major (k, m, p) (``table[batch.index.T]``) so each element column is one contiguous
+# (m, p) block; weights are (m, k). Every function returns (m, p).
 
 
-def weighted_maximum(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.where(mask[..., None], values, -np.inf).max(axis=1)
-
-
-def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    # np.average: sum(v * w) / sum(w). Padding has w = 0 and a finite v, so it adds exact zeros.
-    return np.einsum("nkp,nk->np", values, weights) / weights.sum(axis=1)[:, None]
-
-
-def weighted_avg_dev(values: np.ndarray, weights: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    dev = np.abs(values - mean[:, None, :])
-    return np.einsum("nkp,nk->np", dev, weights) / weights.sum(axis=1)[:, None]
-
-
-def weighted_std_dev(
-    values: np.ndarray, weights: np.ndarray, mask: np.ndarray, mean: np.ndarray
-) -> np.ndarray:
-    # matminer: 0 for a single entry, else sqrt(beta * sum(w (v - mean)^2)) with the *unbiased* weight
-    # factor beta = sum(w) / (sum(w)^2 - sum(w^2)) (so the value depends on the scale of the amounts).
-    sw = weights.sum(axis=1)
-    sw2 = (weights * weights).sum(axis=1)
-    single = mask.sum(axis=1) == 1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta = np.where(single, 0.0, sw / np.where(single, 1.0, sw * sw - sw2))
-        dev = (values - mean[:, None, :]) ** 2
-        out = np.sqrt(beta[:, None] * np.einsum("nkp,nk->np", dev, weights))
-    out[single] = 0.0
+def stat_minimum(values: np.ndarray) -> np.ndarray:
+    # matminer returns NaN if any value is NaN; np.minimum propagates NaN the same way.
+    out = values[0].copy()
+    for column in values[1:]:
+        np.minimum(out, column, out=out)
     return out
 
 
-def weighted_mode(values: np.ndarray, weights: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def stat_maximum(values: np.ndarray) -> np.ndarray:
+    out = values[0].copy()
+    for column in values[1:]:
+        np.maximum(out, column, out=out)
+    return out
+
+
+def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    out = values[0] * weights[:, 0, None]
+    for j in range(1, values.shape[0]):
+        out += values[j] * weights[:, j, None]
+    return out
+
+
+def stat_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    # np.average: sum(v * w) / sum(w)
+    return _weighted_sum(values, weights) / weights.sum(axis=1)[:, None]
+
+
+def stat_avg_dev(values: np.ndarray, weights: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    # np.average(|v - mean|, weights=w)
+    return _weighted_sum(np.abs(values - mean[None]), weights) / weights.sum(axis=1)[:, None]
+
+
+def stat_std_dev(values: np.ndarray, weights: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    # matminer: 0 for a single entry, else sqrt(beta * sum(w (v - mean)^2)) with the unbiased weight
+    # factor beta = sum(w) / (sum(w)^2 - sum(w^2)) (so the value depends on the scale of the amounts).
+    if values.shape[0] == 1:
+        return np.zeros(values.shape[1:])
+    sw = weights.sum(axis=1)
+    beta = sw / (sw * sw - (weights * weights).sum(axis=1))
+    return np.sqrt(beta[:, None] * _weighted_sum((values - mean[None]) ** 2, weights))
+
+
+def stat_mode(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     # matminer: minimum value among the entries whose weight np.isclose()s the largest weight
-    # (rtol 1e-5, atol 1e-8, compared against the max: |w - wmax| <= 1e-8 + 1e-5 * |wmax|).
-    wmax = np.where(mask, weights, -np.inf).max(axis=1, keepdims=True)
-    tied = mask & (np.abs(weights - wmax) <= 1e-8 + 1e-5 * np.abs(wmax))
-    return np.where(tied[..., None], values, np.inf).min(axis=1)
+    # (rtol 1e-5, atol 1e-8 against the max: |w - wmax| <= 1e-8 + 1e-5 * |wmax|).
+    wmax = weights.max(axis=1, keepdims=True)
+    tied = np.abs(weights - wmax) <= 1e-8 + 1e-5 * np.abs(wmax)
+    out = np.where(tied[:, 0, None], values[0], np.inf)
+    for j in range(1, values.shape[0]):
+        np.minimum(out, np.where(tied[:, j, None], values[j], np.inf), out=out)
+    return out
 
 
 class FeatureSet(abc.ABC):
@@ -153,22 +183,16 @@ class FeatureSet(abc.ABC):
     def citations(self) -> list[str]: ...
 
     @abc.abstractmethod
-    def compute_batch(self, batch: ElementBatch, comps: Sequence[CompositionLike]) -> np.ndarray:
-        """Fast path on one chunk (``comps`` are the chunk's compositions, for sets that need them)."""
+    def compute_batch(self, batch: ElementBatch) -> np.ndarray:
+        """Fast path on one group of compositions with the same number of elements: (m, features)."""
 
     @abc.abstractmethod
     def compute_reference(self, comps: Sequence[CompositionLike]) -> np.ndarray: ...
 
     def compute(self, comps: Sequence[CompositionLike]) -> np.ndarray:
-        n_features = len(self.feature_labels())
-        if len(comps) == 0:
-            return np.empty((0, n_features), dtype=np.float64)
-        batch = ElementBatch.from_compositions(comps)
-        out = np.empty((batch.n, n_features), dtype=np.float64)
-        start = 0
-        for chunk in batch.chunks():
-            out[start : start + chunk.n] = self.compute_batch(chunk, comps[start : start + chunk.n])
-            start += chunk.n
+        out = np.empty((len(comps), len(self.feature_labels())), dtype=np.float64)
+        for positions, batch in group_by_size(comps):
+            out[positions] = self.compute_batch(batch)
         return out
 
     def __repr__(self) -> str:

@@ -13,11 +13,11 @@ from featurize.sets.base import (
     CompositionLike,
     ElementBatch,
     FeatureSet,
-    weighted_avg_dev,
-    weighted_maximum,
-    weighted_mean,
-    weighted_minimum,
-    weighted_mode,
+    stat_avg_dev,
+    stat_maximum,
+    stat_mean,
+    stat_minimum,
+    stat_mode,
 )
 from featurize.sets.citations import WARD_2016
 
@@ -41,16 +41,19 @@ class MagpieV1(FeatureSet):
     def citations(self) -> list[str]:
         return [WARD_2016]
 
-    def compute_batch(self, batch: ElementBatch, comps: Sequence[CompositionLike]) -> np.ndarray:
-        values = magpie_table().values[batch.index]  # (n, k, p)
-        minimum = weighted_minimum(values, batch.mask)
-        maximum = weighted_maximum(values, batch.mask)
-        mean = weighted_mean(values, batch.amounts)
-        avg_dev = weighted_avg_dev(values, batch.amounts, mean)
-        mode = weighted_mode(values, batch.amounts, batch.mask)
-        # (n, stats, p) -> (n, p, stats) -> property-major flat labels, as matminer orders them.
-        stacked = np.stack([minimum, maximum, maximum - minimum, mean, avg_dev, mode], axis=1)
-        return stacked.transpose(0, 2, 1).reshape(batch.n, -1)
+    def compute_batch(self, batch: ElementBatch) -> np.ndarray:
+        values = magpie_table().values[batch.index.T]  # (k, m, p)
+        n_props = values.shape[2]
+        out = np.empty((batch.n, n_props, len(MAGPIE_STATS)), dtype=np.float64)  # property-major labels
+        minimum, maximum = stat_minimum(values), stat_maximum(values)
+        mean = stat_mean(values, batch.amounts)
+        out[:, :, 0] = minimum
+        out[:, :, 1] = maximum
+        out[:, :, 2] = maximum - minimum
+        out[:, :, 3] = mean
+        out[:, :, 4] = stat_avg_dev(values, batch.amounts, mean)
+        out[:, :, 5] = stat_mode(values, batch.amounts)
+        return out.reshape(batch.n, -1)
 
     def compute_reference(self, comps: Sequence[CompositionLike]) -> np.ndarray:
         return reference.magpie_reference([c.to_pymatgen() for c in comps])

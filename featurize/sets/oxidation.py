@@ -38,10 +38,10 @@ from featurize.sets.base import (
     CompositionLike,
     ElementBatch,
     FeatureSet,
-    weighted_maximum,
-    weighted_mean,
-    weighted_minimum,
-    weighted_std_dev,
+    stat_maximum,
+    stat_mean,
+    stat_minimum,
+    stat_std_dev,
 )
 from featurize.sets.citations import DEML_2016, WARD_2016
 
@@ -50,35 +50,29 @@ STATE_LABELS: tuple[str, ...] = tuple(f"{s} oxidation state" for s in reference.
 
 
 def ionic_character(batch: ElementBatch) -> tuple[np.ndarray, np.ndarray]:
-    """(max ionic char, avg ionic char) per row, as matminer IonProperty computes them."""
-    x = pymatgen_electronegativity()[batch.index]  # (n, k)
-    diff = x[:, :, None] - x[:, None, :]
-    pair = 1.0 - np.exp(-0.25 * diff**2)  # (n, k, k), symmetric, 0 on the diagonal
-    pair_mask = batch.mask[:, :, None] & batch.mask[:, None, :]
-    upper = np.triu(np.ones(pair.shape[1:], dtype=bool), k=1)[None]
-    valid = pair_mask & upper
-    single = batch.counts < 2
-    max_ic = np.where(valid, pair, -np.inf).reshape(batch.n, -1).max(axis=1)
-    frac = batch.amounts / batch.amounts.sum(axis=1, keepdims=True)
-    avg_ic = np.einsum("ni,nj,nij->n", frac, frac, np.where(valid, pair, 0.0))
-    return np.where(single, 0.0, max_ic), np.where(single, 0.0, avg_ic)
+    """(max ionic char, avg ionic char) per row, as matminer IonProperty computes them (0 for one element)."""
+    if batch.k < 2:
+        zeros = np.zeros(batch.n)
+        return zeros, zeros.copy()
+    x = pymatgen_electronegativity()[batch.index]  # (m, k)
+    frac = batch.fractions
+    i, j = np.triu_indices(batch.k, k=1)  # matminer's itertools.combinations order
+    pair = 1.0 - np.exp(-0.25 * (x[:, i] - x[:, j]) ** 2)  # (m, pairs)
+    return pair.max(axis=1), (frac[:, i] * frac[:, j] * pair).sum(axis=1)
 
 
 def assigned_states(batch: ElementBatch) -> tuple[np.ndarray, np.ndarray]:
-    """Padded (n, k) oxidation states and the (n,) balanced mask from ``charge_balance_batch``."""
-    present = np.unique(batch.index[batch.mask])
-    symbols = [element_symbols()[i] for i in present]
-    column = np.searchsorted(present, batch.index)  # column of each padded entry in the dense matrix
-    column[~batch.mask] = 0
+    """(m, k) oxidation states and the (m,) balanced mask from ``charge_balance_batch``; a single
+    element is 0 and counts as balanced (pymatgen/matminer's convention)."""
+    if batch.k == 1:
+        return np.zeros((batch.n, 1)), np.ones(batch.n, dtype=bool)
+    present, column = np.unique(batch.index, return_inverse=True)
+    column = column.reshape(batch.index.shape)  # column of each entry in the dense (m, elements) matrix
     dense = np.zeros((batch.n, len(present)), dtype=np.float64)
-    rows = np.broadcast_to(np.arange(batch.n)[:, None], batch.index.shape)
-    dense[rows[batch.mask], column[batch.mask]] = batch.amounts[batch.mask]
+    np.put_along_axis(dense, column, batch.amounts, axis=1)
+    symbols = [element_symbols()[i] for i in present]
     states_dense, balanced = charge_balance_batch(symbols, dense)
-    states = np.take_along_axis(states_dense, column, axis=1)
-    states = np.where(batch.mask, states, 0.0)
-    single = batch.counts == 1
-    states[single] = 0.0  # an element on its own: oxidation state 0, as pymatgen/matminer give
-    return states, balanced | single
+    return np.take_along_axis(states_dense, column, axis=1), balanced
 
 
 class OxidationV1(FeatureSet):
@@ -91,14 +85,12 @@ class OxidationV1(FeatureSet):
     def citations(self) -> list[str]:
         return [WARD_2016, DEML_2016]
 
-    def compute_batch(self, batch: ElementBatch, comps: Sequence[CompositionLike]) -> np.ndarray:
+    def compute_batch(self, batch: ElementBatch) -> np.ndarray:
         max_ic, avg_ic = ionic_character(batch)
         states, balanced = assigned_states(batch)
-        values = states[:, :, None]  # (n, k, 1)
-        minimum = weighted_minimum(values, batch.mask)[:, 0]
-        maximum = weighted_maximum(values, batch.mask)[:, 0]
-        mean = weighted_mean(values, batch.amounts)
-        std = weighted_std_dev(values, batch.amounts, batch.mask, mean)[:, 0]
+        values = states.T[:, :, None]  # (k, m, 1)
+        minimum, maximum = stat_minimum(values)[:, 0], stat_maximum(values)[:, 0]
+        std = stat_std_dev(values, batch.amounts, stat_mean(values, batch.amounts))[:, 0]
         return np.column_stack(
             [balanced.astype(np.float64), max_ic, avg_ic, minimum, maximum, maximum - minimum, std]
         )

@@ -26,14 +26,11 @@ class StoichiometryV1(FeatureSet):
     def citations(self) -> list[str]:
         return [WARD_2016]
 
-    def compute_batch(self, batch: ElementBatch, comps: Sequence[CompositionLike]) -> np.ndarray:
-        fractions = batch.amounts / batch.amounts.sum(axis=1, keepdims=True)  # padding stays 0
+    def compute_batch(self, batch: ElementBatch) -> np.ndarray:
+        fractions = batch.fractions
         out = np.empty((batch.n, len(P_NORMS)), dtype=np.float64)
         for j, p in enumerate(P_NORMS):
-            if p == 0:
-                out[:, j] = batch.counts
-            else:
-                out[:, j] = (fractions**p).sum(axis=1) ** (1.0 / p)
+            out[:, j] = batch.k if p == 0 else (fractions**p).sum(axis=1) ** (1.0 / p)
         return out
 
     def compute_reference(self, comps: Sequence[CompositionLike]) -> np.ndarray:

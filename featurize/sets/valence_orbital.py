@@ -9,7 +9,7 @@ import numpy as np
 
 from featurize import reference
 from featurize.properties import magpie_table
-from featurize.sets.base import CompositionLike, ElementBatch, FeatureSet, weighted_mean
+from featurize.sets.base import CompositionLike, ElementBatch, FeatureSet, stat_mean
 from featurize.sets.citations import DEML_2016, WARD_2016
 
 ORBITALS: tuple[str, ...] = ("s", "p", "d", "f")
@@ -28,11 +28,11 @@ class ValenceOrbitalV1(FeatureSet):
     def citations(self) -> list[str]:
         return [WARD_2016, DEML_2016]
 
-    def compute_batch(self, batch: ElementBatch, comps: Sequence[CompositionLike]) -> np.ndarray:
+    def compute_batch(self, batch: ElementBatch) -> np.ndarray:
         table = magpie_table()
         cols = [table.properties.index(f"N{orb}Valence") for orb in ORBITALS]
         cols.append(table.properties.index("NValence"))
-        means = weighted_mean(table.values[:, cols][batch.index], batch.amounts)  # (n, 5)
+        means = stat_mean(table.values[:, cols][batch.index.T], batch.amounts)  # (n, 5)
         avg = means[:, :4]
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = avg / means[:, 4:5]
