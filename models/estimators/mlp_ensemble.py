@@ -91,6 +91,42 @@ class _BatchedMLP(nn.Module):
         return states
 
 
+class _AdamW:
+    """AdamW (decoupled weight decay), numerically the update of ``torch.optim.AdamW`` with default betas.
+
+    Written out because constructing a ``torch.optim`` optimiser imports torch._dynamo (and sympy): seconds
+    of start-up in every fresh process (CLI, Ray worker) for ten lines of arithmetic.
+    """
+
+    def __init__(self, params: list[nn.Parameter], lr: float, weight_decay: float) -> None:
+        self.params = params
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-8
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        bias1 = 1.0 - self.beta1**self.t
+        bias2_sqrt = math.sqrt(1.0 - self.beta2**self.t)
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if p.grad is None:
+                continue
+            g = p.grad
+            p.mul_(1.0 - self.lr * self.weight_decay)
+            m.lerp_(g, 1.0 - self.beta1)
+            v.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / bias1)
+
+
 def _numpy_forward(state: dict[str, np.ndarray], X: np.ndarray, activation: str) -> np.ndarray:
     """Float64 forward pass of one member from its stored state dict (dropout is identity at inference)."""
     n_layers = len(state) // 2
@@ -254,9 +290,7 @@ class MLPEnsembleRegressor(RegressorMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = _BatchedMLP(n_members, Xs.shape[1], hidden, self.activation, self.dropout)
-            optimiser = torch.optim.AdamW(
-                net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay, foreach=True
-            )
+            optimiser = _AdamW(list(net.parameters()), self.learning_rate, self.weight_decay)
             best_states = net.member_states()
             best_loss = np.full(n_members, np.inf)
             best_epoch = np.zeros(n_members, dtype=int)
