@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from service.api.compute import SingleThreadedCompute
 from service.api.job_runner import JobManager
 from service.api.jobs import JobStore
 from service.api.middleware import RequestContextMiddleware
@@ -41,12 +42,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState(settings=settings)
         state.predictors, state.missing = load_champions(settings)
+        state.compute = SingleThreadedCompute()
         store = JobStore(settings.resolved_jobs_db)
         interrupted = store.mark_interrupted()
         if interrupted:
             logger.warning("marked %d job(s) from a previous run as interrupted", len(interrupted))
         state.jobs = store
-        state.manager = JobManager(store, settings, state.predictors)
+        state.manager = JobManager(store, settings, state.predictors, state.compute)
         app.state.nascreen = state
         try:
             yield

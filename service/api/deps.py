@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
 from models.targets import TargetName
+from service.api.compute import SingleThreadedCompute
 from service.api.job_runner import JobManager
 from service.api.jobs import JobStore
 from service.api.settings import ApiSettings
@@ -43,7 +44,14 @@ def get_manager(state: StateDep) -> JobManager:
     return state.manager
 
 
+def get_compute(state: StateDep) -> SingleThreadedCompute:
+    if state.compute is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still starting")
+    return state.compute
+
+
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+ComputeDep = Annotated[SingleThreadedCompute, Depends(get_compute)]
 PredictorsDep = Annotated[dict[TargetName, PredictorLike], Depends(get_predictors)]
 JobStoreDep = Annotated[JobStore, Depends(get_jobs)]
 JobManagerDep = Annotated[JobManager, Depends(get_manager)]

@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from models.targets import TargetName
+from service.api.compute import SingleThreadedCompute
 from service.api.jobs import JobRecord, JobStatus, JobStore, is_job_id
 from service.api.settings import ApiSettings
 from service.api.state import PredictorLike
@@ -32,8 +34,13 @@ class JobCancelled(Exception):
 
 class JobManager:
     def __init__(
-        self, store: JobStore, settings: ApiSettings, predictors: Mapping[TargetName, PredictorLike]
+        self,
+        store: JobStore,
+        settings: ApiSettings,
+        predictors: Mapping[TargetName, PredictorLike],
+        compute: SingleThreadedCompute | None = None,
     ) -> None:
+        self.compute = compute
         self.store = store
         self.settings = settings
         self.predictors = dict(predictors)
@@ -99,13 +106,16 @@ class JobManager:
         try:
             from service.api.screen_job import run_screen_job
 
-            outcome = run_screen_job(
-                spec,
-                self.job_dir(job_id),
-                predictors=self.predictors,
-                settings=self.settings,
-                on_progress=lambda done, total, top_k: self._progress(job_id, cancel, done, total, top_k),
-            )
+            # in-process jobs compute single-threaded beside the requests (Ray workers set their own limits)
+            limit = self.compute() if self.compute is not None else nullcontext()
+            with limit:
+                outcome = run_screen_job(
+                    spec,
+                    self.job_dir(job_id),
+                    predictors=self.predictors,
+                    settings=self.settings,
+                    on_progress=lambda done, total, top_k: self._progress(job_id, cancel, done, total, top_k),
+                )
         except JobCancelled:
             status = JobStatus.INTERRUPTED if self._stopping else JobStatus.CANCELLED
             reason = "the server stopped during the job" if self._stopping else "cancelled by request"

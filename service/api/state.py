@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 import pandas as pd
 
 from models.targets import TargetName
+from service.api.compute import SingleThreadedCompute
 from service.api.settings import ApiSettings
 
 if TYPE_CHECKING:
@@ -33,12 +34,12 @@ class AppState:
     missing: dict[TargetName, str] = field(default_factory=dict)
     jobs: JobStore | None = None
     manager: JobManager | None = None
+    compute: SingleThreadedCompute | None = None
 
 
 def load_champions(settings: ApiSettings) -> tuple[dict[TargetName, PredictorLike], dict[TargetName, str]]:
     """Load each configured target's champion once; a target without one is reported, not fatal."""
     from models.predictor import load_predictors
-
     from models.tracking import NoChampionError
 
     loaded: dict[TargetName, PredictorLike] = {}

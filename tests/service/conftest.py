@@ -38,3 +38,58 @@ def empty_client(make_settings: SettingsFactory, empty_tracking_uri: str) -> Ite
     """The app with no champion models (not ready), local job executor, temp job store."""
     with TestClient(create_app(make_settings(tracking_uri=empty_tracking_uri))) as client:
         yield client
+
+
+# --------------------------------------------------------------------------------------------------------
+# Real models: a conductivity and a retention champion trained (quick settings) on the shipped curated
+# data and registered in a temporary SQLite MLflow store, once per session.
+API_TARGETS = ("ionic_conductivity", "capacity_retention")
+
+
+@pytest.fixture(scope="session")
+def served_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from models import tracking
+    from models.targets import TargetName
+    from models.training import TrainingConfig, train_target
+
+    data_dir = Path(__file__).resolve().parents[2] / "data"
+    root = tmp_path_factory.mktemp("api-mlstore")
+    uri = tracking.default_tracking_uri(root)
+    for name in API_TARGETS:
+        target = TargetName(name)
+        result = train_target(target, data_dir, TrainingConfig(quick=True, n_splits=3, studies=False))
+        logged = tracking.log_training_run(
+            tracking_uri=uri,
+            target=target,
+            model=result.model,
+            input_example=result.input_example,
+            params=result.params(),
+            metrics=result.flat_metrics(),
+            figures=result.figures,
+            model_card=result.model_card,
+        )
+        tracking.register_champion(tracking_uri=uri, target=target, logged=logged)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def served_settings(tmp_path_factory: pytest.TempPathFactory, served_tracking_uri: str) -> ApiSettings:
+    """Settings for an app on the trained store, with small limits so the limit paths are cheap to hit."""
+    return ApiSettings(
+        project_root=tmp_path_factory.mktemp("api-project"),
+        tracking_uri=served_tracking_uri,
+        targets=API_TARGETS,  # type: ignore[arg-type]
+        job_executor="local",
+        max_rank_candidates=40,
+        max_fraction_grid=10,
+        max_job_candidates=5000,
+        chunk_size=5,
+        top_k=5,
+    )
+
+
+@pytest.fixture(scope="module")
+def client(served_settings: ApiSettings) -> Iterator[TestClient]:
+    """One app (models loaded once) per test module."""
+    with TestClient(create_app(served_settings)) as test_client:
+        yield test_client

@@ -9,7 +9,7 @@ import pandas as pd
 from fastapi import APIRouter, Body, HTTPException, status
 
 from models.targets import TARGETS, TargetName
-from service.api.deps import PredictorsDep, SettingsDep
+from service.api.deps import ComputeDep, PredictorsDep, SettingsDep
 from service.api.schemas.common import ERROR_RESPONSES
 from service.api.schemas.predict import (
     PREDICT_EXAMPLE,
@@ -95,6 +95,7 @@ def predict(
     body: Annotated[PredictRequest, Body(openapi_examples=_EXAMPLES)],
     predictors: PredictorsDep,
     settings: SettingsDep,
+    compute: ComputeDep,
 ) -> PredictResponse:
     """Each item gets, per target, a value with std, calibrated 90% interval, unit, applicability-domain
     flag with reason and model version, or an `error` for that item and target alone."""
@@ -111,7 +112,9 @@ def predict(
             f"no champion model is loaded for {', '.join(absent)}: train and register one, then restart",
         )
     frame = items_frame(body.items)
-    per_target = {t: _answers(t, predictors[t].predict_frame(frame)) for t in body.targets}
+    with compute():
+        outputs = {t: predictors[t].predict_frame(frame) for t in body.targets}
+    per_target = {t: _answers(t, out) for t, out in outputs.items()}
     return PredictResponse(
         results=[
             ItemResult(

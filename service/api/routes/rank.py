@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, status
 
-from service.api.deps import PredictorsDep, SettingsDep
+from service.api.deps import ComputeDep, PredictorsDep, SettingsDep
 from service.api.schemas.common import ERROR_RESPONSES
 from service.api.schemas.rank import RANK_EXAMPLE, RankRequest, RankResponse, RejectedCandidate
 from service.api.screen_job import (
@@ -20,6 +20,9 @@ from service.api.screen_job import (
 
 router = APIRouter(tags=["rank"])
 
+# Same on every row (and said once in the response): left out of the candidate rows.
+_REPEATED = ["ranked_by", "template", "host", "family"]
+
 
 @router.post(
     "/rank-dopants",
@@ -30,6 +33,7 @@ router = APIRouter(tags=["rank"])
 def rank_dopants(
     predictors: PredictorsDep,
     settings: SettingsDep,
+    compute: ComputeDep,
     body: Annotated[RankRequest, Body(openapi_examples={"NASICON Zr site": {"value": RANK_EXAMPLE}})],
 ) -> RankResponse:
     """Every candidate is charge-balance checked (rejected ones come back with their reason), scored on the
@@ -54,7 +58,8 @@ def rank_dopants(
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"no champion model is loaded for {', '.join(absent)}"
         )
-    result = rank_small(spec, n, predictors)
+    with compute():
+        result = rank_small(spec, n, predictors)
     rejected = [
         RejectedCandidate(candidate=str(r.get("formula", r.get("description", ""))), reason=str(r["reason"]))
         for r in records(result.rejected.head(100))
@@ -65,6 +70,6 @@ def rank_dopants(
         n_generated=result.n_generated,
         n_rejected=len(result.rejected),
         n_scored=len(result.ranked),
-        candidates=records(result.ranked.head(body.top_k)),
+        candidates=records(result.ranked.head(body.top_k).drop(columns=_REPEATED, errors="ignore")),
         rejected=rejected,
     )

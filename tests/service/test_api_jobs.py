@@ -1,0 +1,127 @@
+"""Screening jobs through the API (in-process executor): submit, poll, download, cancel, restart."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.api.settings import ApiSettings
+
+pytestmark = [pytest.mark.slow, pytest.mark.mlflow]
+
+SPEC: dict[str, Any] = {
+    "name": "api-nasicon",
+    "family": "nasicon",
+    "host": "Na3Zr2Si2PO12",
+    "site": "Zr",
+    "dopants": ["Hf", "Ti", "Sn"],
+    "fractions": [0.05, 0.1, 0.2],
+    "compensation": "na_content",
+    "ranking": {"mode": "value", "objectives": ["ionic_conductivity"]},
+}
+
+
+def wait_finished(client: TestClient, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = client.get(f"/v1/screening-jobs/{job_id}").json()
+        if body["status"] not in ("queued", "running"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def test_a_job_runs_to_completion_and_its_table_downloads(client: TestClient) -> None:
+    r = client.post("/v1/screening-jobs", json=SPEC)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] in ("queued", "running") and job["progress"]["total"] == 10
+
+    done = wait_finished(client, job["id"])
+    assert done["status"] == "succeeded", done
+    assert done["progress"] == {"done": 10, "total": 10, "fraction": 1.0}
+    assert done["counts"]["generated"] == 10
+    top = done["top_k"]
+    assert 0 < len(top) <= 5 and top[0]["rank"] == 1
+    assert "ionic_conductivity_prediction" in top[0]
+
+    csv = client.get(done["results"]["csv"])
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    table = pd.read_csv(io.StringIO(csv.text))
+    assert (
+        len(table)
+        == done["counts"]["generated"]
+        - done["counts"]["rejected_neutrality"]
+        - done["counts"]["rejected_other"]
+    )
+    assert table["formula"].iloc[0] == top[0]["formula"]
+    parquet = client.get(f"/v1/screening-jobs/{job['id']}/results", params={"format": "parquet"})
+    assert parquet.status_code == 200
+    from_parquet = pd.read_parquet(io.BytesIO(parquet.content))
+    assert list(from_parquet["formula"]) == list(table["formula"])
+
+    listed = client.get("/v1/screening-jobs").json()["jobs"]
+    assert job["id"] in [j["id"] for j in listed]
+
+
+def test_an_invalid_spec_is_422_with_the_spec_error(client: TestClient) -> None:
+    r = client.post("/v1/screening-jobs", json={**SPEC, "dopants": ["Xy"]})
+    assert r.status_code == 422
+    assert "Xy" in r.json()["detail"]
+    r = client.post("/v1/screening-jobs", json=["not", "a", "mapping"])
+    assert r.status_code == 422
+
+
+def test_a_spec_over_the_job_cap_is_413(client: TestClient) -> None:
+    grid = [0.01 * i for i in range(1, 11)]
+    big = {  # 72,901 candidates; this server allows 5,000 per job
+        **SPEC,
+        "dopants": "transition_metals",
+        "fractions": grid,
+        "codoping": {"dopants": "transition_metals", "fractions": grid},
+    }
+    r = client.post("/v1/screening-jobs", json=big)
+    assert r.status_code == 413, r.text
+    assert "72901 candidates" in r.json()["detail"]
+
+
+def test_cancel_stops_a_job_and_results_are_409(client: TestClient) -> None:
+    many = {
+        **SPEC,
+        "name": "api-cancel",
+        "dopants": ["Hf", "Ti", "Sn", "Ge", "Nb", "Ta"],
+        "fractions": [0.02 * i for i in range(1, 11)],
+    }
+    first = client.post("/v1/screening-jobs", json=many).json()
+    second = client.post("/v1/screening-jobs", json=many).json()  # queued behind the first (one worker)
+    r = client.delete(f"/v1/screening-jobs/{second['id']}")
+    assert r.status_code == 200
+    assert r.json()["status"] == "cancelled"
+    r = client.delete(f"/v1/screening-jobs/{first['id']}")
+    assert r.status_code in (200, 409)
+    finished = wait_finished(client, first["id"])
+    if r.status_code == 200:
+        assert finished["status"] == "cancelled"
+        assert finished["error"] == "cancelled by request"
+        assert finished["progress"]["done"] < finished["progress"]["total"]
+    cancelled = wait_finished(client, second["id"])
+    assert cancelled["status"] == "cancelled" and cancelled["progress"]["done"] == 0
+    assert client.get(f"/v1/screening-jobs/{second['id']}/results").status_code == 409
+
+
+def test_records_and_results_survive_a_restart(client: TestClient, served_settings: ApiSettings) -> None:
+    job = client.post("/v1/screening-jobs", json={**SPEC, "name": "api-restart"}).json()
+    done = wait_finished(client, job["id"])
+    assert done["status"] == "succeeded"
+    before = client.get(done["results"]["csv"]).text
+
+    with TestClient(create_app(served_settings)) as restarted:
+        again = restarted.get(f"/v1/screening-jobs/{job['id']}").json()
+        assert again["status"] == "succeeded" and again["top_k"] == done["top_k"]
+        assert restarted.get(done["results"]["csv"]).text == before

@@ -1,0 +1,114 @@
+"""POST /v1/predict, GET /health and GET /v1/models against real trained champion models."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from models.predictor import load_predictors
+from models.targets import TargetName
+from service.api.schemas.predict import PREDICT_EXAMPLE
+from service.api.settings import ApiSettings
+
+pytestmark = [pytest.mark.slow, pytest.mark.mlflow]
+
+
+def test_health_is_ok_with_the_loaded_versions(client: TestClient) -> None:
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["ready"] is True
+    assert set(body["models"]) == {"ionic_conductivity", "capacity_retention"}
+    assert all(v.isdigit() for v in body["models"].values())
+
+
+def test_models_lists_champions_with_units_and_cv_metrics(client: TestClient) -> None:
+    models = client.get("/v1/models").json()["models"]
+    by_target = {m["target"]: m for m in models}
+    assert set(by_target) == {"ionic_conductivity", "capacity_retention"}
+    conductivity = by_target["ionic_conductivity"]
+    assert conductivity["name"] == "nascreen-ionic_conductivity"
+    assert "champion" in conductivity["aliases"] and conductivity["loaded"] is True
+    assert conductivity["unit"] == "log10(S/cm)" and by_target["capacity_retention"]["unit"] == "%"
+    assert conductivity["metrics"], "the CV metrics of the training run are listed"
+    assert all(math.isfinite(v) for v in conductivity["metrics"].values())
+
+
+def test_the_documented_example_answers_per_item_and_target(client: TestClient) -> None:
+    r = client.post("/v1/predict", json=PREDICT_EXAMPLE)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["index"] for x in results] == [0, 1]
+    assert [x["formula"] for x in results] == ["Na3Zr2Si2PO12", "P2-Na0.67MnO2"]
+    versions = client.get("/health").json()["models"]
+
+    nasicon = results[0]["predictions"]["ionic_conductivity"]
+    assert nasicon["error"] is None and nasicon["unit"] == "log10(S/cm)"
+    assert nasicon["lower_90"] <= nasicon["value"] <= nasicon["upper_90"]
+    assert nasicon["std"] >= 0 and isinstance(nasicon["in_domain"], bool)
+    assert nasicon["model_version"] == versions["ionic_conductivity"]
+    assert -12 < nasicon["value"] < 0, "a NASICON conductivity in log10(S/cm) is a small negative number"
+
+    cathode = results[1]["predictions"]["capacity_retention"]
+    assert cathode["error"] is None and cathode["unit"] == "%"
+    assert cathode["lower_90"] <= cathode["value"] <= cathode["upper_90"]
+    assert cathode["model_version"] == versions["capacity_retention"]
+    # retention needs a cycle number: the NASICON item without one fails for that target alone
+    missing_cycles = results[0]["predictions"]["capacity_retention"]
+    assert missing_cycles["value"] is None and "cycles" in missing_cycles["error"]
+
+
+def test_a_bad_item_fails_alone_with_its_reason(client: TestClient) -> None:
+    items = [
+        {"formula": "Na3Zr2Si2PO12", "id": "good-1"},
+        {"formula": "Na2XyO3", "id": "bad"},
+        {"formula": "Na3Zr1.9Hf0.1Si2PO12", "id": "good-2"},
+    ]
+    r = client.post("/v1/predict", json={"items": items, "targets": ["ionic_conductivity"]})
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [x["id"] for x in results] == ["good-1", "bad", "good-2"]
+    bad = results[1]["predictions"]["ionic_conductivity"]
+    assert bad["value"] is None and bad["in_domain"] is None
+    assert "Xy" in bad["error"] and "Na2XyO3" in bad["error"]
+    for i in (0, 2):
+        assert results[i]["predictions"]["ionic_conductivity"]["error"] is None
+
+
+def test_answers_equal_the_in_process_predictor(client: TestClient, served_settings: ApiSettings) -> None:
+    formulas = ["Na3Zr2Si2PO12", "Na3.2Zr1.8Sc0.2Si2PO12", "Na2ZrCl6", "Na3PS4"]
+    r = client.post(
+        "/v1/predict",
+        json={"items": [{"formula": f} for f in formulas], "targets": ["ionic_conductivity"]},
+    )
+    got = [x["predictions"]["ionic_conductivity"] for x in r.json()["results"]]
+    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
+        TargetName.IONIC_CONDUCTIVITY
+    ]
+    want = predictor.predict_frame(pd.DataFrame({"formula": formulas}))
+    for answer, (_, row) in zip(got, want.iterrows(), strict=True):
+        assert answer["value"] == pytest.approx(row["prediction"], rel=1e-12)
+        assert answer["upper_90"] == pytest.approx(row["upper_90"], rel=1e-12)
+        assert answer["in_domain"] == bool(row["in_domain"])
+        assert answer["domain_reason"] == row["domain_reason"]
+
+
+def test_out_of_domain_items_say_why(client: TestClient, served_settings: ApiSettings) -> None:
+    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
+        TargetName.IONIC_CONDUCTIVITY
+    ]
+    seen = predictor.model.training_elements_
+    unseen = next(el for el in ("Os", "Ir", "Pt", "Re", "Rh", "Au", "Pd", "Ru") if el not in seen)
+    formula = f"Na2{unseen}O3"
+    r = client.post("/v1/predict", json={"items": [{"formula": formula}], "targets": ["ionic_conductivity"]})
+    answer = r.json()["results"][0]["predictions"]["ionic_conductivity"]
+    assert answer["error"] is None
+    assert answer["in_domain"] is False
+    assert unseen in answer["domain_reason"]
+
+
+def test_a_target_without_a_model_is_503(client: TestClient) -> None:
+    r = client.post("/v1/predict", json={"items": [{"formula": "NaMnO2"}], "targets": ["average_voltage"]})
+    assert r.status_code == 503
+    assert "average_voltage" in r.json()["detail"]
