@@ -90,7 +90,9 @@ def input_spec(target: TargetName | str) -> InputSpec:
 
 
 def _numeric(series: pd.Series) -> pd.Series:
-    return pd.to_numeric(series.replace("", np.nan), errors="coerce").astype(float)
+    # Row validation (row_errors) reports non-numeric text; here it only becomes NaN for the imputer.
+    values = [np.nan if _missing(v) else v for v in series]
+    return pd.Series(pd.to_numeric(values, errors="coerce"), index=series.index, dtype=float)
 
 
 def prepare_inputs(target: TargetName | str, df: pd.DataFrame) -> pd.DataFrame:

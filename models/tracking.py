@@ -200,7 +200,10 @@ def log_training_run(
         if revision:
             all_tags["git_revision"] = revision
             all_params["git_revision"] = revision
-        example = input_example.head(5)
+        example = input_example.head(5).copy()
+        for col in example.columns:  # integers cannot carry missing values in an MLflow schema
+            if pd.api.types.is_integer_dtype(example[col]):
+                example[col] = example[col].astype(float)
         signature = infer_signature(example, model.predict(example))
         with mlflow.start_run(experiment_id=exp_id) as run:
             mlflow.set_tags(all_tags)

@@ -1,0 +1,120 @@
+"""A loaded model for one target, answering a batch of input rows with one output row each.
+
+``Predictor.predict_frame`` validates every row first (formula parses, required conditions present and
+non-negative, a known working ion, ...), sends only the good rows to the model, and returns one row per
+input row in input order: ``prediction, std, lower_90, upper_90, in_domain, domain_reason, model_version,
+error``. A bad row carries its reason in ``error`` (NaN numbers, ``in_domain`` False); it never aborts the
+others and never disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from featurize.composition import parse_formulas
+from models.features import row_errors
+from models.targets import Prediction, TargetName
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_COLUMNS = (
+    "prediction",
+    "std",
+    "lower_90",
+    "upper_90",
+    "in_domain",
+    "domain_reason",
+    "model_version",
+    "error",
+)
+_NUMERIC_OUTPUTS = ("prediction", "std", "lower_90", "upper_90")
+
+
+class UncertainModel(Protocol):
+    """What the Predictor needs from a model (``models.uncertain.UncertainRegressor`` satisfies it)."""
+
+    def predict_with_uncertainty(self, X: pd.DataFrame) -> pd.DataFrame: ...
+
+
+@dataclass
+class Predictor:
+    """A fitted model for ``target`` with the registry version it came from."""
+
+    target: TargetName
+    model: Any
+    model_version: str
+
+    def __post_init__(self) -> None:
+        self.target = TargetName(self.target)
+
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """One output row per input row (same index, same order) with the OUTPUT_COLUMNS."""
+        if "formula" not in df.columns:
+            raise ValueError(f"input has no 'formula' column (columns: {', '.join(map(str, df.columns))})")
+        n = len(df)
+        numbers = {col: np.full(n, np.nan) for col in _NUMERIC_OUTPUTS}
+        in_domain = np.zeros(n, dtype=bool)
+        reasons = np.full(n, "", dtype=object)
+        errors: list[str] = []
+        if n:
+            frame = df.reset_index(drop=True)
+            comps = parse_formulas(frame["formula"].tolist())
+            errors = row_errors(self.target, frame, comps)
+            good = np.array([not e for e in errors], dtype=bool)
+            if good.any():
+                answered = self.model.predict_with_uncertainty(frame.loc[good])
+                for col in _NUMERIC_OUTPUTS:
+                    numbers[col][good] = answered[col].to_numpy(float)
+                in_domain[good] = answered["in_domain"].to_numpy(bool)
+                reasons[good] = answered["domain_reason"].astype(str).to_numpy()
+            if not good.all():
+                reasons[~good] = "not predicted: see error"
+                logger.info(
+                    "%s: %d of %d rows could not be predicted", self.target.value, int((~good).sum()), n
+                )
+        return pd.DataFrame(
+            {
+                **numbers,
+                "in_domain": in_domain,
+                "domain_reason": [str(r) for r in reasons],
+                "model_version": [self.model_version] * n,
+                "error": errors,
+            },
+            index=df.index,
+        )[list(OUTPUT_COLUMNS)]
+
+    def predict_one(self, row: Mapping[str, object]) -> Prediction:
+        """A single input as a ``Prediction``; a bad input raises ValueError with the reason."""
+        result = self.predict_frame(pd.DataFrame([dict(row)])).iloc[0]
+        if result["error"]:
+            raise ValueError(str(result["error"]))
+        return Prediction(
+            target=self.target,
+            value=float(result["prediction"]),
+            std=float(result["std"]),
+            lower_90=float(result["lower_90"]),
+            upper_90=float(result["upper_90"]),
+            in_domain=bool(result["in_domain"]),
+            domain_reason=str(result["domain_reason"]),
+            model_version=self.model_version,
+        )
+
+
+def load_predictors(targets: Iterable[TargetName | str], tracking_uri: str) -> dict[TargetName, Predictor]:
+    """Load each target's ``champion`` once (raises ``models.tracking.NoChampionError`` if one is missing)."""
+    from models.tracking import load_champion
+
+    predictors: dict[TargetName, Predictor] = {}
+    for target in targets:
+        name = TargetName(target)
+        if name in predictors:
+            continue
+        model, version = load_champion(name, tracking_uri)
+        predictors[name] = Predictor(target=name, model=model, model_version=version)
+    return predictors

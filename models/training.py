@@ -1,0 +1,416 @@
+"""Training per target, pure: a curated table in, a fitted model + metrics + figures + model card out.
+
+Steps for one target:
+1. ``training_frame``: the rows a regression may learn from (censored conductivity labels are excluded
+   from fits and metrics), the model's input columns, labels and CV groups (``Target.group_column``).
+2. Model + hyperparameter selection by grouped CV over a small, deliberate candidate list
+   (``default_candidates``: a random forest, extra trees, histogram gradient boosting and the torch MLP
+   ensemble, on named feature sets). Each candidate is fitted as an ``UncertainRegressor`` (grouped-CV
+   out-of-fold predictions -> conformal calibration + domain threshold -> refit on all rows), so the
+   selection score (out-of-fold MAE on held-out groups) and the winner's final model come from one fit.
+3. The metrics table: the chosen model vs the dummy median baseline on the same folds (and, for
+   conductivity, on Na rows alone), plus studies (``models.studies``): Li-helps-Na, the OBELiX official
+   split, and the seed-fact sanity checks.
+4. Figures (parity, calibration) and the model card (``models.reports``).
+
+No MLflow, no files, no printing: ``models.tracking`` and the CLI do that with the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+from models.data import dataset_hash, load_curated
+from models.estimators import MLPEnsembleRegressor
+from models.evaluation import dummy_median_oof, regression_metrics
+from models.features import build_pipeline, input_spec
+from models.reports import ModelCard, evaluation_pngs, markdown_table
+from models.studies import li_helps_na, obelix_benchmark, seed_checks
+from models.targets import Target, TargetName, get_target
+from models.uncertain import UncertainRegressor
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model + hyperparameter setting + feature set tried during selection."""
+
+    name: str
+    feature_set: str
+    regressor: Any
+
+    def hyperparameters(self) -> dict[str, object]:
+        params = self.regressor.get_params(deep=False)
+        return {
+            k: v for k, v in params.items() if isinstance(v, int | float | str | bool | tuple | type(None))
+        }
+
+    def pipeline(self, target: TargetName) -> Any:
+        return build_pipeline(target, self.feature_set, clone(self.regressor))
+
+
+def default_candidates(
+    target: TargetName | str, *, quick: bool = False, n_jobs: int = 2, random_state: int = 0
+) -> list[Candidate]:
+    """The search space: small on purpose (a few minutes for all three targets on 2 cores).
+
+    ``quick`` is the test-sized version (tiny forest only)."""
+    if quick:
+        return [
+            Candidate(
+                "random_forest",
+                "magpie_v1",
+                RandomForestRegressor(
+                    n_estimators=30,
+                    min_samples_leaf=2,
+                    max_features=0.3,
+                    n_jobs=n_jobs,
+                    random_state=random_state,
+                ),
+            )
+        ]
+    # HistGradientBoosting is left out on purpose: its OpenMP pool stalls for minutes on this 2-core
+    # machine when other processes compete for the cores (measured), and the forests cover trees.
+    forest = {"min_samples_leaf": 2, "max_features": 0.3, "n_jobs": n_jobs, "random_state": random_state}
+    return [
+        Candidate("random_forest", "magpie_v1", RandomForestRegressor(n_estimators=150, **forest)),
+        Candidate("random_forest", "composite_v1", RandomForestRegressor(n_estimators=150, **forest)),
+        Candidate("extra_trees", "magpie_v1", ExtraTreesRegressor(n_estimators=150, **forest)),
+        Candidate(
+            "mlp_ensemble",
+            "magpie_v1",
+            MLPEnsembleRegressor(
+                (128, 64),
+                n_members=5,
+                max_epochs=150,
+                batch_size=128,
+                weight_decay=1e-3,
+                n_iter_no_change=15,
+                random_state=random_state,
+                n_threads=n_jobs,
+            ),
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    n_splits: int = 5
+    quick: bool = False
+    n_jobs: int = 2
+    random_state: int = 0
+    max_rows: int | None = None  # subsample (tests): whole groups are kept
+    studies: bool = True  # Li-helps-Na + OBELiX split (conductivity); seed checks always run if facts given
+    candidates: tuple[Candidate, ...] | None = None
+
+
+@dataclass
+class TrainingResult:
+    target: TargetName
+    model: UncertainRegressor
+    candidate: Candidate
+    selection: pd.DataFrame  # one row per candidate: name, feature set, CV metrics, fit seconds
+    metrics: pd.DataFrame  # scope x model (nascreen vs dummy_median): n, mae, rmse, r2, spearman, coverage_90
+    oof: pd.DataFrame
+    studies: dict[str, pd.DataFrame]
+    figures: dict[str, bytes]
+    model_card: str
+    data_hash: str
+    n_rows: int
+    n_excluded: dict[str, int]
+    input_example: pd.DataFrame
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def params(self) -> dict[str, object]:
+        """What MLflow logs as params."""
+        out: dict[str, object] = {
+            "target": self.target.value,
+            "model": self.candidate.name,
+            "feature_set": self.candidate.feature_set,
+            "data_hash": self.data_hash,
+            "n_rows": self.n_rows,
+            **{f"excluded_{k}": v for k, v in self.n_excluded.items()},
+        }
+        out.update({f"hp.{k}": v for k, v in self.candidate.hyperparameters().items()})
+        return out
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Metrics as MLflow keys: cv_<metric> (model, all rows), dummy_<metric>, <scope>_cv_<metric>, ..."""
+        flat: dict[str, float] = {}
+        for _, row in self.metrics.iterrows():
+            prefix = "cv" if row["model"] == "nascreen" else "dummy"
+            scope = "" if row["scope"] == "all" else f"{row['scope']}_"
+            for metric in ("mae", "rmse", "r2", "spearman", "coverage_90", "interval_width_90"):
+                if metric in row and pd.notna(row[metric]):
+                    flat[f"{scope}{prefix}_{metric}"] = float(row[metric])
+        for name, table in self.studies.items():
+            if "metric_key" in table.columns:
+                for _, row in table.iterrows():
+                    if row["metric_key"]:
+                        flat[f"{name}_{row['metric_key']}"] = float(row["value"])
+        flat["train_seconds"] = self.seconds
+        return flat
+
+
+def training_frame(
+    target: TargetName | str, table: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame, dict[str, int]]:
+    """(X, y, groups, kept table rows, excluded counts). Censored labels are excluded (not regressable)."""
+    tgt = get_target(target)
+    excluded: dict[str, int] = {}
+    kept = table
+    if "censored" in kept.columns:
+        censored = kept["censored"].astype(bool)
+        excluded["censored"] = int(censored.sum())
+        kept = kept.loc[~censored]
+    finite = np.isfinite(kept[tgt.value_column].to_numpy(float))
+    excluded["non_finite_label"] = int((~finite).sum())
+    kept = kept.loc[finite].reset_index(drop=True)
+    spec = input_spec(tgt.name)
+    columns = [c for c in spec.columns if c in kept.columns]
+    X = kept[columns].copy()
+    y = kept[tgt.value_column].to_numpy(float)
+    groups = kept[tgt.group_column].astype(str).to_numpy()
+    return X, y, groups, kept, excluded
+
+
+def subsample_groups(
+    table: pd.DataFrame, group_column: str, max_rows: int, random_state: int
+) -> pd.DataFrame:
+    """Whole groups, in random order, until ``max_rows`` rows are reached (keeps grouped CV meaningful)."""
+    if len(table) <= max_rows:
+        return table
+    rng = np.random.default_rng(random_state)
+    groups = table[group_column].astype(str).unique()
+    rng.shuffle(groups)
+    sizes = table[group_column].astype(str).value_counts()
+    chosen, total = [], 0
+    for g in groups:
+        if total >= max_rows:
+            break
+        chosen.append(g)
+        total += int(sizes[g])
+    return table.loc[table[group_column].astype(str).isin(chosen)].reset_index(drop=True)
+
+
+def fit_uncertain(
+    target: TargetName,
+    candidate: Candidate,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    config: TrainingConfig,
+) -> UncertainRegressor:
+    model = UncertainRegressor(
+        candidate.pipeline(target), n_splits=config.n_splits, coverage=0.9, random_state=config.random_state
+    )
+    return model.fit(X, y, groups)
+
+
+def select_and_fit(
+    target: TargetName,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    candidates: Sequence[Candidate],
+    config: TrainingConfig,
+    progress: Progress,
+) -> tuple[UncertainRegressor, Candidate, pd.DataFrame]:
+    """Fit every candidate as an UncertainRegressor; keep the lowest out-of-fold (held-out group) MAE."""
+    rows: list[dict[str, object]] = []
+    best: tuple[float, UncertainRegressor, Candidate] | None = None
+    for i, candidate in enumerate(candidates, 1):
+        progress(
+            f"{target.value}: candidate {i}/{len(candidates)} {candidate.name} on {candidate.feature_set}"
+        )
+        start = time.perf_counter()
+        try:
+            model = fit_uncertain(target, candidate, X, y, groups, config)
+        except ValueError as exc:  # e.g. a feature set that is not available: record and go on
+            logger.warning("candidate %s/%s failed: %s", candidate.name, candidate.feature_set, exc)
+            rows.append({"model": candidate.name, "feature_set": candidate.feature_set, "error": str(exc)})
+            continue
+        seconds = time.perf_counter() - start
+        oof = model.oof_
+        row = regression_metrics(oof["y_true"], oof["prediction"], oof["lower_90"], oof["upper_90"])
+        rows.append(
+            {"model": candidate.name, "feature_set": candidate.feature_set, **row, "fit_seconds": seconds}
+        )
+        if best is None or row["mae"] < best[0]:
+            best = (row["mae"], model, candidate)
+    if best is None:
+        raise RuntimeError(f"{target.value}: every candidate failed: {rows}")
+    selection = pd.DataFrame(rows)
+    return best[1], best[2], selection
+
+
+def metrics_table(oof: pd.DataFrame, scopes: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Model vs dummy median on the model's own grouped folds, for all rows and each named row subset.
+    The dummy of a subset learns its median from that subset's rows only (e.g. Na rows for "na_only")."""
+    rows = []
+    for scope, mask in {"all": np.ones(len(oof), dtype=bool), **(scopes or {})}.items():
+        if not mask.any() or len(np.unique(oof["fold"].to_numpy()[mask])) < 2:
+            continue
+        dummy = dummy_median_oof(oof["y_true"], oof["fold"], oof["group"], train_mask=mask)
+        for name, table in (("nascreen", oof), ("dummy_median", dummy)):
+            metrics = regression_metrics(
+                table["y_true"], table["prediction"], table["lower_90"], table["upper_90"], mask=mask
+            )
+            rows.append({"scope": scope, "model": name, **metrics})
+    frame = pd.DataFrame(rows)
+    frame["n"] = frame["n"].astype(int)
+    return frame
+
+
+def train_on_table(
+    target: TargetName | str,
+    table: pd.DataFrame,
+    config: TrainingConfig | None = None,
+    *,
+    seed_facts: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Train one target on its curated table (pure)."""
+    config = config or TrainingConfig()
+    say: Progress = progress or (lambda message: logger.info(message))
+    tgt = get_target(target)
+    start = time.perf_counter()
+    data_hash = dataset_hash(table)
+    if config.max_rows is not None:
+        table = subsample_groups(table, tgt.group_column, config.max_rows, config.random_state)
+    X, y, groups, kept, excluded = training_frame(tgt.name, table)
+    say(
+        f"{tgt.name.value}: {len(y)} rows, {len(set(groups))} groups ({tgt.group_column}), "
+        f"excluded {excluded}"
+    )
+    candidates = list(
+        config.candidates or default_candidates(tgt.name, quick=config.quick, n_jobs=config.n_jobs)
+    )
+    model, candidate, selection = select_and_fit(tgt.name, X, y, groups, candidates, config, say)
+    say(f"{tgt.name.value}: chose {candidate.name} on {candidate.feature_set}")
+    oof = model.oof_.reset_index(drop=True)
+    scopes: dict[str, np.ndarray] = {}
+    if "mobile_ion" in kept.columns:
+        scopes["na_only"] = (kept["mobile_ion"] == "Na").to_numpy()
+    if "working_ion" in kept.columns:
+        scopes["na_only"] = (kept["working_ion"] == "Na").to_numpy()
+    metrics = metrics_table(oof, scopes)
+    studies: dict[str, pd.DataFrame] = {}
+    if config.studies and tgt.name is TargetName.IONIC_CONDUCTIVITY:
+        say(f"{tgt.name.value}: study Li-helps-Na (grouped CV on Na rows)")
+        studies["li_helps_na"] = li_helps_na(
+            kept, X, y, groups, candidate, config.n_splits, config.random_state
+        )
+        say(f"{tgt.name.value}: study OBELiX official split")
+        studies["obelix"] = obelix_benchmark(table, candidate)
+    if seed_facts is not None:
+        studies["seed_checks"] = seed_checks(tgt.name, model, seed_facts)
+    seconds = time.perf_counter() - start
+    figures = evaluation_pngs(oof.assign(in_domain=True), target=tgt.name.value, unit=tgt.unit)
+    result = TrainingResult(
+        target=tgt.name,
+        model=model,
+        candidate=candidate,
+        selection=selection,
+        metrics=metrics,
+        oof=oof,
+        studies=studies,
+        figures=figures,
+        model_card="",
+        data_hash=data_hash,
+        n_rows=len(y),
+        n_excluded=excluded,
+        input_example=X.head(5),
+        seconds=seconds,
+    )
+    result.model_card = model_card(tgt, result, kept, groups)
+    return result
+
+
+def train_target(
+    target: TargetName | str,
+    data_dir: Path,
+    config: TrainingConfig | None = None,
+    *,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Load the curated table (and ``data_dir/seed_facts.csv`` when present) and train."""
+    table = load_curated(target, data_dir)
+    facts_path = data_dir / "seed_facts.csv"
+    facts = pd.read_csv(facts_path, keep_default_na=False) if facts_path.is_file() else None
+    return train_on_table(target, table, config, seed_facts=facts, progress=progress)
+
+
+def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: np.ndarray) -> str:
+    caveats = [
+        "Metrics are out-of-fold on held-out groups "
+        f"({tgt.group_column}); the same folds select the model among {len(result.selection)} candidates, "
+        "so the winner's numbers carry a small selection optimism.",
+        "Composition-only features: polymorph, processing, microstructure and cell design are invisible "
+        "unless given as inputs.",
+        "Intervals are split-conformal on grouped-CV residuals: marginal coverage for new groups, "
+        "not per row.",
+    ]
+    if result.n_excluded.get("censored"):
+        caveats.insert(
+            0,
+            f"{result.n_excluded['censored']} censored labels (upper bounds such as '<1E-10') are excluded "
+            "from "
+            "fitting and from every metric; the model never learned 'below detection'.",
+        )
+    if tgt.name is TargetName.IONIC_CONDUCTIVITY:
+        caveats.append(
+            "No halide, oxychloride or sulfide Na conductor is in the training data: such inputs come back "
+            "out of domain (see the seed checks)."
+        )
+    if tgt.name is TargetName.AVERAGE_VOLTAGE:
+        caveats.append("Labels are DFT (GGA/GGA+U) Materials Project voltages, not measurements.")
+    if tgt.name is TargetName.CAPACITY_RETENTION:
+        caveats.append(
+            "Text-mined literature labels; retention depends on cell, electrolyte and rate in ways the "
+            "inputs "
+            "only partly capture (current and voltage window are often missing and imputed)."
+        )
+    sections = {name: markdown_table(table) for name, table in result.studies.items() if len(table)}
+    sections["Model selection (grouped CV)"] = markdown_table(result.selection)
+    card = ModelCard(
+        target=tgt.name.value,
+        description=tgt.description,
+        unit=tgt.unit,
+        model_name=result.candidate.name,
+        feature_set=result.candidate.feature_set,
+        hyperparameters=result.candidate.hyperparameters(),
+        data_summary={
+            "curated table hash (models.data.dataset_hash)": result.data_hash,
+            "rows used": result.n_rows,
+            "rows excluded": result.n_excluded,
+            f"groups ({tgt.group_column})": len(set(groups)),
+            "label range": f"{kept[tgt.value_column].min():.3g} .. "
+            f"{kept[tgt.value_column].max():.3g} {tgt.unit}",
+        },
+        metrics=result.metrics,
+        domain=(
+            "A prediction is in domain when every element of the formula occurs in this target's training "
+            "data and its k-nearest-neighbour distance in the scaled feature space is below the threshold "
+            "chosen on grouped CV (the 95th percentile of held-out-group distances); otherwise `in_domain` "
+            "is false and "
+            "`domain_reason` says which test failed."
+        ),
+        caveats=caveats,
+        sections=sections,
+    )
+    return card.render()

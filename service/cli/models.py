@@ -1,0 +1,260 @@
+"""`nascreen train`, `nascreen predict`, `nascreen models`: training, batch prediction and the registry.
+
+The MLflow store defaults to sqlite:///<project root>/mlruns/mlflow.db; `--tracking-uri` or the
+MLFLOW_TRACKING_URI environment variable (read here, at the edge, and passed down) point elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+import models
+
+PROJECT_ROOT = Path(models.__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+ALL = "all"
+
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking URI (default: sqlite:///<project root>/mlruns/mlflow.db).",
+    ),
+]
+DataDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir", envvar="NASCREEN_DATA_DIR", file_okay=False, help="Data directory (curated/)."
+    ),
+]
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    from models.tracking import default_tracking_uri
+
+    return uri or default_tracking_uri(PROJECT_ROOT)
+
+
+def _targets(target: str) -> list[Any]:
+    from models.targets import TargetName, get_target
+
+    if target == ALL:
+        return list(TargetName)
+    try:
+        return [get_target(target).name]
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc} (or '{ALL}')", param_hint="--target") from None
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def metrics_rich_table(title: str, frame: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = [
+        c
+        for c in ("scope", "model", "n", "mae", "rmse", "r2", "spearman", "coverage_90")
+        if c in frame.columns
+    ]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("scope", "model") else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*[_fmt(row[c]) for c in cols])
+    return table
+
+
+def train_and_register(
+    targets: list[Any],
+    *,
+    tracking_uri: str,
+    data_dir: Path,
+    quick: bool = False,
+    console: Any = None,
+) -> dict[Any, Any]:
+    """Train, log and register each target; returns {target: TrainingResult}. Used by `train` and `demo`."""
+    from rich.console import Console
+
+    from models import tracking
+    from models.training import TrainingConfig, train_target
+
+    console = console or Console()
+    results = {}
+    for target in targets:
+        with console.status(f"training {target.value} ...") as status:
+
+            def progress(message: str, status: Any = status) -> None:
+                status.update(message)
+                console.log(message)
+
+            result = train_target(target, data_dir, TrainingConfig(quick=quick), progress=progress)
+            status.update(f"{target.value}: logging to MLflow")
+            logged = tracking.log_training_run(
+                tracking_uri=tracking_uri,
+                target=target,
+                model=result.model,
+                input_example=result.input_example,
+                params=result.params(),
+                metrics=result.flat_metrics(),
+                figures=result.figures,
+                model_card=result.model_card,
+                tables={
+                    "metrics": result.metrics,
+                    "selection": result.selection,
+                    "oof": result.oof,
+                    **result.studies,
+                },
+                project_root=PROJECT_ROOT,
+            )
+            version = tracking.register_champion(tracking_uri=tracking_uri, target=target, logged=logged)
+        console.print(
+            metrics_rich_table(
+                f"{target.value}: {result.candidate.name} on {result.candidate.feature_set}, grouped CV "
+                f"({result.seconds:.0f} s) -> nascreen-{target.value} v{version} @champion",
+                result.metrics,
+            )
+        )
+        for name, table in result.studies.items():
+            if len(table):
+                console.print(f"[bold]{name}[/bold]")
+                console.print(
+                    table.drop(columns=["metric_key", "value"], errors="ignore").to_string(index=False)
+                )
+        results[target] = result
+    return results
+
+
+def train(
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target", "-t", help="ionic_conductivity | capacity_retention | average_voltage | all"
+        ),
+    ] = ALL,
+    tracking_uri: TrackingOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Tiny search (smoke test), not for real use.")
+    ] = False,
+) -> None:
+    """Train, evaluate (grouped CV vs dummy), log to MLflow and register the champion per target."""
+    from rich.console import Console
+
+    console = Console()
+    start = time.perf_counter()
+    train_and_register(
+        _targets(target),
+        tracking_uri=resolve_tracking_uri(tracking_uri),
+        data_dir=data_dir,
+        quick=quick,
+        console=console,
+    )
+    console.print(f"done in {time.perf_counter() - start:.0f} s")
+
+
+def predict(
+    input_csv: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV with a formula column")
+    ],
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="ionic_conductivity | capacity_retention | average_voltage")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="Output CSV")],
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Predict every row of INPUT.csv; OUT keeps every input row and column in order and adds prediction,
+    std, lower_90, upper_90, in_domain, domain_reason, model_version, error."""
+    import pandas as pd
+    from rich.console import Console
+
+    from models.predictor import OUTPUT_COLUMNS, load_predictors
+    from models.tracking import NoChampionError
+
+    console = Console(stderr=True)
+    names = _targets(target)
+    if len(names) != 1:
+        raise typer.BadParameter("predict takes one target", param_hint="--target")
+    # Every cell as text ("NaN" is sodium nitride, "" stays ""), so the input comes back unchanged.
+    frame = pd.read_csv(input_csv, dtype=str, keep_default_na=False, na_filter=False)
+    if "formula" not in frame.columns:
+        raise typer.BadParameter(f"{input_csv} has no 'formula' column", param_hint="INPUT_CSV")
+    clash = [c for c in OUTPUT_COLUMNS if c in frame.columns]
+    if clash:
+        raise typer.BadParameter(
+            f"{input_csv} already has output column(s) {', '.join(clash)}", param_hint="INPUT_CSV"
+        )
+    try:
+        predictor = load_predictors(names, resolve_tracking_uri(tracking_uri))[names[0]]
+    except NoChampionError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    answers = predictor.predict_frame(frame)
+    out = pd.concat([frame, answers], axis=1)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(output, index=False)
+    n_bad = int((answers["error"] != "").sum())
+    n_out = int((~answers["in_domain"] & (answers["error"] == "")).sum())
+    console.print(
+        f"{len(out)} rows -> {output} (model {predictor.target.value} v{predictor.model_version}); "
+        f"{n_bad} rows with errors, {n_out} predicted out of domain"
+    )
+
+
+def list_models(tracking_uri: TrackingOption = None) -> None:
+    """Registered models, versions, aliases and their CV metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from models.tracking import list_registered
+
+    uri = resolve_tracking_uri(tracking_uri)
+    rows = list_registered(uri)
+    console = Console()
+    if not rows:
+        console.print(f"no registered models in {uri}: run `nascreen train`")
+        return
+    table = Table(title=f"registered models in {uri}")
+    for col in (
+        "name",
+        "version",
+        "aliases",
+        "model",
+        "feature set",
+        "CV MAE",
+        "dummy MAE",
+        "R2",
+        "cov90",
+        "created",
+    ):
+        table.add_column(col)
+    for r in rows:
+        m = r["metrics"]
+        table.add_row(
+            r["name"],
+            r["version"],
+            ",".join(r["aliases"]),
+            r["model"],
+            r["feature_set"],
+            _fmt(m.get("cv_mae", float("nan"))),
+            _fmt(m.get("dummy_mae", float("nan"))),
+            _fmt(m.get("cv_r2", float("nan"))),
+            _fmt(m.get("cv_coverage_90", float("nan")), 2),
+            r["created"].strftime("%Y-%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("predict")(predict)
+    app.command("models")(list_models)
