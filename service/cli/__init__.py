@@ -34,6 +34,9 @@ def _register() -> None:
     from service.cli import featurize as _featurize
 
     _featurize.register(app)
+    from service.cli import models as _models
+
+    _models.register(app)
     from service.cli import screen as _screen
 
     _screen.register(app)
