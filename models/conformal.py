@@ -13,6 +13,11 @@ row where all trees agree (sigma ~ 0) cannot blow its score up to infinity.
 The reported ``std`` is the calibrated half-width divided by the standard normal quantile of the interval
 (``z_0.95`` = 1.645 for a 90% interval): the std of a normal with the same central interval.
 
+How much to trust the spread is itself chosen on held-out data: ``select_spread_floor`` tries a few floors
+(``eps_fraction`` x median spread; a large floor makes the width nearly constant) and absolute residuals, and
+keeps the one whose cross-fold intervals are narrowest on average. Every candidate is calibrated to the same
+coverage, so this chooses efficiency (how well the width tracks the error), not coverage.
+
 ``cross_fold_intervals`` gives honest out-of-fold intervals for evaluation: the rows of each fold get the
 quantile calibrated on the *other* folds' scores only, so the reported coverage is not calibrated on itself.
 """
@@ -137,6 +142,33 @@ def fit_conformal(
     floor = spread_floor(sigma, eps_fraction) if eps is None else float(eps)
     q = conformal_quantile(nonconformity_scores(y, yhat, sigma, floor), coverage)
     return ConformalCalibration(coverage, q, normalized=True, eps=floor, n_calibration=len(y))
+
+
+SPREAD_FLOOR_GRID = (0.05, 0.25, 1.0, 4.0)
+
+
+def select_spread_floor(
+    y: np.ndarray,
+    yhat: np.ndarray,
+    sigma: np.ndarray | None,
+    folds: np.ndarray,
+    coverage: float = 0.9,
+    grid: tuple[float, ...] = SPREAD_FLOOR_GRID,
+) -> float | None:
+    """The ``eps_fraction`` (or None: absolute residuals) whose cross-fold intervals are narrowest on average.
+
+    Ties go to the earlier (more spread-adaptive) option; sigma None always gives None.
+    """
+    if sigma is None:
+        return None
+    widths: list[tuple[float, float | None]] = []
+    for option in (*grid, None):
+        s = None if option is None else sigma
+        fraction = _DEFAULT_EPS_FRACTION if option is None else option
+        lower, upper, _ = cross_fold_intervals(y, yhat, s, folds, coverage, eps_fraction=fraction)
+        widths.append((float(np.mean(upper - lower)), option))
+    best_width = min(w for w, _ in widths)
+    return next(option for w, option in widths if w <= best_width + 1e-12)
 
 
 def cross_fold_intervals(

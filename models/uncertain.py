@@ -23,7 +23,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from featurize.composition import Composition, CompositionError, parse_formulas
-from models.conformal import ConformalCalibration, cross_fold_intervals, fit_conformal
+from models.conformal import (
+    SPREAD_FLOOR_GRID,
+    ConformalCalibration,
+    cross_fold_intervals,
+    fit_conformal,
+    select_spread_floor,
+)
 from models.domain import ApplicabilityDomain, FeatureSpaceDistance
 from models.estimators.spread import predict_mean_std
 
@@ -147,8 +153,17 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             fold[test] = k
         sigma_hat = sigma if have_sigma else None
 
-        self.calibration_: ConformalCalibration = fit_conformal(y_arr, pred, sigma_hat, self.coverage)
-        lower, upper, std = cross_fold_intervals(y_arr, pred, sigma_hat, fold, self.coverage)
+        floor = select_spread_floor(y_arr, pred, sigma_hat, fold, self.coverage)
+        if floor is None:
+            sigma_hat = None  # absolute residuals gave narrower honest intervals than any use of the spread
+        fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
+        self.spread_floor_fraction_ = floor
+        self.calibration_: ConformalCalibration = fit_conformal(
+            y_arr, pred, sigma_hat, self.coverage, eps_fraction=fraction
+        )
+        lower, upper, std = cross_fold_intervals(
+            y_arr, pred, sigma_hat, fold, self.coverage, eps_fraction=fraction
+        )
         self.oof_ = pd.DataFrame(
             {
                 "y_true": y_arr,
@@ -176,7 +191,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             n_groups,
             n_splits,
             self.calibration_.quantile,
-            "normalised" if have_sigma else "absolute",
+            "absolute" if floor is None else f"normalised, spread floor {floor} x median",
             self.domain_.threshold_,
         )
         return self

@@ -13,6 +13,7 @@ from models.conformal import (
     fit_conformal,
     nonconformity_scores,
     normal_quantile,
+    select_spread_floor,
 )
 
 
@@ -84,3 +85,14 @@ def test_cross_fold_intervals_use_only_the_other_folds() -> None:
     assert np.mean((y[folds == 0] >= lower[folds == 0]) & (y[folds == 0] <= upper[folds == 0])) < 0.2
     assert (upper[folds == 1] > 10).all()  # the other folds' calibration includes the wild fold
     np.testing.assert_allclose(std, (upper - lower) / 2 / normal_quantile(0.9))
+
+
+def test_spread_floor_trusts_an_informative_spread_and_not_a_useless_one() -> None:
+    rng = np.random.default_rng(3)
+    x, y, true_sigma = _heteroscedastic(600, rng)
+    yhat = np.sin(6 * x)
+    folds = np.arange(600) % 5
+    assert select_spread_floor(y, yhat, true_sigma, folds) in (0.05, 0.25)
+    useless = rng.uniform(0.01, 1.0, 600)  # unrelated to the errors: width should not follow it
+    assert select_spread_floor(y, yhat, useless, folds) in (4.0, None)
+    assert select_spread_floor(y, yhat, None, folds) is None
