@@ -165,7 +165,7 @@ class MLPEnsembleRegressor(RegressorMixin, BaseEstimator):
     bootstrap : train each member on a bootstrap resample (out-of-bag rows are its validation set).
     activation : "relu", "silu" or "tanh".
     dropout : dropout probability after each hidden layer (0 disables it).
-    random_state : seed (int), RandomState or None; a fixed int gives identical fits.
+    random_state : seed (int), RandomState or None; a fixed int gives identical fits (at a fixed n_threads).
     n_threads : torch intra-op threads used during ``fit``.
     """
 
