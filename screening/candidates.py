@@ -67,6 +67,7 @@ REJECTED_COLUMNS = ("candidate_id", "formula", "dopant", "fraction", "dopant2", 
 #: assign_oxidation_states is called (for an explanatory reason) at most this many times per chunk.
 MAX_REASON_LOOKUPS = 200
 _TOL = 1e-9
+_SMALL = 4096
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def _format_column(values: np.ndarray, symbol: str, decimals: int) -> np.ndarray
     first = float(values[0])
     if (values == first).all():  # most columns of a block are constant: one string, broadcast by "+"
         return _amount_text(symbol, first, decimals)
+    if values.size <= _SMALL:  # a dict lookup per row beats hashing overhead on small blocks
+        return np.array([_amount_text(symbol, v, decimals) for v in values.tolist()], dtype=object)
     codes, uniq = pd.factorize(values)
     texts = np.array([_amount_text(symbol, float(u), decimals) for u in uniq], dtype=object)
     return texts[codes]

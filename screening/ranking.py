@@ -176,20 +176,53 @@ def describe(config: RankingConfig) -> str:
 
 def pareto_ranks(points: np.ndarray, max_fronts: int) -> np.ndarray:
     """Front number (1 = non-dominated) per row of ``points`` (maximise every column); 0 for rows beyond
-    ``max_fronts``. Identical points share a front."""
+    ``max_fronts``. Identical points share a front. Points are deduplicated first; one or two objectives
+    use exact sort-based peeling (O(n) NumPy work per front), more objectives a pairwise filter."""
     n = points.shape[0]
-    ranks = np.zeros(n, dtype=np.int64)
-    remaining = np.arange(n)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    uniq, inverse = np.unique(np.asarray(points, dtype=float), axis=0, return_inverse=True)
+    if uniq.shape[1] == 1:
+        order = np.argsort(-uniq[:, 0], kind="stable")
+        ur = np.zeros(uniq.shape[0], dtype=np.int64)
+        ur[order] = np.arange(1, uniq.shape[0] + 1)
+        ur[ur > max_fronts] = 0
+    elif uniq.shape[1] == 2:
+        ur = _ranks_2d(uniq, max_fronts)
+    else:
+        ur = _ranks_nd(uniq, max_fronts)
+    return ur[inverse.reshape(-1)]
+
+
+def _ranks_2d(u: np.ndarray, max_fronts: int) -> np.ndarray:
+    # Sorted by x desc then y desc, a unique point is dominated iff some earlier point has y >= its y.
+    order = np.lexsort((-u[:, 1], -u[:, 0]))
+    ys = u[order, 1]
+    ranks = np.zeros(u.shape[0], dtype=np.int64)
+    remaining = np.arange(u.shape[0])
     for front in range(1, max_fronts + 1):
         if remaining.size == 0:
             break
-        pts = points[remaining]
+        yr = ys[remaining]
+        before = np.concatenate(([-np.inf], np.maximum.accumulate(yr)[:-1]))
+        on = yr > before
+        ranks[order[remaining[on]]] = front
+        remaining = remaining[~on]
+    return ranks
+
+
+def _ranks_nd(u: np.ndarray, max_fronts: int) -> np.ndarray:
+    ranks = np.zeros(u.shape[0], dtype=np.int64)
+    remaining = np.arange(u.shape[0])
+    for front in range(1, max_fronts + 1):
+        if remaining.size == 0:
+            break
+        pts = u[remaining]
         order = np.lexsort(tuple(-pts[:, j] for j in reversed(range(pts.shape[1]))))
         cand = order.copy()
         i = 0
-        while i < cand.size:
-            p = pts[cand[i]]
-            keep = np.any(pts[cand] > p, axis=1) | np.all(pts[cand] == p, axis=1)
+        while i < cand.size:  # cand[:i] are non-dominated; drop what cand[i] dominates
+            keep = np.any(pts[cand] > pts[cand[i]], axis=1)
             keep[: i + 1] = True
             cand = cand[keep]
             i += 1
@@ -198,6 +231,13 @@ def pareto_ranks(points: np.ndarray, max_fronts: int) -> np.ndarray:
         mask[cand] = False
         remaining = remaining[mask]
     return ranks
+
+
+def _texts(mask: np.ndarray, details: np.ndarray, prefix: str, default: str) -> np.ndarray:
+    """prefix + detail for the masked rows only (the other rows are not looked at)."""
+    out = np.full(mask.shape[0], "", dtype=object)
+    out[mask] = [prefix + (str(d) or default) for d in details[mask]]
+    return out
 
 
 def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -258,7 +298,7 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
             else np.full(n, "")
         )
         missing = ~np.isfinite(mean)
-        exclude(missing, np.array([f"no {o.target} prediction: {e or 'missing'}" for e in err], dtype=object))
+        exclude(missing, _texts(missing, err, f"no {o.target} prediction: ", "missing"))
         if config.in_domain_only and f"{o.target}_in_domain" in out.columns:
             ind = out[f"{o.target}_in_domain"].fillna(False).astype(bool).to_numpy()
             why = (
@@ -266,7 +306,7 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
                 if f"{o.target}_domain_reason" in out.columns
                 else np.full(n, "")
             )
-            exclude(~ind, np.array([f"{o.target} out of domain: {w}" for w in why], dtype=object))
+            exclude(~ind, _texts(~ind, why, f"{o.target} out of domain: ", "no reason given"))
         if o.threshold is not None:
             bad = (mean < o.threshold) if o.direction == "max" else (mean > o.threshold)
             word = "below" if o.direction == "max" else "above"
