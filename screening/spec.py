@@ -1,14 +1,48 @@
 """The screening spec: what to generate (host, site, dopants, fraction grid, compensation or a template),
 under which conditions the targets are predicted, and how to rank. Validated once, here.
 
-``parse_spec(mapping)`` takes the mapping a YAML/TOML file (``screening.spec_io.load_spec``) or the CLI
-flags produce and returns a frozen :class:`ScreeningSpec`, or raises :class:`SpecError` naming the field.
-Two forms:
+``parse_spec(mapping)`` takes the mapping a YAML/TOML file (``screening.spec_io.load_spec``) or CLI flags
+produce and returns a frozen :class:`ScreeningSpec`, or raises :class:`SpecError` naming the field.
 
-* substitution: ``host`` + ``site`` + ``dopants`` + ``fractions`` (+ ``codoping``) + ``compensation``.
-  It is compiled into the template form (the compensation becomes an expression of the dopant valence).
-* template: ``template: {formula: "...", variables: {x: grid, ...}}`` (see ``screening.templates``),
-  compensation written into the formula via the dopant valence ``v``; ``host`` is the reference compound.
+Grammar (YAML shown; TOML is the same mapping)::
+
+    name: p2_na0.6li0.2mn0.8o2_dopants      # [A-Za-z0-9_.-], used for output names
+    family: p2_layered_oxide                # FAMILIES: decides targets (cathode: average_voltage +
+                                            # capacity_retention; electrolyte: ionic_conductivity)
+    targets: [capacity_retention]           # optional subset of the family's targets
+    host: Na0.6Li0.2Mn0.8O2                 # any formula parse_formula accepts (Na[Li1/3Ru2/3]O2,
+                                            # Na2O2-HfCl4); must be charge balanced; candidate 0
+    # --- substitution form ---
+    site: Mn                                # host element replaced by the dopant
+    dopants: [Ru, Ir, 4d_5d_tm]             # symbols and/or groups (DOPANT_GROUPS, aliases such as
+                                            # "4d and 5d transition metals", or model_elements =
+                                            # the set the caller passes); a CLI string "Ru, Ir" works
+    exclude: [Tc]                           # optional
+    fractions: {start: 0.05, stop: 0.2, step: 0.05}    # or [0.05, 0.1], "0.05:0.2:0.05", "0.05,0.1"
+    codoping: {dopants: [Ti], fractions: [0.05], site: Li}   # optional second dopant (site default: site)
+    compensation: variable_valence          # or {mode, element/site, range}:
+        # na_content        Na (or element) adjusts by x*(v_site - v)/v_Na; "Na content would be negative"
+        # variable_valence  element (default: site) must stay in range (default: featurize.oxidation's)
+        # vacancy           vacancies on site (an element): only removes atoms of that site
+        # none              nothing adjusts; only the neutrality check
+    valences: {Mo: 6, Ru: [4, 5]}           # optional dopant valence overrides
+    valence_policy: preferred               # or all (every integer state; only where the formula
+                                            # depends on it: na_content, vacancy, templates using v)
+    # --- template form (instead of site/fractions/compensation) ---
+    template:
+      formula: "{x}Na2O2-{M}Cl{v}"          # or a list of templates; grammar in screening.templates
+      variables: {x: {start: 0.8, stop: 1.2, step: 0.1}}   # grids, declared order = id order
+    # --- common ---
+    conditions: {cycles: 100, current_mA_g: 170, voltage_low_V: 2.0, voltage_high_V: 4.5}
+                                            # required for cathode families (retention needs them)
+    ranking: {mode: pareto, objectives: {capacity_retention: {weight: 2, threshold: 70}}}
+                                            # screening.ranking.parse_ranking
+    decimals: 4                             # amounts in candidate formulas
+    max_candidates: 10000000                # cap; larger grids are refused
+    allow_peroxide: false                   # default true only for oxychlorides (Na2O2)
+
+The substitution form is compiled into a template (``Na{0.6}Li{0.2}Mn{0.8 - x}{M}{x}O{2.0}``, with the
+compensation written as an expression of the dopant valence ``v``), so candidate generation has one path.
 
 Oxidation states come from ``featurize.oxidation`` (the project's one neutrality check and its cation
 table): the host's states from ``assign_oxidation_states``; a dopant's valence is its preferred state
@@ -32,7 +66,7 @@ from featurize.composition import CompositionError, parse_formula
 from featurize.oxidation import assign_oxidation_states, cation_states
 from models.targets import TargetName
 from screening.ranking import RankingConfig, parse_ranking
-from screening.templates import FormulaTemplate, TemplateError, parse_template
+from screening.templates import PLACEHOLDERS, VALENCE_NAMES, FormulaTemplate, TemplateError, parse_template
 
 __all__ = [
     "COMPENSATION_MODES",
@@ -243,7 +277,15 @@ def _number(value: object, where: str) -> float:
 
 
 def parse_grid(value: object, name: str, where: str) -> Grid:
-    """A list of numbers, ``{start, stop, step}`` (stop included) or ``{values: [...]}``."""
+    """A list of numbers, ``{start, stop, step}`` (stop included), ``{values: [...]}``, or the CLI
+    string forms ``"0.05:0.2:0.05"`` (start:stop:step) and ``"0.05,0.1,0.2"``."""
+    if isinstance(value, str) and ":" in value:
+        parts = value.split(":")
+        if len(parts) != 3:
+            raise SpecError(f"{where}: {value!r} is not start:stop:step")
+        value = dict(zip(("start", "stop", "step"), (p.strip() for p in parts), strict=True))
+    elif isinstance(value, str) and "," in value:
+        value = [p.strip() for p in value.split(",") if p.strip()]
     if isinstance(value, Mapping):
         if "values" in value:
             return parse_grid(value["values"], name, where)
@@ -287,6 +329,8 @@ def expand_dopants(
     """Element symbols and group names -> sorted (by Z) unique symbols. Groups drop radioactive and
     noble-gas elements, elements with no positive common state, and ``exclude``; explicit symbols are
     kept as given (and must be elements)."""
+    if isinstance(value, str) and "," in value:  # "Ru, Ir, 4d_tm" from a CLI flag
+        value = [v.strip() for v in value.split(",") if v.strip()]
     items: list[object] = (
         [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else []
     )
@@ -674,6 +718,13 @@ def parse_spec(
         elif codoping is not None:
             raise SpecError("codoping: the template has no {M2} placeholder")
 
+    if policy == "all" or any(isinstance(v, Sequence) and not isinstance(v, str) for v in overrides.values()):
+        uses_v = any(VALENCE_NAMES[p] in t.names for t in templates for p in PLACEHOLDERS)
+        if not uses_v:
+            raise SpecError(
+                "valence_policy: several valences per dopant give the same formula here (the formula does "
+                f"not depend on the valence with compensation {comp.mode}); use one valence per dopant"
+            )
     try:
         ranking = parse_ranking(mapping.get("ranking") or {}, targets)
     except ValueError as exc:

@@ -74,7 +74,11 @@ def test_grid_forms() -> None:
 
 
 def test_valence_policy_all_and_overrides() -> None:
-    spec = parse_spec(spec_with(dopants=["Ru", "Mo"], valence_policy="all", valences={"Mo": [5, 6]}))
+    spec = parse_spec(
+        spec_with(
+            dopants=["Ru", "Mo"], valence_policy="all", valences={"Mo": [5, 6]}, compensation="na_content"
+        )
+    )
     assert [(d.element, d.valence) for d in spec.dopants] == [
         ("Mo", 5.0),
         ("Mo", 6.0),
@@ -225,3 +229,21 @@ def test_toml_and_yaml_files(tmp_path: Path) -> None:
         load_spec(listing)
     with pytest.raises(SpecError, match=r"p2.toml: fractions: 0.9 out of range"):
         load_spec(toml, overrides={"fractions": [0.9]})
+
+
+def test_cli_string_forms() -> None:
+    spec = parse_spec(spec_with(dopants="Ru, Nb", fractions="0.05:0.15:0.05"))
+    assert [d.element for d in spec.dopants] == ["Nb", "Ru"]
+    assert spec.grids[0].values == (0.05, 0.1, 0.15)
+    assert parse_spec(spec_with(fractions="0.1,0.2")).grids[0].values == (0.1, 0.2)
+    with pytest.raises(SpecError, match=r"fractions: '0\.1:0\.2' is not start:stop:step"):
+        parse_spec(spec_with(fractions="0.1:0.2"))
+
+
+def test_several_valences_need_a_formula_that_depends_on_them() -> None:
+    with pytest.raises(SpecError, match="valence_policy: several valences per dopant give the same formula"):
+        parse_spec(spec_with(valence_policy="all"))
+    spec = parse_spec(
+        spec_with(valence_policy="all", compensation="na_content", dopants=["Ru"], fractions=[0.1])
+    )
+    assert [d.valence for d in spec.dopants] == [3.0, 4.0, 5.0]
