@@ -718,6 +718,13 @@ def parse_spec(
         elif codoping is not None:
             raise SpecError("codoping: the template has no {M2} placeholder")
 
+    for g in grids:
+        for value in g.values:
+            if abs(round(value, decimals) - value) > 1e-12:
+                raise SpecError(
+                    f"{_grid_field(form, g.name)}: {value} has more than {decimals} decimals; candidate "
+                    "formulas are written with `decimals` decimals (raise decimals or round the grid)"
+                )
     if policy == "all" or any(isinstance(v, Sequence) and not isinstance(v, str) for v in overrides.values()):
         uses_v = any(VALENCE_NAMES[p] in t.names for t in templates for p in PLACEHOLDERS)
         if not uses_v:
@@ -760,6 +767,12 @@ def parse_spec(
             "(shrink dopants/fractions or raise max_candidates)"
         )
     return spec
+
+
+def _grid_field(form: str, name: str) -> str:
+    if form == "template":
+        return f"template.variables.{name}"
+    return "fractions" if name == "x" else "codoping.fractions"
 
 
 def candidate_space_size(spec: ScreeningSpec) -> int:

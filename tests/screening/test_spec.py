@@ -247,3 +247,9 @@ def test_several_valences_need_a_formula_that_depends_on_them() -> None:
         spec_with(valence_policy="all", compensation="na_content", dopants=["Ru"], fractions=[0.1])
     )
     assert [d.valence for d in spec.dopants] == [3.0, 4.0, 5.0]
+
+
+def test_grid_values_must_fit_the_formula_decimals() -> None:
+    with pytest.raises(SpecError, match=r"fractions: 0\.00012 has more than 4 decimals"):
+        parse_spec(spec_with(fractions=[0.1, 0.00012]))
+    assert parse_spec(spec_with(fractions=[0.00012], decimals=5)).grids[0].values == (0.00012,)
