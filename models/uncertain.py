@@ -128,6 +128,11 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         g = np.arange(len(X)) if groups is None else np.asarray(groups)
         if g.shape != (len(X),):
             raise ValueError(f"groups must have one value per row of X ({len(X)}), got shape {g.shape}")
+        missing = pd.isna(g)
+        if missing.any():
+            raise ValueError(
+                f"groups has {int(missing.sum())} missing value(s) (first at row {int(np.argmax(missing))})"
+            )
         n_groups = len(pd.unique(g))
         n_splits = min(int(self.n_splits), n_groups)
         if n_splits < 2:

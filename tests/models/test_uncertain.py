@@ -148,6 +148,8 @@ def test_bad_inputs_are_named() -> None:
         model.fit(X.to_numpy(), y, groups)
     with pytest.raises(ValueError, match="at least 2 distinct groups"):
         model.fit(X, y, np.zeros(len(y)))
+    with pytest.raises(ValueError, match="groups has 1 missing value"):
+        model.fit(X, y, np.where(np.arange(len(y)) == 3, None, groups.astype(object)))
     with pytest.raises(ValueError, match="one value per row"):
         model.fit(X, y, groups[:-1])
     bad = X.copy()
