@@ -108,9 +108,6 @@ def regression_metrics(
     return out
 
 
-metrics_row = regression_metrics  # the name the training layer uses for one table row
-
-
 def grouped_cv_report(oof: pd.DataFrame, mask: Any = None) -> dict[str, float]:
     """Metrics of an out-of-fold table (``UncertainRegressor.oof_`` or ``dummy_median_oof``) + n_groups."""
     missing = {"y_true", "prediction", "lower_90", "upper_90", "group"} - set(oof.columns)
@@ -195,6 +192,3 @@ def subset_reports(oof: pd.DataFrame, subsets: Mapping[str, Any]) -> pd.DataFram
     return pd.DataFrame.from_dict(
         {name: grouped_cv_report(oof, m) for name, m in subsets.items()}, orient="index"
     )
-
-
-dummy_oof = dummy_median_oof  # the name the training layer uses
