@@ -12,7 +12,9 @@ Output: every input row (none dropped), ordered best first, with
 * ``eligible`` / ``excluded_reason``: the filters (no prediction, out of domain with ``in_domain_only``,
   a threshold, a std cap). Excluded rows keep their predictions but get no rank;
 * ``pareto_rank`` (1 = non-dominated, computed on predicted means over the eligible rows, up to
-  ``max_pareto_fronts`` fronts; beyond that NA) and ``pareto_front``;
+  ``max_pareto_fronts`` fronts; beyond that NA) and ``pareto_front``; ``pareto_possible``: the row could
+  be on the front within the uncertainty (its mean + kappa*std is not dominated by any row's
+  mean - kappa*std), so a researcher sees which dominated candidates are only dominated by noise;
 * ``rank`` (1 = best; pareto mode orders by front, then score) and ``ranked_by`` = ``describe(config)``.
 """
 
@@ -29,7 +31,16 @@ from scipy.stats import norm
 
 from models.targets import TARGETS, TargetName
 
-__all__ = ["MODES", "Objective", "RankingConfig", "describe", "pareto_ranks", "parse_ranking", "rank"]
+__all__ = [
+    "MODES",
+    "Objective",
+    "RankingConfig",
+    "describe",
+    "pareto_ranks",
+    "parse_ranking",
+    "possibly_optimal",
+    "rank",
+]
 
 MODES = ("value", "ucb", "ei", "pareto")
 
@@ -181,7 +192,7 @@ def pareto_ranks(points: np.ndarray, max_fronts: int) -> np.ndarray:
     n = points.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    uniq, inverse = np.unique(np.asarray(points, dtype=float), axis=0, return_inverse=True)
+    uniq, inverse = _dedupe(np.asarray(points, dtype=float))
     if uniq.shape[1] == 1:
         order = np.argsort(-uniq[:, 0], kind="stable")
         ur = np.zeros(uniq.shape[0], dtype=np.int64)
@@ -194,9 +205,39 @@ def pareto_ranks(points: np.ndarray, max_fronts: int) -> np.ndarray:
     return ur[inverse.reshape(-1)]
 
 
+def _dedupe(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique rows sorted ascending (column 0 first) and the inverse index (np.unique(axis=0) is ~10x
+    slower on 1M rows)."""
+    n = points.shape[0]
+    order = np.arange(n)
+    for j in reversed(range(points.shape[1])):  # = np.lexsort (column 0 primary), ~2x faster here
+        order = order[np.argsort(points[order, j], kind="stable")]
+    ordered = points[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
+
+
+def possibly_optimal(optimistic: np.ndarray, pessimistic: np.ndarray) -> np.ndarray:
+    """True where a row's optimistic point (mean + kappa*std, oriented to maximise) is not dominated by
+    any row's pessimistic point (mean - kappa*std): it could be on the Pareto front within the stated
+    uncertainty. Only the pessimistic front can dominate, so the loop runs over that front alone."""
+    if optimistic.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    front = pessimistic[pareto_ranks(pessimistic, 1) == 1]
+    front = _dedupe(front)[0]
+    dominated = np.zeros(optimistic.shape[0], dtype=bool)
+    for f in front:
+        dominated |= np.all(f >= optimistic, axis=1) & np.any(f > optimistic, axis=1)
+    return ~dominated
+
+
 def _ranks_2d(u: np.ndarray, max_fronts: int) -> np.ndarray:
     # Sorted by x desc then y desc, a unique point is dominated iff some earlier point has y >= its y.
-    order = np.lexsort((-u[:, 1], -u[:, 0]))
+    # ``u`` comes from _dedupe, sorted ascending by (x, y): the reverse is that order.
+    order = np.arange(u.shape[0])[::-1]
     ys = u[order, 1]
     ranks = np.zeros(u.shape[0], dtype=np.int64)
     remaining = np.arange(u.shape[0])
@@ -280,6 +321,7 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
 
     per_obj: dict[str, np.ndarray] = {}
     means: dict[str, np.ndarray] = {}
+    spreads: dict[str, np.ndarray] = {}
     for o in config.objectives:
         col = f"{o.target}_prediction"
         if col not in out.columns:
@@ -325,6 +367,7 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
             s = mean
         per_obj[o.target] = s
         means[o.target] = o.sign * mean
+        spreads[o.target] = config.kappa * std
         out[f"{o.target}_score"] = s
 
     oriented = {
@@ -341,6 +384,9 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
     score = np.where(eligible, score, np.nan)
 
     pts = np.column_stack([means[o.target] for o in config.objectives])[eligible]
+    spread = np.column_stack([spreads[o.target] for o in config.objectives])[eligible]
+    possible = np.zeros(n, dtype=bool)
+    possible[eligible] = possibly_optimal(pts + spread, pts - spread)
     pr = np.zeros(n, dtype=np.int64)
     pr[eligible] = pareto_ranks(pts, config.max_pareto_fronts)
     pareto = pd.array(np.where(pr > 0, pr, 0), dtype="Int64")
@@ -365,6 +411,7 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
     out["excluded_reason"] = reasons.astype(str)
     out["pareto_rank"] = pareto
     out["pareto_front"] = pr == 1
+    out["pareto_possible"] = possible
     out["rank"] = rank_arr
     out["ranked_by"] = pd.Categorical([describe(config)] * n)
     out = out.iloc[order].reset_index(drop=True)

@@ -205,3 +205,22 @@ def test_ranking_config_errors(mapping: dict[str, Any], message: str) -> None:
 def test_describe_names_mode_and_parameters() -> None:
     text = describe(config(mode="ucb", kappa=1.5, objectives={"capacity_retention": {"threshold": 70}}))
     assert "mode=ucb" in text and "1.5*std" in text and "capacity_retention [max, weight 1, >= 70]" in text
+
+
+def test_pareto_possible_shows_what_uncertainty_allows() -> None:
+    df = table(
+        [
+            {"average_voltage": (3.0, 0.01), "capacity_retention": (90, 0.1)},  # front
+            {"average_voltage": (2.9, 0.01), "capacity_retention": (89, 5.0)},  # dominated, but only by noise
+            {"average_voltage": (2.0, 0.01), "capacity_retention": (50, 0.1)},  # clearly dominated
+            {"average_voltage": (np.nan, np.nan), "capacity_retention": (95, 0.1)},  # not eligible
+        ]
+    )
+    ranked = rank(df, config(mode="pareto", kappa=1.0))
+    possible = dict(zip(ranked["formula"], ranked["pareto_possible"], strict=True))
+    assert possible == {"C0": True, "C1": True, "C2": False, "C3": False}
+    front = dict(zip(ranked["formula"], ranked["pareto_front"], strict=True))
+    assert front == {"C0": True, "C1": False, "C2": False, "C3": False}
+    # kappa 0: possible == on the front
+    strict = rank(df, config(mode="pareto", kappa=0.0))
+    assert (strict["pareto_possible"] == strict["pareto_front"]).all()
