@@ -81,6 +81,7 @@ class RequestContextMiddleware:
             await _send_json(send_with_id, 413, {"detail": detail})
         finally:
             entry: dict[str, Any] = {
+                "ts": round(time.time(), 3),
                 "event": "http_request",
                 "request_id": request_id,
                 "method": scope.get("method"),

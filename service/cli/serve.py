@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +43,7 @@ def serve(
         project_root=project_root.resolve(),
         job_executor=executor,
     )
+    _json_access_log()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -50,6 +52,16 @@ def serve(
         access_log=False,  # the app writes its own structured (JSON) access log
         server_header=False,
     )
+
+
+def _json_access_log() -> None:
+    """Request logs go to stderr as bare JSON lines (one object per request), ready for a log shipper."""
+    access = logging.getLogger("nascreen.api.access")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
 
 def register(app: typer.Typer) -> None:

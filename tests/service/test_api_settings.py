@@ -51,3 +51,14 @@ def test_empty_api_key_means_no_key() -> None:
 def test_bad_env_values_are_rejected_naming_the_field(name: str, value: str) -> None:
     with pytest.raises(ValidationError, match=name.removeprefix("NASCREEN_").lower()):
         settings_from_env({name: value})
+
+
+def test_serve_command_defaults_to_loopback_8000() -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import _register, app
+
+    _register()
+    result = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "127.0.0.1" in result.output and "8000" in result.output
