@@ -75,14 +75,19 @@ def parse_and_count(
 def validate_spec(
     mapping: Mapping[str, Any], settings: ApiSettings, predictors: Mapping[TargetName, PredictorLike]
 ) -> int:
-    """Check a screening-job spec; returns its candidate count."""
-    _, n = parse_and_count(
+    """Check a screening-job spec against the limits and the loaded models; returns its candidate count."""
+    spec, n = parse_and_count(
         mapping,
         settings,
         known_elements=model_elements(predictors),
         max_candidates=settings.max_job_candidates,
         too_many_hint="split it into several screens or run `nascreen screen` on a Ray cluster",
     )
+    absent = missing_targets(spec.targets, predictors)
+    if absent:
+        raise SpecRejected(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"no champion model is loaded for {', '.join(absent)}"
+        )
     return n
 
 

@@ -210,3 +210,19 @@ def test_openapi_documents_every_endpoint_with_examples(empty_client: TestClient
     predict_body = paths["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert "Na3Zr2Si2PO12" in json.dumps(predict_body["examples"])
     assert empty_client.get("/docs").status_code == 200
+
+
+def test_a_job_needing_an_unloaded_model_is_503_not_queued(empty_client: TestClient) -> None:
+    spec = {
+        "name": "s",
+        "family": "nasicon",
+        "host": "Na3Zr2Si2PO12",
+        "site": "Zr",
+        "dopants": ["Hf"],
+        "fractions": [0.1],
+        "compensation": "na_content",
+    }
+    r = empty_client.post("/v1/screening-jobs", json=spec)
+    assert r.status_code == 503
+    assert "ionic_conductivity" in r.json()["detail"]
+    assert empty_client.get("/v1/screening-jobs").json()["jobs"] == []

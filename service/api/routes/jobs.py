@@ -33,7 +33,11 @@ def _get(store: JobStore, job_id: uuid.UUID) -> JobRecord:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobResponse,
     dependencies=[ApiKeyDep],
-    responses={**ERROR_RESPONSES, 401: {"description": "X-API-Key missing or wrong (when configured)"}},
+    responses={
+        **ERROR_RESPONSES,
+        401: {"description": "X-API-Key missing or wrong (when configured)"},
+        503: {"description": "No model is loaded for a target the spec needs"},
+    },
     summary="Submit a screening spec; it runs in the background",
 )
 def submit_job(
