@@ -82,6 +82,11 @@ def li_helps_na(
         },
     ]
     table = pd.DataFrame(rows)
+    # paired per-row difference in absolute error vs Na-only training (negative: that setting is better)
+    base = np.abs(y_na - pred_na)
+    diffs = [np.abs(y_na - p) - base for p in (pred_na, pred_joint, pred_dummy)]
+    table["mae_minus_na_only"] = [float(d.mean()) for d in diffs]
+    table["paired_se"] = [float(d.std(ddof=1) / np.sqrt(len(d))) for d in diffs]
     table["value"] = table["mae"]
     return table
 

@@ -18,6 +18,24 @@ import models
 PROJECT_ROOT = Path(models.__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 ALL = "all"
+# What the console shows of a study table (the full tables are logged to MLflow).
+STUDY_COLUMNS = (
+    "training",
+    "model",
+    "test rows",
+    "formula",
+    "cycles",
+    "n",
+    "mae",
+    "mae_minus_na_only",
+    "paired_se",
+    "measured",
+    "prediction",
+    "lower_90",
+    "upper_90",
+    "in_domain",
+    "domain_reason",
+)
 
 TrackingOption = Annotated[
     str | None,
@@ -127,9 +145,8 @@ def train_and_register(
         for name, table in result.studies.items():
             if len(table):
                 console.print(f"[bold]{name}[/bold]")
-                console.print(
-                    table.drop(columns=["metric_key", "value"], errors="ignore").to_string(index=False)
-                )
+                shown = table[[c for c in STUDY_COLUMNS if c in table.columns]]
+                console.print(shown.to_string(index=False, float_format=lambda x: f"{x:.3g}"), soft_wrap=True)
         results[target] = result
     return results
 
