@@ -1,0 +1,178 @@
+"""The fast parse path (flat formulas, no pymatgen objects) equals the pymatgen reference path exactly:
+same formula string, elements, amounts (value and type), structure type, key and hash; same errors."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+from pymatgen.core import Composition as PmgComposition
+
+from featurize import composition as comp
+from featurize.composition import Composition, CompositionError, parse_formula
+from featurize.elements import ELEMENTS
+
+CURATED = Path(__file__).resolve().parents[2] / "data" / "curated"
+
+# Elements that exercise the ordering corner cases: NaN electronegativity (He, Ne, Ar), equal Pauling X
+# (e.g. C/S/I 2.55/2.58/2.66, Co/Si/Sb ... ties resolved alphabetically) and polyanion formers.
+_COMMON = ["Na", "Li", "K", "Mg", "Ca", "Mn", "Ni", "Co", "Fe", "Cu", "Ti", "Zr", "Ru", "Nb", "Mo", "W"]
+_ANIONS = ["O", "F", "Cl", "S", "P", "Si", "B", "C", "N", "Se", "I", "H"]
+
+
+def _amount_text(rng: random.Random) -> str:
+    kind = rng.random()
+    if kind < 0.2:
+        return ""
+    if kind < 0.45:
+        return str(rng.randint(1, 12))
+    if kind < 0.55:
+        return f"{rng.randint(1, 6)}.0"
+    if kind < 0.65:  # more decimals than the canonical rounding keeps (rounding ties, 1e-9 noise)
+        return f"{rng.uniform(0.0001, 3):.{rng.randint(9, 12)}f}".rstrip("0") or "1"
+    return f"{rng.uniform(0.001, 4):.{rng.randint(1, 6)}f}"
+
+
+def _random_flat(rng: random.Random) -> str:
+    n = rng.choice([1, 2, 2, 3, 3, 4, 5, 6])
+    pool = ELEMENTS if rng.random() < 0.3 else _COMMON + _ANIONS
+    syms = [rng.choice(pool) for _ in range(n)]
+    if rng.random() < 0.5:
+        syms.append(rng.choice(_ANIONS))
+    parts = []
+    for s in syms:
+        amount = _amount_text(rng)
+        if amount and float(amount) == 0:
+            amount = "1"
+        parts.append(s + amount)
+    return "".join(parts)
+
+
+def _assert_same(fast: Composition, ref: Composition) -> None:
+    assert fast.formula == ref.formula
+    assert fast.elements == ref.elements
+    assert fast.amounts == ref.amounts
+    assert [type(a) for a in fast.amounts] == [type(a) for a in ref.amounts]
+    assert fast.structure_type == ref.structure_type
+    assert fast.fractions == ref.fractions
+    assert fast.key == ref.key and hash(fast) == hash(ref) and fast == ref
+
+
+def _outcome(text: str, *, reference: bool) -> Composition | str:
+    try:
+        return comp._parse(text, {}, reference=reference)
+    except comp._Problem as exc:
+        return f"error: {exc}"
+
+
+def _check_text(text: str) -> None:
+    fast, ref = _outcome(text, reference=False), _outcome(text, reference=True)
+    if isinstance(ref, str) or isinstance(fast, str):
+        assert fast == ref, text
+    else:
+        _assert_same(fast, ref)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Na0.6Li0.2Mn0.7Ru0.1O2",
+        "Na0.6Li0.2Mn0.8O2",
+        "LiFePO4",
+        "Li4Fe4P4O16",  # gcd 4
+        "Na3Zr2Si2PO12",  # NASICON
+        "Na2SO4",  # polyanion suffix candidate
+        "Fe2O3",
+        "O2",
+        "O4",  # special formula O2, factor 2
+        "H2O2",
+        "Cl2",
+        "He",
+        "ArNe2Xe",  # NaN electronegativities
+        "NaNa0.5O",  # repeated element
+        "Fe0.5O0.5",
+        "Na1.00000000001O",  # rounds to an integer
+        "Na2.",
+        "Na.5Cl",
+    ],
+)
+def test_golden_flat_formulas_equal_reference(text: str) -> None:
+    assert comp._flat_amounts(text) is not None  # the fast path is taken
+    _check_text(text)
+    assert parse_formula(text).formula == PmgComposition(text).reduced_formula
+
+
+def test_random_flat_formulas_equal_reference() -> None:
+    rng = random.Random(20261122)
+    texts = {_random_flat(rng) for _ in range(4000)}
+    for text in sorted(texts):
+        assert comp._flat_amounts(text) is not None, text
+        _check_text(text)
+        # the general path (a mixture with coefficient 1) sums to the same amounts as the flat path
+        general = comp._parse("1" + text, {})
+        _assert_same(comp._parse(text, {}), general)
+
+
+def test_screening_style_formulas_equal_reference() -> None:
+    rng = random.Random(7)
+    dopants = ["Mg", "Al", "Ti", "Fe", "Co", "Ni", "Cu", "Zn", "Zr", "Nb", "Mo", "Ru", "Sn", "W", "Ta"]
+    for _ in range(2000):
+        x = round(rng.uniform(0.0, 0.3), rng.randint(2, 8))
+        if x == 0:
+            continue
+        m = rng.choice(dopants)
+        text = f"Na0.6Li0.2Mn{round(0.8 - x, 8)}{m}{x}O2"
+        _check_text(text)
+
+
+def test_fallbacks_keep_general_path_errors() -> None:
+    for text, problem in [
+        ("NaXxO2", "unknown element Xx"),
+        ("Na0O2", "zero amount"),
+        ("Nabo2", "unknown element Nabo"),
+        ("Na-", "empty mixture component"),
+    ]:
+        assert comp._flat_amounts(text) is None
+        with pytest.raises(CompositionError, match=problem):
+            parse_formula(text)
+    # vacancies are not elements: the flat path hands them to the general path, which drops them
+    assert comp._flat_amounts("NaVac0.1MnO2") is None
+    assert parse_formula("NaVac0.1MnO2") == parse_formula("NaMnO2")
+
+
+def test_reduce_equals_pymatgen_on_random_amounts() -> None:
+    rng = random.Random(3)
+    for _ in range(3000):
+        syms = rng.sample(ELEMENTS, rng.randint(1, 6))
+        if rng.random() < 0.5:
+            amounts = {s: float(rng.randint(1, 24)) for s in syms}
+        else:
+            amounts = {s: round(rng.uniform(1e-8, 10), rng.randint(0, 8)) or 1.0 for s in syms}
+        assert comp._reduce(amounts) == comp._reduce_reference(amounts), amounts
+
+
+def test_from_amounts_equals_reference() -> None:
+    rng = random.Random(11)
+    for _ in range(2000):
+        syms = rng.sample(ELEMENTS, rng.randint(1, 5))
+        amounts: dict[str, float] = {
+            s: (rng.randint(1, 9) if rng.random() < 0.3 else rng.uniform(0.001, 5)) for s in syms
+        }
+        fast = Composition.from_amounts(amounts)
+        ref = comp._canonical(dict(amounts), None, reference=True)
+        _assert_same(fast, ref)
+
+
+def test_curated_formulas_equal_reference() -> None:
+    texts: set[str] = set()
+    for path in sorted(CURATED.glob("*.csv")):
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                for column in ("formula_raw", "formula", "formula_charge_raw", "formula_charge"):
+                    if row.get(column):
+                        texts.add(row[column])
+    assert len(texts) > 1000
+    for text in sorted(texts):
+        _check_text(text)
