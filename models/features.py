@@ -226,8 +226,14 @@ class IonFractions(TransformerMixin, BaseEstimator):
         return np.asarray(self.feature_names_out_, dtype=object)
 
 
-def build_pipeline(target: TargetName | str, feature_set: str, regressor: Any) -> Pipeline:
-    """The whole model: inputs -> features -> imputation/scaling -> ``regressor``."""
+def build_pipeline(
+    target: TargetName | str, feature_set: str, regressor: Any, *, clip_z: float | None = None
+) -> Pipeline:
+    """The whole model: inputs -> features -> imputation/scaling [-> clip] -> ``regressor``.
+
+    ``clip_z`` clips the standardised features to [-clip_z, clip_z]: smooth models (the MLP ensemble)
+    otherwise extrapolate wildly on a row with a feature many standard deviations out (measured on the
+    voltage set: a 4000 V prediction without clipping, max error 3.8 V with clip_z=5)."""
     spec = input_spec(target)
     blocks: list[tuple[str, Any, list[str]]] = [
         ("composition", CompositionFeaturizer(feature_set=feature_set, formula_column="formula"), ["formula"])
@@ -258,15 +264,17 @@ def build_pipeline(target: TargetName | str, feature_set: str, regressor: Any) -
                 list(spec.categorical),
             )
         )
-    return Pipeline(
-        [
-            ("inputs", TargetInputs(TargetName(target).value)),
-            ("features", ColumnTransformer(blocks, remainder="drop", verbose_feature_names_out=True)),
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", StandardScaler()),
-            ("regressor", regressor),
-        ]
-    )
+    steps: list[tuple[str, Any]] = [
+        ("inputs", TargetInputs(TargetName(target).value)),
+        ("features", ColumnTransformer(blocks, remainder="drop", verbose_feature_names_out=True)),
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+        ("scale", StandardScaler()),
+    ]
+    if clip_z is not None:
+        bounds = {"a_min": -float(clip_z), "a_max": float(clip_z)}
+        steps.append(("clip", FunctionTransformer(np.clip, kw_args=bounds, feature_names_out="one-to-one")))
+    steps.append(("regressor", regressor))
+    return Pipeline(steps)
 
 
 def pipeline_feature_set(pipeline: Pipeline) -> str:

@@ -51,6 +51,7 @@ class Candidate:
     name: str
     feature_set: str
     regressor: Any
+    clip_z: float | None = None  # clip standardised features (smooth models only; see build_pipeline)
 
     def hyperparameters(self) -> dict[str, object]:
         params = self.regressor.get_params(deep=False)
@@ -59,7 +60,7 @@ class Candidate:
         }
 
     def pipeline(self, target: TargetName) -> Any:
-        return build_pipeline(target, self.feature_set, clone(self.regressor))
+        return build_pipeline(target, self.feature_set, clone(self.regressor), clip_z=self.clip_z)
 
 
 def default_candidates(
@@ -90,7 +91,8 @@ def default_candidates(
         Candidate("random_forest", "composite_v1", RandomForestRegressor(n_estimators=100, **forest)),
         Candidate("extra_trees", "magpie_v1", ExtraTreesRegressor(n_estimators=150, **forest)),
         # The torch ensemble is kept small: on these data it has lost to the forests every time we measured
-        # (grouped-CV MAE 1.21 vs 1.07 conductivity, 15.0 vs 13.5 retention) at 10-20x their fit time.
+        # (grouped-CV MAE 1.28 vs 1.07 conductivity, 14.2 vs 13.5 retention), so a bigger one is not worth
+        # the minutes it would add to `nascreen train`.
         Candidate(
             "mlp_ensemble",
             "magpie_v1",
@@ -105,6 +107,7 @@ def default_candidates(
                 random_state=random_state,
                 n_threads=1,  # measured: 2 torch threads are ~10x slower here (oversubscription)
             ),
+            clip_z=5.0,
         ),
     ]
 
@@ -144,6 +147,7 @@ class TrainingResult:
             "target": self.target.value,
             "model": self.candidate.name,
             "feature_set": self.candidate.feature_set,
+            "clip_z": self.candidate.clip_z,
             "data_hash": self.data_hash,
             "n_rows": self.n_rows,
             **{f"excluded_{k}": v for k, v in self.n_excluded.items()},

@@ -158,3 +158,17 @@ def test_prepare_inputs_and_row_errors() -> None:
     assert (
         "not a number" in row_errors(TargetName.CAPACITY_RETENTION, bad_cycles, parse_formulas(["NaMnO2"]))[0]
     )
+
+
+def test_clip_bounds_the_standardised_features_of_smooth_models() -> None:
+    from models.estimators import MLPEnsembleRegressor
+
+    table = load_curated(TargetName.AVERAGE_VOLTAGE, DATA_DIR).head(300)
+    X, y, _, _, _ = training_frame(TargetName.AVERAGE_VOLTAGE, table)
+    mlp = MLPEnsembleRegressor((8,), n_members=2, max_epochs=3, random_state=0)
+    pipe = build_pipeline(TargetName.AVERAGE_VOLTAGE, "magpie_v1", mlp, clip_z=5.0).fit(X, y)
+    assert "clip" in pipe.named_steps
+    Z = pipe[:-1].transform(X)
+    assert np.abs(Z).max() <= 5.0
+    unclipped = build_pipeline(TargetName.AVERAGE_VOLTAGE, "magpie_v1", mlp).fit(X, y)
+    assert np.abs(unclipped[:-1].transform(X)).max() > 5.0  # the data do have far-out features
