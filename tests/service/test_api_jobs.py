@@ -91,28 +91,41 @@ def test_a_spec_over_the_job_cap_is_413(client: TestClient) -> None:
     assert "72901 candidates" in r.json()["detail"]
 
 
-def test_cancel_stops_a_job_and_results_are_409(client: TestClient) -> None:
+def test_a_running_job_shows_top_k_so_far_and_cancel_stops_it(client: TestClient) -> None:
+    # 271 candidates in chunks of 5: 55 chunks, so the job is still running well after its first chunk
     many = {
         **SPEC,
         "name": "api-cancel",
-        "dopants": ["Hf", "Ti", "Sn", "Ge", "Nb", "Ta"],
+        "dopants": "transition_metals",
         "fractions": [0.02 * i for i in range(1, 11)],
     }
-    first = client.post("/v1/screening-jobs", json=many).json()
-    second = client.post("/v1/screening-jobs", json=many).json()  # queued behind the first (one worker)
-    r = client.delete(f"/v1/screening-jobs/{second['id']}")
+    job = client.post("/v1/screening-jobs", json=many).json()
+    queued = client.post("/v1/screening-jobs", json=many).json()  # behind the first (one job at a time)
+
+    r = client.delete(f"/v1/screening-jobs/{queued['id']}")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+    deadline = time.monotonic() + 60
+    while True:
+        status = client.get(f"/v1/screening-jobs/{job['id']}").json()
+        if status["status"] == "running" and status["progress"]["done"] > 0:
+            break
+        assert status["status"] in ("queued", "running") and time.monotonic() < deadline, status
+        time.sleep(0.005)
+    # progress and the best candidates of the chunks finished so far are visible while it runs
+    assert 0 < status["progress"]["done"] < status["progress"]["total"] == 271
+    assert status["top_k"] and status["top_k"][0]["rank"] == 1
+
+    r = client.delete(f"/v1/screening-jobs/{job['id']}")
     assert r.status_code == 200
-    assert r.json()["status"] == "cancelled"
-    r = client.delete(f"/v1/screening-jobs/{first['id']}")
-    assert r.status_code in (200, 409)
-    finished = wait_finished(client, first["id"])
-    if r.status_code == 200:
-        assert finished["status"] == "cancelled"
-        assert finished["error"] == "cancelled by request"
-        assert finished["progress"]["done"] < finished["progress"]["total"]
-    cancelled = wait_finished(client, second["id"])
-    assert cancelled["status"] == "cancelled" and cancelled["progress"]["done"] == 0
-    assert client.get(f"/v1/screening-jobs/{second['id']}/results").status_code == 409
+    finished = wait_finished(client, job["id"])
+    assert finished["status"] == "cancelled" and finished["error"] == "cancelled by request"
+    assert finished["progress"]["done"] < finished["progress"]["total"]
+    assert client.get(f"/v1/screening-jobs/{job['id']}/results").status_code == 409
+    assert client.delete(f"/v1/screening-jobs/{job['id']}").status_code == 200  # idempotent
+
+    never_ran = wait_finished(client, queued["id"])
+    assert never_ran["status"] == "cancelled" and never_ran["started_at"] is None
 
 
 def test_records_and_results_survive_a_restart(client: TestClient, served_settings: ApiSettings) -> None:
