@@ -53,7 +53,7 @@ def _num(value: object) -> float | None:
     if value is None:
         return None
     f = float(value)  # type: ignore[arg-type]
-    return None if math.isnan(f) else f
+    return f if math.isfinite(f) else None  # JSON has no NaN/inf
 
 
 def _answers(target: TargetName, out: pd.DataFrame) -> list[TargetPrediction]:
