@@ -20,10 +20,11 @@ import os
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import ray
+from ray._common.network_utils import is_localhost, parse_address
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from screening.chunks import ChunkOutcome, ChunkRange, ChunkResult, ScorerFactory
@@ -31,9 +32,11 @@ from screening.chunks import ChunkOutcome, ChunkRange, ChunkResult, ScorerFactor
 logger = logging.getLogger(__name__)
 
 LOCAL_NODE_IP = "127.0.0.1"
-# Ray 2.60 on Linux turns a loopback node IP into the machine's routable address and binds its servers on
-# all interfaces, unless multi-node clustering is switched off with this (Ray's own) switch: then the node
-# IP is 127.0.0.1 and GCS, raylet, workers and agents listen on 127.0.0.1 only. Embedded sessions only.
+# Ray 2.60 on Linux turns a loopback host into the machine's routable address (services.
+# resolve_ip_for_localhost: for a node IP and for a cluster address alike) unless multi-node clustering is
+# switched off with this (Ray's own) switch: then an embedded session's node IP is 127.0.0.1 with GCS,
+# raylet, workers and agents on 127.0.0.1 only, and a driver reaches a head node bound to 127.0.0.1
+# (`ray start --head --node-ip-address 127.0.0.1`, docs/ray.md) instead of timing out on the rewritten one.
 _LOOPBACK_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 # Applied to every worker process Ray starts for this job (one level of parallelism).
 WORKER_ENV_VARS = {
@@ -54,6 +57,37 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
 
+def is_loopback_address(address: str) -> bool:
+    """Whether a Ray cluster address (``host:port``, or ``auto`` resolved the way ``ray.init`` resolves
+    it: RAY_ADDRESS, then the latest local ``ray start``) names this machine's loopback interface."""
+    if address == "auto":
+        try:
+            address = ray._private.services.get_ray_address_from_environment("auto", None)
+        except ConnectionError:  # no local cluster: ray.init reports it
+            return False
+    parsed = parse_address(address)
+    return parsed is not None and is_localhost(parsed[0])
+
+
+@contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Ray's switch off for the duration of a ``ray.init``: environment (inherited by the processes it
+    starts) and the constant the driver read when it imported ray; both restored afterwards."""
+    saved = {k: os.environ.get(k) for k in _LOOPBACK_ONLY_ENV}
+    os.environ.update(_LOOPBACK_ONLY_ENV)
+    constants = ray._private.ray_constants
+    saved_switch, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = saved_switch
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[dict[str, Any]]:
     """Connect to the Ray cluster at ``address``, or start an embedded local Ray (all local cores unless
@@ -72,14 +106,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         "log_to_driver": False,
     }
     if address:
-        logger.info("connecting to the Ray cluster at %s", address)
-        ray.init(address=address, **common)
+        loopback = is_loopback_address(address)
+        logger.info("connecting to the Ray cluster at %s%s", address, " (loopback)" if loopback else "")
+        with _loopback_only() if loopback else nullcontext():
+            ray.init(address=address, **common)
     else:
-        saved = {k: os.environ.get(k) for k in _LOOPBACK_ONLY_ENV}
-        os.environ.update(_LOOPBACK_ONLY_ENV)  # inherited by the processes ray.init starts
-        constants = ray._private.ray_constants  # the driver read the switch when it imported ray
-        saved_switch, constants.ENABLE_RAY_CLUSTER = constants.ENABLE_RAY_CLUSTER, False
-        try:
+        with _loopback_only():
             ray.init(
                 address="local",
                 num_cpus=num_cpus,
@@ -87,13 +119,6 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
                 _node_ip_address=LOCAL_NODE_IP,
                 **common,
             )
-        finally:
-            constants.ENABLE_RAY_CLUSTER = saved_switch
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
     try:
         yield dict(ray.cluster_resources())
     finally:
