@@ -43,6 +43,9 @@ def _register() -> None:
     from service.cli import serve as _serve
 
     _serve.register(app)
+    from service.cli import demo as _demo
+
+    _demo.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,67 @@
+"""`nascreen demo`: the README's main job on the embedded defaults.
+
+Shipped data -> curated-data summary -> featurisation example -> champion models (trained and registered in
+the local SQLite MLflow store when none are) -> a seed-family screen on embedded local Ray -> top candidates.
+Every step is the same code path as its own command; this module only chains them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.cli.models import DEFAULT_DATA_DIR, PROJECT_ROOT, TrackingOption
+
+EXAMPLES = PROJECT_ROOT / "examples"
+DEFAULT_SPEC = EXAMPLES / "specs" / "p2_na0.6li0.2mn0.8o2_dopants.yaml"
+
+
+def demo(
+    spec: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Screening spec to run after training.")
+    ] = DEFAULT_SPEC,
+    executor: Annotated[str, typer.Option(help="'ray' (embedded local Ray) or 'local'.")] = "ray",
+    out: Annotated[
+        Path, typer.Option(file_okay=False, help="Where the demo writes its files.")
+    ] = PROJECT_ROOT / "out" / "demo",
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Run the main job: data summary, featurisation example, train if needed, screen, top candidates."""
+    from rich.console import Console
+    from rich.rule import Rule
+
+    from service.cli.data import summary
+    from service.cli.featurize import featurize_command
+    from service.cli.screen import screen
+
+    console = Console()
+    out.mkdir(parents=True, exist_ok=True)
+
+    console.print(Rule("1/3  curated training data (data/curated, built from data/raw)"))
+    summary(data_dir=DEFAULT_DATA_DIR, report=False)
+
+    console.print(Rule("2/3  featurisation example (examples/compositions.csv, bad rows included)"))
+    features_csv = out / "features.csv"
+    featurize_command(EXAMPLES / "compositions.csv", features_csv, features="magpie")
+
+    console.print(Rule(f"3/3  screen {spec.name} (trains the champion models first if none are registered)"))
+    screen(
+        spec,
+        executor=executor,
+        address=None,
+        out=out / spec.stem,
+        top=15,
+        chunk_size=None,
+        resume=True,
+        num_cpus=None,
+        tracking_uri=tracking_uri,
+        train_if_missing=True,
+        data_dir=DEFAULT_DATA_DIR,
+        log_to_mlflow=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
