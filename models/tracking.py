@@ -120,6 +120,8 @@ def _store(tracking_uri: str) -> Iterator[Any]:
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # cloudpickle is chosen deliberately (module docstring); its per-call safety warning is noise here.
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
     root = artifact_root(tracking_uri)
     if root is not None:
         root.parent.mkdir(parents=True, exist_ok=True)
