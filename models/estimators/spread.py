@@ -34,11 +34,9 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
     if isinstance(regressor, _RETURN_STD):
         mean, std = regressor.predict(Xt, return_std=True)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    if isinstance(regressor, RandomForestRegressor | ExtraTreesRegressor) and regressor.n_outputs_ == 1:
+        return _forest_mean_std(regressor, Xt)
     mean = np.asarray(regressor.predict(Xt), dtype=float)
-    if isinstance(regressor, RandomForestRegressor | ExtraTreesRegressor):
-        X = np.ascontiguousarray(Xt, dtype=np.float32)  # what the forest itself feeds its trees
-        per_tree = np.stack([tree.predict(X, check_input=False) for tree in regressor.estimators_])
-        return mean, _column_std(per_tree)
     if isinstance(regressor, BaggingRegressor):
         X = np.asarray(Xt)
         per_member = np.stack(
@@ -49,6 +47,24 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
         )
         return mean, _column_std(per_member)
     return mean, None
+
+
+def _forest_mean_std(
+    forest: RandomForestRegressor | ExtraTreesRegressor, Xt: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over the trees for both the mean and the spread (``forest.predict`` would walk every tree
+    a second time, in joblib threads that oversubscribe a Ray worker's single core). The mean is summed
+    in tree order and divided by the number of trees, exactly as ``forest.predict`` does with n_jobs=1,
+    so it is bit-for-bit the same."""
+    X = forest._validate_X_predict(Xt)  # the forest's own input check: float32, feature count
+    trees = forest.estimators_
+    per_tree = np.empty((len(trees), X.shape[0]), dtype=np.float64)
+    mean = np.zeros(X.shape[0], dtype=np.float64)
+    for i, tree in enumerate(trees):
+        per_tree[i] = tree.predict(X, check_input=False)
+        mean += per_tree[i]
+    mean /= len(trees)
+    return mean, _column_std(per_tree)
 
 
 def _column_std(per_member: np.ndarray) -> np.ndarray:
