@@ -123,21 +123,32 @@ class ApplicabilityDomain(BaseEstimator):
         dist = self.distances(Z)
         if len(element_sets) != len(dist):
             raise ValueError(f"got {len(element_sets)} element sets for {len(dist)} feature rows")
+        k = self.distance_.k_
+        finite = np.isfinite(dist)
+        far = np.zeros(len(dist), dtype=bool)
+        far[finite] = dist[finite] > self.threshold_
+        unseen_reason: dict[frozenset[str], str] = {}  # a batch has few distinct element sets
         in_domain = np.ones(len(dist), dtype=bool)
         reasons: list[str] = []
-        k = self.distance_.k_
         for i, elements in enumerate(element_sets):
-            parts: list[str] = []
-            unseen = sorted(set(elements) - self.training_elements_, key=_element_sort_key)
-            if unseen:
-                parts.append(f"elements not in the training data: {', '.join(unseen)}")
-            if not np.isfinite(dist[i]):
+            key = elements if isinstance(elements, frozenset) else frozenset(elements)
+            unseen = unseen_reason.get(key)
+            if unseen is None:
+                missing = sorted(key - self.training_elements_, key=_element_sort_key)
+                unseen = f"elements not in the training data: {', '.join(missing)}" if missing else ""
+                unseen_reason[key] = unseen
+            if finite[i] and not far[i]:
+                in_domain[i] = not unseen
+                reasons.append(unseen)
+                continue
+            parts = [unseen] if unseen else []
+            if not finite[i]:
                 parts.append("features are not finite (cannot measure the distance to the training data)")
-            elif dist[i] > self.threshold_:
+            else:
                 parts.append(
                     f"feature-space distance {dist[i]:.3g} > threshold {self.threshold_:.3g} "
                     f"(mean of {k} nearest training rows)"
                 )
-            in_domain[i] = not parts
+            in_domain[i] = False
             reasons.append("; ".join(parts))
         return in_domain, reasons, dist
