@@ -112,3 +112,23 @@ def test_a_target_without_a_model_is_503(client: TestClient) -> None:
     r = client.post("/v1/predict", json={"items": [{"formula": "NaMnO2"}], "targets": ["average_voltage"]})
     assert r.status_code == 503
     assert "average_voltage" in r.json()["detail"]
+
+
+def test_single_threaded_compute_changes_threads_not_answers(served_settings: ApiSettings) -> None:
+    from joblib.parallel import get_active_backend
+    from threadpoolctl import threadpool_info
+
+    from service.api.compute import SingleThreadedCompute
+
+    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
+        TargetName.IONIC_CONDUCTIVITY
+    ]
+    frame = pd.DataFrame({"formula": ["Na3Zr2Si2PO12", "Na2ZrCl6", "Na3PS4", "Na2XyO3"]})
+    free = predictor.predict_frame(frame)
+    compute = SingleThreadedCompute()
+    with compute():
+        assert type(get_active_backend()[0]).__name__ == "SequentialBackend"
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+        limited = predictor.predict_frame(frame)
+    pd.testing.assert_frame_equal(free, limited)
+    assert type(get_active_backend()[0]).__name__ != "SequentialBackend"
