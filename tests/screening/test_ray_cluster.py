@@ -292,3 +292,29 @@ def test_driver_with_address_equals_the_single_process_run(
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"executor ray at {head.gcs_address}" in " ".join(done.stdout.split())
     _assert_same_screen(out, local_ranked)
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1:6379", True),
+        ("localhost:6379", True),
+        ("[::1]:6379", True),
+        ("192.0.2.2:6379", False),
+        ("head.example.org:6379", False),
+        ("ray://127.0.0.1:10001", False),  # Ray Client: not a GCS address, left to Ray
+    ],
+)
+def test_loopback_addresses_are_recognised(address: str, loopback: bool) -> None:
+    from screening.ray_runner import is_loopback_address
+
+    assert is_loopback_address(address) is loopback
+
+
+def test_auto_address_resolves_like_ray_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    from screening.ray_runner import is_loopback_address
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    assert is_loopback_address("auto")
+    monkeypatch.setenv("RAY_ADDRESS", "192.0.2.2:6379")
+    assert not is_loopback_address("auto")
