@@ -242,7 +242,7 @@ def run_screen_job(
         factory = SpecScorerFactory(
             spec=spec, tracking_uri=settings.resolved_tracking_uri, model_versions=versions
         )
-        with ray_session(address=settings.ray_address):
+        with ray_session(address=settings.ray_address, num_cpus=settings.ray_num_cpus):
             result = run(RayExecutor(), factory)
     targets = [t.value for t in spec.targets]
     counts = count_outcomes(

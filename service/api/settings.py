@@ -49,6 +49,7 @@ class ApiSettings(BaseModel):
     )
     job_workers: int = Field(default=1, ge=1, le=8, description="Screening jobs run at the same time.")
     ray_address: str | None = Field(default=None, description="Ray cluster; default local Ray.")
+    ray_num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the embedded Ray; default all.")
     chunk_size: int | None = Field(default=None, ge=1, description="Candidates per job chunk.")
 
     api_key: SecretStr | None = Field(

@@ -116,7 +116,8 @@ def test_real_server_runs_a_screening_job_on_ray(
     serve: Any, served_settings: ApiSettings, tmp_path: Any
 ) -> None:
     settings = served_settings.model_dump()
-    settings.update(project_root=tmp_path, job_executor="ray", api_key="test-key")
+    # one Ray worker: each worker loads the models itself, and one is enough to prove the path
+    settings.update(project_root=tmp_path, job_executor="ray", ray_num_cpus=1, api_key="test-key")
     base = serve(ApiSettings.model_validate(settings))
     with httpx.Client(base_url=base, timeout=60) as client:
         assert client.get("/health").json()["job_executor"] == "ray"
