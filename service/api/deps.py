@@ -1,4 +1,7 @@
-"""Typed dependencies the routes declare (`PredictorsDep`, `SettingsDep`, ...)."""
+"""Typed dependencies the routes declare (`PredictorsDep`, `SettingsDep`, ...).
+
+They are `async def` on purpose: they only read app state, and FastAPI runs a plain `def` dependency in
+the thread pool, a thread hop per dependency per request on the latency path."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from service.api.settings import ApiSettings
 from service.api.state import AppState, PredictorLike
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.nascreen
     return state
 
@@ -24,27 +27,27 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> ApiSettings:
+async def get_settings(state: StateDep) -> ApiSettings:
     return state.settings
 
 
-def get_predictors(state: StateDep) -> dict[TargetName, PredictorLike]:
+async def get_predictors(state: StateDep) -> dict[TargetName, PredictorLike]:
     return state.predictors
 
 
-def get_jobs(state: StateDep) -> JobStore:
+async def get_jobs(state: StateDep) -> JobStore:
     if state.jobs is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job store is not open")
     return state.jobs
 
 
-def get_manager(state: StateDep) -> JobManager:
+async def get_manager(state: StateDep) -> JobManager:
     if state.manager is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job runner is not running")
     return state.manager
 
 
-def get_compute(state: StateDep) -> SingleThreadedCompute:
+async def get_compute(state: StateDep) -> SingleThreadedCompute:
     if state.compute is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still starting")
     return state.compute
@@ -59,7 +62,9 @@ JobManagerDep = Annotated[JobManager, Depends(get_manager)]
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required when configured")
 
 
-def require_api_key(settings: SettingsDep, key: Annotated[str | None, Depends(_api_key_header)]) -> None:
+async def require_api_key(
+    settings: SettingsDep, key: Annotated[str | None, Depends(_api_key_header)]
+) -> None:
     """Job submission and cancellation need X-API-Key when the server has a key configured."""
     expected = settings.api_key
     if expected is None:

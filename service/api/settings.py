@@ -35,6 +35,9 @@ class ApiSettings(BaseModel):
         default=tuple(TargetName), description="Targets whose champion models are loaded at start-up."
     )
 
+    inline_max_items: int = Field(
+        default=16, ge=0, description="Predict requests up to this size run on the event loop (latency)."
+    )
     max_items_per_request: int = Field(default=1000, ge=1, description="Items in one /v1/predict call.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request bodies above this get 413.")
     max_fraction_grid: int = Field(default=50, ge=1, description="Fractions in one rank/screen request.")

@@ -13,7 +13,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=HealthResponse, summary="Readiness and loaded model versions")
-def health(state: StateDep) -> HealthResponse:
+async def health(state: StateDep) -> HealthResponse:
     models = {t.value: p.model_version for t, p in state.predictors.items()}
     missing = {t.value: reason for t, reason in state.missing.items()}
     status: Literal["ok", "degraded", "not_ready"]

