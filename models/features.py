@@ -137,14 +137,17 @@ def row_errors(
     """Per row: "" when the row can be predicted, else why not (bad formula, missing/negative cycles,
     unknown working ion, non-numeric condition). ``comps`` are the parsed formulas of ``df``."""
     spec = input_spec(target)
+    # column-wise Python values (df.iloc[i] per row cost ~0.3 ms: half of a screening chunk's time)
+    n = len(df)
+    numeric = {col: df[col].tolist() if col in df.columns else [None] * n for col in spec.numeric}
+    ions = df["working_ion"].tolist() if "working_ion" in df.columns else [None] * n
     errors: list[str] = []
     for i, comp in enumerate(comps):
-        row = df.iloc[i]
         problems: list[str] = []
         if isinstance(comp, CompositionError):
             problems.append(str(comp))
         for col in spec.numeric:
-            raw = row[col] if col in df.columns else None
+            raw = numeric[col][i]
             if raw is None or _missing(raw):
                 if col in spec.required_numeric:
                     problems.append(f"{col} is required")
@@ -159,24 +162,23 @@ def row_errors(
             elif value < 0:
                 problems.append(f"{col}={raw!r} is negative")
         if "working_ion" in spec.categorical and "working_ion" in df.columns:
-            ion = row["working_ion"]
+            ion = ions[i]
             if not _missing(ion) and str(ion).strip() not in WORKING_IONS:
                 problems.append(f"working_ion={ion!r} is not one of {', '.join(WORKING_IONS)}")
         if (
             "working_ion" in spec.categorical
             and not isinstance(comp, CompositionError)
             and not problems
-            and comp.element_fraction(_ion(row)) <= 0
+            and comp.element_fraction(_ion(ions[i])) <= 0
         ):
             problems.append(
-                f'"{comp.formula}" contains no {_ion(row)}: give the discharged (ion-rich) formula'
+                f'"{comp.formula}" contains no {_ion(ions[i])}: give the discharged (ion-rich) formula'
             )
         errors.append("; ".join(problems))
     return errors
 
 
-def _ion(row: pd.Series) -> str:
-    ion = row.get("working_ion")
+def _ion(ion: object) -> str:
     return DEFAULT_WORKING_ION if _missing(ion) else str(ion).strip()
 
 
