@@ -1,8 +1,15 @@
 """Applicability domain: is a query like the rows the model was trained on?
 
-Two independent tests, each with a reason a user can act on:
+Three independent tests, each with a reason a user can act on (reasons of one row join with "; "):
 - elements: an element that never occurs in the target's training formulas is out of domain, whatever the
   features say ("elements not in the training data: Cl, Hf").
+- chemistry class: a composition's class is (mobile/working ion, anion set) for each of the target's ions
+  it contains (``domain_ions``: Na and Li for conductivity, Na for retention, the alkali working ions for
+  voltage), the anions being the elements that take a negative state in featurize.oxidation's charge
+  balance (O, Cl, S in a thiophosphate, ...; P in a phosphate or S in a sulfate are cations there, so
+  polyanion centres do not count). A class no training row has is out of domain ("no Na compound with
+  anions {Cl, O} in the training data (seen for Na: {O} (812 rows), ...)"): a Na oxychloride is new
+  chemistry even when Cl, Hf and Zr all occur in Li chlorides and its features sit near some oxide.
 - feature space: the mean Euclidean distance from the query to its ``k`` nearest training rows, measured in
   the model's own feature space (the pipeline's transformed features, standardised here per feature on the
   training rows so no feature dominates by its unit). The threshold is the ``quantile`` of the same distance
@@ -14,6 +21,7 @@ Pure: arrays in, arrays out. ``UncertainRegressor`` (models/uncertain.py) produc
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,6 +29,85 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
+
+from featurize.composition import Composition
+from featurize.oxidation import charge_balance_batch
+from models.targets import TargetName
+
+#: One (ion, anion elements) pair of a composition's chemistry class; ion None: it contains none of the
+#: target's ions.
+ClassPair = tuple[str | None, frozenset[str]]
+#: A composition's chemistry class: one pair per target ion it contains (at least one pair).
+ChemClass = frozenset[ClassPair]
+
+#: The ions whose (ion, anions) class the domain checks, per target: the mobile ions of the conductivity
+#: data, Na for retention, the alkali working ions for voltage (Mg, Ca, Zn, Al, Y are left out: they are
+#: common dopants of Na cathodes, and a dopant is not the ion the voltage is measured against).
+DOMAIN_IONS: dict[TargetName, tuple[str, ...]] = {
+    TargetName.IONIC_CONDUCTIVITY: ("Na", "Li"),
+    TargetName.CAPACITY_RETENTION: ("Na",),
+    TargetName.AVERAGE_VOLTAGE: ("Li", "Na", "K", "Rb", "Cs"),
+}
+
+
+def domain_ions(target: TargetName | str) -> tuple[str, ...]:
+    """The ions of ``target``'s chemistry-class rule."""
+    return DOMAIN_IONS[TargetName(target)]
+
+
+def anion_sets(comps: Sequence[Composition]) -> list[frozenset[str]]:
+    """Anion elements of each composition: those with a negative state in featurize.oxidation's assignment.
+
+    The strict assignment (``allow_peroxide=False``) is used: it gives the same roles as the default one
+    except where a soft anion former next to O/F only "balances" as an anion by also pushing O above -2
+    (a mis-transcribed phosphate such as Li1.05Ti1.95Al0.05PO4 would otherwise count P as a phosphide
+    anion); real oxysulfides (Na3PS3O) keep S as an anion, oxychlorides keep O and Cl. Vectorised: one
+    ``charge_balance_batch`` call over the union of the elements (absent elements do not take part).
+    """
+    if not comps:
+        return []
+    columns = sorted({e for c in comps for e in c.elements}, key=_element_sort_key)
+    index = {e: j for j, e in enumerate(columns)}
+    amounts = np.zeros((len(comps), len(columns)))
+    for i, comp in enumerate(comps):
+        amounts[i, [index[e] for e in comp.elements]] = comp.amounts
+    states, _balanced = charge_balance_batch(columns, amounts, allow_peroxide=False)
+    negative = np.nan_to_num(states, nan=0.0) < 0.0
+    cache: dict[bytes, frozenset[str]] = {}
+    out: list[frozenset[str]] = []
+    for row in np.packbits(negative, axis=1):
+        key = row.tobytes()
+        anions = cache.get(key)
+        if anions is None:
+            mask = np.unpackbits(row, count=len(columns)).astype(bool)
+            anions = cache[key] = frozenset(e for e, neg in zip(columns, mask, strict=True) if neg)
+        out.append(anions)
+    return out
+
+
+def chemistry_classes(comps: Sequence[Composition], ions: Sequence[str]) -> list[ChemClass]:
+    """Chemistry class of each composition: {(ion, anions)} for each of ``ions`` it contains, or
+    {(None, anions)} when it contains none of them."""
+    ion_set = frozenset(ions)
+    cache: dict[tuple[tuple[str, ...], frozenset[str]], ChemClass] = {}
+    out: list[ChemClass] = []
+    for comp, anions in zip(comps, anion_sets(comps), strict=True):
+        key = (comp.elements, anions)
+        cls = cache.get(key)
+        if cls is None:
+            present = [e for e in comp.elements if e in ion_set]
+            cls = frozenset((ion, anions) for ion in present) if present else frozenset({(None, anions)})
+            cache[key] = cls
+        out.append(cls)
+    return out
+
+
+def _anions_text(anions: frozenset[str]) -> str:
+    return "{" + ", ".join(sorted(anions)) + "}" if anions else "no anion"
+
+
+def _pair_sort_key(pair: ClassPair) -> tuple[str, tuple[str, ...]]:
+    return (pair[0] or "", tuple(sorted(pair[1])))
 
 
 class FeatureSpaceDistance(BaseEstimator):
@@ -84,6 +171,9 @@ class ApplicabilityDomain(BaseEstimator):
         would have been flagged).
     """
 
+    #: Classes listed in a "seen for Na: ..." reason (most frequent first).
+    _SEEN_SHOWN = 6
+
     def __init__(self, k: int = 5, quantile: float = 0.95) -> None:
         self.k = k
         self.quantile = quantile
@@ -94,11 +184,15 @@ class ApplicabilityDomain(BaseEstimator):
         *,
         training_elements: Iterable[str],
         heldout_distances: Any,
+        training_classes: Iterable[ChemClass] | None = None,
+        ion_elements: Sequence[str] = (),
     ) -> ApplicabilityDomain:
         """Fit on the training rows' features ``Z``; the threshold comes from ``heldout_distances``.
 
         ``heldout_distances`` are ``FeatureSpaceDistance(k)`` distances of grouped-CV held-out rows to their
-        own training folds (finite values are used; at least one is required).
+        own training folds (finite values are used; at least one is required). ``training_classes`` (one
+        ``chemistry_classes`` value per training row, computed with ``ion_elements``) turns the
+        chemistry-class rule on; None leaves it off.
         """
         if not 0.0 < self.quantile <= 1.0:
             raise ValueError(f"quantile must be in (0, 1], got {self.quantile!r}")
@@ -109,20 +203,63 @@ class ApplicabilityDomain(BaseEstimator):
         self.distance_ = FeatureSpaceDistance(self.k).fit(Z)
         self.threshold_ = float(np.quantile(d, self.quantile))
         self.training_elements_ = frozenset(training_elements)
+        self.ion_elements_ = tuple(ion_elements)
+        self.class_counts_: dict[ClassPair, int] | None = None
+        if training_classes is not None:
+            self.class_counts_ = dict(Counter(pair for cls in training_classes for pair in cls))
         return self
+
+    def class_reason(self, cls: ChemClass) -> str:
+        """Empty when every (ion, anions) pair of ``cls`` occurs in the training data, else why not."""
+        check_is_fitted(self, "distance_")
+        counts = getattr(self, "class_counts_", None)  # None: rule off (or a model fitted before it)
+        if counts is None:
+            return ""
+        parts: list[str] = []
+        for ion, anions in sorted(cls, key=_pair_sort_key):
+            if (ion, anions) in counts:
+                continue
+            seen = sorted(
+                ((a, n) for (i, a), n in counts.items() if i == ion), key=lambda t: (-t[1], sorted(t[0]))
+            )
+            shown = ", ".join(
+                f"{_anions_text(a)} ({n} row{'' if n == 1 else 's'})" for a, n in seen[: self._SEEN_SHOWN]
+            )
+            if len(seen) > self._SEEN_SHOWN:
+                shown += f", {len(seen) - self._SEEN_SHOWN} more"
+            if ion is None:
+                ions = "/".join(getattr(self, "ion_elements_", ()))
+                who = f"compound without {ions}" if ions else "compound"
+                label = f" without {ions}" if ions else ""
+            else:
+                who, label = f"{ion} compound", f" for {ion}"
+            parts.append(
+                f"no {who} with anions {_anions_text(anions)} in the training data "
+                f"(seen{label}: {shown or 'none'})"
+            )
+        return "; ".join(parts)
 
     def distances(self, Z: Any) -> np.ndarray:
         check_is_fitted(self, "distance_")
         return self.distance_.mean_knn_distance(Z)
 
     def assess(
-        self, Z: Any, element_sets: Sequence[Iterable[str]]
+        self,
+        Z: Any,
+        element_sets: Sequence[Iterable[str]],
+        classes: Sequence[ChemClass] | None = None,
     ) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """(in_domain bool array, reason per row ("" when in domain), distance per row)."""
+        """(in_domain bool array, reason per row ("" when in domain), distance per row).
+
+        ``classes`` (``chemistry_classes`` of the rows) applies the chemistry-class rule when the domain
+        was fitted with training classes; reasons are computed once per distinct element set / class."""
         check_is_fitted(self, "distance_")
         dist = self.distances(Z)
         if len(element_sets) != len(dist):
             raise ValueError(f"got {len(element_sets)} element sets for {len(dist)} feature rows")
+        if classes is not None and len(classes) != len(dist):
+            raise ValueError(f"got {len(classes)} chemistry classes for {len(dist)} feature rows")
+        class_reasons: dict[ChemClass, str] = {}
         k = self.distance_.k_
         finite = np.isfinite(dist)
         far = np.zeros(len(dist), dtype=bool)
@@ -137,6 +274,13 @@ class ApplicabilityDomain(BaseEstimator):
                 missing = sorted(key - self.training_elements_, key=_element_sort_key)
                 unseen = f"elements not in the training data: {', '.join(missing)}" if missing else ""
                 unseen_reason[key] = unseen
+            if classes is not None:
+                cls = classes[i]
+                new_class = class_reasons.get(cls)
+                if new_class is None:
+                    new_class = class_reasons[cls] = self.class_reason(cls)
+                if new_class:
+                    unseen = f"{unseen}; {new_class}" if unseen else new_class
             if finite[i] and not far[i]:
                 in_domain[i] = not unseen
                 reasons.append(unseen)

@@ -30,7 +30,7 @@ from models.conformal import (
     fit_conformal,
     select_spread_floor,
 )
-from models.domain import ApplicabilityDomain, FeatureSpaceDistance
+from models.domain import ApplicabilityDomain, FeatureSpaceDistance, chemistry_classes
 from models.estimators.spread import predict_mean_std
 
 logger = logging.getLogger(__name__)
@@ -45,19 +45,20 @@ OOF_COLUMNS = (
     "fold",
     "sigma_hat",
     "knn_distance",
+    "class_seen",
 )
 PREDICTION_COLUMNS = ("prediction", "std", "lower_90", "upper_90", "in_domain", "domain_reason")
 
 
-def parse_elements(formulas: pd.Series | list[Any], *, what: str = "formula") -> list[frozenset[str]]:
-    """Element set of every formula; raises ValueError naming the rows that do not parse."""
+def parse_compositions(formulas: pd.Series | list[Any], *, what: str = "formula") -> list[Composition]:
+    """Composition of every formula; raises ValueError naming the rows that do not parse."""
     parsed = parse_formulas(list(formulas))
     bad = [(i, p) for i, p in enumerate(parsed) if isinstance(p, CompositionError)]
     if bad:
         shown = "; ".join(f"row {i}: {err}" for i, err in bad[:5])
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise ValueError(f"{len(bad)} {what}(s) could not be parsed: {shown}{more}")
-    return [frozenset(p.elements) for p in parsed if isinstance(p, Composition)]
+    return [p for p in parsed if isinstance(p, Composition)]
 
 
 def fit_pipeline(estimator: Pipeline, X: pd.DataFrame, y: np.ndarray) -> tuple[Pipeline, np.ndarray]:
@@ -81,6 +82,9 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
     domain_k : neighbours in the feature-space distance.
     domain_quantile : quantile of held-out CV distances used as the domain threshold.
     formula_column : the column whose elements define the element part of the domain.
+    domain_ion_elements : the ions of the domain's chemistry-class rule (models.domain.domain_ions gives
+        them per target); a query whose (ion, anion set) class no training row has is out of domain. With
+        () the class is the anion set alone.
     random_state : seed of the grouped fold assignment.
     """
 
@@ -93,6 +97,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         domain_k: int = 5,
         domain_quantile: float = 0.95,
         formula_column: str = "formula",
+        domain_ion_elements: tuple[str, ...] = (),
         random_state: int | None = 0,
     ) -> None:
         self.estimator = estimator
@@ -101,6 +106,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.domain_k = domain_k
         self.domain_quantile = domain_quantile
         self.formula_column = formula_column
+        self.domain_ion_elements = domain_ion_elements
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
@@ -137,13 +143,17 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         n_splits = min(int(self.n_splits), n_groups)
         if n_splits < 2:
             raise ValueError(f"grouped CV needs at least 2 distinct groups, got {n_groups}")
-        element_sets = parse_elements(X[self.formula_column], what=self.formula_column)
+        comps = parse_compositions(X[self.formula_column], what=self.formula_column)
+        element_sets = [frozenset(c.elements) for c in comps]
+        ions = tuple(self.domain_ion_elements)
+        classes = chemistry_classes(comps, ions)
 
         cv = GroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
         pred = np.empty(len(X))
         sigma = np.empty(len(X))
         dist = np.empty(len(X))
         fold = np.empty(len(X), dtype=int)
+        class_seen = np.empty(len(X), dtype=bool)
         have_sigma = True
         for k, (train, test) in enumerate(cv.split(X, y_arr, g)):
             est, z_train = fit_pipeline(self.estimator, X.iloc[train], y_arr[train])
@@ -156,6 +166,8 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
                 sigma[test] = spread
             dist[test] = FeatureSpaceDistance(self.domain_k).fit(z_train).mean_knn_distance(z_test)
             fold[test] = k
+            seen_pairs = frozenset().union(*(classes[i] for i in train))
+            class_seen[test] = [classes[i] <= seen_pairs for i in test]
         sigma_hat = sigma if have_sigma else None
 
         floor = select_spread_floor(y_arr, pred, sigma_hat, fold, self.coverage)
@@ -180,6 +192,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
                 "fold": fold,
                 "sigma_hat": sigma if have_sigma else np.full(len(X), np.nan),
                 "knn_distance": dist,
+                "class_seen": class_seen,
             },
             index=X.index,
         )
@@ -188,16 +201,22 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
 
         self.estimator_, z_all = fit_pipeline(self.estimator, X, y_arr)
         self.domain_ = ApplicabilityDomain(self.domain_k, self.domain_quantile).fit(
-            z_all, training_elements=self.training_elements_, heldout_distances=dist
+            z_all,
+            training_elements=self.training_elements_,
+            heldout_distances=dist,
+            training_classes=classes,
+            ion_elements=ions,
         )
         logger.info(
-            "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g",
+            "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g, "
+            "%.1f%% of held-out rows of an unseen chemistry class",
             len(X),
             n_groups,
             n_splits,
             self.calibration_.quantile,
             "absolute" if floor is None else f"normalised, spread floor {floor} x median",
             self.domain_.threshold_,
+            100.0 * float(np.mean(~class_seen)),
         )
         return self
 
@@ -220,8 +239,12 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             sigma = None
         lower, upper = self.calibration_.interval(mean, sigma)
         std = self.calibration_.std(sigma, len(mean))
-        element_sets = parse_elements(X[self.formula_column], what=self.formula_column)
-        in_domain, reasons, dist = self.domain_.assess(z, element_sets)
+        comps = parse_compositions(X[self.formula_column], what=self.formula_column)
+        element_sets = [frozenset(c.elements) for c in comps]
+        classes = None
+        if getattr(self.domain_, "class_counts_", None) is not None:  # None/absent: rule off (older model)
+            classes = chemistry_classes(comps, self.domain_.ion_elements_)
+        in_domain, reasons, dist = self.domain_.assess(z, element_sets, classes)
         return pd.DataFrame(
             {
                 "prediction": mean,

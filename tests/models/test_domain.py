@@ -10,7 +10,14 @@ import pytest
 
 from featurize.composition import parse_formula
 from featurize.featuresets import get_feature_set
-from models.domain import ApplicabilityDomain, FeatureSpaceDistance
+from models.domain import (
+    ApplicabilityDomain,
+    FeatureSpaceDistance,
+    anion_sets,
+    chemistry_classes,
+    domain_ions,
+)
+from models.targets import TargetName
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -88,3 +95,108 @@ def test_oxychloride_against_a_nasicon_only_domain_with_real_features() -> None:
     assert ok.tolist() == [False, True]
     assert reasons[0].startswith("elements not in the training data: Cl; feature-space distance")
     assert dist[0] > domain.threshold_ > dist[1]
+
+
+@pytest.mark.parametrize(
+    ("formula", "anions"),
+    [
+        ("Na2O2HfCl4", {"O", "Cl"}),  # NHOC: peroxide O and Cl are both anions
+        ("Na2O2TaCl5", {"O", "Cl"}),
+        ("Na2HfCl6", {"Cl"}),
+        ("Na3Zr2Si2PO12", {"O"}),  # phosphate P and silicate Si are cations (polyanion centres)
+        ("Na2SO4", {"O"}),  # sulfate S +6
+        ("Na3BO3", {"O"}),
+        ("Na3PS4", {"S"}),  # thiophosphate: S anion, P +5
+        ("Na6PS5Cl", {"S", "Cl"}),
+        ("Na3PS3O", {"S", "O"}),  # oxysulfide: S stays an anion next to O
+        ("Li1.05Ti1.95Al0.05PO4", {"O"}),  # mis-transcribed phosphate: P is not made a phosphide anion
+        ("NaBH4", {"H"}),
+        ("NaOH", {"O"}),
+    ],
+)
+def test_anion_sets_follow_the_oxidation_roles(formula: str, anions: set[str]) -> None:
+    assert anion_sets([parse_formula(formula)]) == [frozenset(anions)]
+
+
+def test_anion_sets_batch_equals_one_by_one() -> None:
+    formulas = ["Na2O2HfCl4", "Na3PS4", "Na3Zr2Si2PO12", "Na3PS3O", "NaBH4", "Li3InCl6", "Na2SO4"]
+    comps = [parse_formula(f) for f in formulas]
+    assert anion_sets(comps) == [anion_sets([c])[0] for c in comps]
+    assert anion_sets([]) == []
+
+
+def test_chemistry_classes_pair_each_target_ion_with_the_anions() -> None:
+    comps = [parse_formula(f) for f in ("Na2HfO2Cl4", "NaLi0.33Ru0.67O2", "RuO2", "Li3InCl6")]
+    assert chemistry_classes(comps, ("Na", "Li")) == [
+        frozenset({("Na", frozenset({"Cl", "O"}))}),
+        frozenset({("Na", frozenset({"O"})), ("Li", frozenset({"O"}))}),
+        frozenset({(None, frozenset({"O"}))}),
+        frozenset({("Li", frozenset({"Cl"}))}),
+    ]
+    assert chemistry_classes(comps[:1], ()) == [frozenset({(None, frozenset({"Cl", "O"}))})]
+    assert domain_ions(TargetName.IONIC_CONDUCTIVITY) == ("Na", "Li")
+    assert domain_ions("capacity_retention") == ("Na",)
+    assert "Na" in domain_ions("average_voltage") and "Mg" not in domain_ions("average_voltage")
+
+
+def _class_domain(train: list[str], ions: tuple[str, ...] = ("Na", "Li")) -> ApplicabilityDomain:
+    comps = [parse_formula(f) for f in train]
+    Z = np.random.default_rng(0).standard_normal((len(comps), 3))
+    return ApplicabilityDomain(k=2, quantile=1.0).fit(
+        Z,
+        training_elements=set().union(*(c.elements for c in comps)),
+        heldout_distances=[100.0],  # distance never flags here: only the class rule is under test
+        training_classes=chemistry_classes(comps, ions),
+        ion_elements=ions,
+    )
+
+
+def test_unseen_chemistry_class_is_out_of_domain_with_what_was_seen() -> None:
+    train = ["Na3Zr2Si2PO12", "Na3Zr2Si2PO12", "Na3PS4", "Li3InCl6", "Li3HfCl6", "Li3OCl", "LiZr2P3O12"]
+    domain = _class_domain(train)
+    queries = [
+        parse_formula(f) for f in ("Na2HfO2Cl4", "Na2HfCl6", "Na3Hf2Si2PO12", "Li2ZrCl6", "NaLi2InCl6")
+    ]
+    classes = chemistry_classes(queries, ("Na", "Li"))
+    ok, reasons, _ = domain.assess(np.zeros((5, 3)), [q.elements for q in queries], classes)
+    assert ok.tolist() == [False, False, True, True, False]
+    seen = "(seen for Na: {O} (2 rows), {S} (1 row))"
+    assert reasons == [
+        f"no Na compound with anions {{Cl, O}} in the training data {seen}",
+        f"no Na compound with anions {{Cl}} in the training data {seen}",
+        "",
+        "",
+        f"no Na compound with anions {{Cl}} in the training data {seen}",  # Li with Cl is known, Na is not
+    ]
+    # the element rule and the class rule both speak, joined with "; "
+    ok, reasons, _ = domain.assess(np.zeros((1, 3)), [{"Na", "Ta", "O", "Cl"}], classes[:1])
+    assert reasons == [f"elements not in the training data: Ta; {domain.class_reason(classes[0])}"]
+    # a compound without any target ion is judged on its anions among the ion-free training rows
+    no_ion = chemistry_classes([parse_formula("ZrO2")], ("Na", "Li"))[0]
+    assert domain.class_reason(no_ion) == (
+        "no compound without Na/Li with anions {O} in the training data (seen without Na/Li: none)"
+    )
+
+
+def test_class_rule_is_off_without_training_classes_and_batched_reasons_match_row_by_row() -> None:
+    domain = _synthetic_domain(np.random.default_rng(2))
+    cls = chemistry_classes([parse_formula("Na2HfO2Cl4")], ("Na",))
+    ok, reasons, _ = domain.assess(np.zeros((1, 6)), [{"Na", "Zr", "O"}], cls)
+    assert ok.tolist() == [True] and reasons == [""]
+    with pytest.raises(ValueError, match="chemistry classes"):
+        domain.assess(np.zeros((2, 6)), [{"Na"}, {"Na"}], cls)
+
+    on = _class_domain(["Na3Zr2Si2PO12", "Li3InCl6", "Na3PS4"])
+    formulas = ["Na2HfO2Cl4", "Na3Zr2Si2PO12", "Na2HfO2Cl4", "Na2HfCl6", "Li3YCl6", "Na2ZrO2Cl4"] * 3
+    comps = [parse_formula(f) for f in formulas]
+    classes = chemistry_classes(comps, ("Na", "Li"))
+    _, reasons, _ = on.assess(np.zeros((len(comps), 3)), [c.elements for c in comps], classes)
+    assert reasons == [
+        "; ".join(r for r in (_unseen(on, c.elements), on.class_reason(k)) if r)
+        for c, k in zip(comps, classes, strict=True)
+    ]
+
+
+def _unseen(domain: ApplicabilityDomain, elements: tuple[str, ...]) -> str:
+    missing = [e for e in elements if e not in domain.training_elements_]
+    return f"elements not in the training data: {', '.join(missing)}" if missing else ""

@@ -63,12 +63,46 @@ def test_oxychloride_is_out_of_domain_for_a_nasicon_model(nasicon_model: Uncerta
     assert tuple(out.columns[: len(PREDICTION_COLUMNS)]) == PREDICTION_COLUMNS
     assert out.index.tolist() == [10, 3]
     assert out.in_domain.tolist() == [False, True]
-    assert out.domain_reason[10].startswith("elements not in the training data: Cl; feature-space distance ")
+    assert out.domain_reason[10].startswith(
+        "elements not in the training data: Cl; no compound with anions {Cl, O} in the training data "
+        "(seen: {O} ("
+    )
+    assert "; feature-space distance " in out.domain_reason[10]
     assert out.domain_reason[3] == ""
     np.testing.assert_allclose(out.prediction, nasicon_model.predict(queries))
     assert (out.lower_90 < out.prediction).all() and (out.prediction < out.upper_90).all()
     np.testing.assert_allclose(out["std"], (out.upper_90 - out.lower_90) / 2 / 1.6448536269514722)
     assert out["std"][10] > out["std"][3]  # the trees disagree more on the oxychloride
+
+
+def test_chemistry_class_rule_flags_a_na_oxychloride_next_to_li_chlorides(nasicon: pd.DataFrame) -> None:
+    """Na NASICONs + Li (oxy)chlorides: Cl, Hf and Zr are all known, yet a Na oxychloride and a Na chloride
+    are new chemistry for the Na rows; the rule flags them by name and changes no prediction."""
+    table = pd.read_csv(DATA_DIR / "curated" / "ionic_conductivity.csv")
+    li_cl = table[(table.mobile_ion == "Li") & table.formula.str.contains("Cl") & ~table.censored]
+    train = pd.concat([nasicon, li_cl], ignore_index=True)
+    pipe = build_pipeline("ionic_conductivity", "magpie_v1", _rf(30))
+    X, y, g = train[["formula"]], train.log10_sigma_s_cm, train.source
+    with_ions = UncertainRegressor(pipe, domain_ion_elements=("Na", "Li")).fit(X, y, groups=g)
+    assert {"Cl", "Hf", "Zr", "O"} <= with_ions.training_elements_
+    queries = pd.DataFrame({"formula": ["Na2HfO2Cl4", "Na2HfCl6", "Na3Zr2Si2PO12", "Li3InCl6"]})
+    out = with_ions.predict_with_uncertainty(queries)
+    assert out.in_domain[2] and out.domain_reason[2] == ""
+    assert out.domain_reason[0].startswith(
+        "no Na compound with anions {Cl, O} in the training data (seen for Na: "
+    )
+    assert out.domain_reason[1].startswith(
+        "no Na compound with anions {Cl} in the training data (seen for Na: "
+    )
+    assert not out.in_domain[0] and not out.in_domain[1]
+    assert "no Li compound" not in out.domain_reason[3]  # Li chlorides are in the training data
+    # out-of-fold flag: held-out rows whose class the other folds lack; the domain never changes predictions
+    assert with_ions.oof_.class_seen.dtype == bool and with_ions.oof_.class_seen.any()
+    without = UncertainRegressor(pipe).fit(X, y, groups=g)
+    pd.testing.assert_frame_equal(
+        with_ions.oof_.drop(columns="class_seen"), without.oof_.drop(columns="class_seen")
+    )
+    np.testing.assert_allclose(with_ions.predict(queries), without.predict(queries))
 
 
 def test_pickle_and_clone(nasicon: pd.DataFrame, nasicon_model: UncertainRegressor) -> None:
