@@ -31,6 +31,7 @@ from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from models.data import dataset_hash, load_curated
+from models.domain import domain_ions
 from models.estimators import MLPEnsembleRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
@@ -223,7 +224,11 @@ def fit_uncertain(
     config: TrainingConfig,
 ) -> UncertainRegressor:
     model = UncertainRegressor(
-        candidate.pipeline(target), n_splits=config.n_splits, coverage=0.9, random_state=config.random_state
+        candidate.pipeline(target),
+        n_splits=config.n_splits,
+        coverage=0.9,
+        domain_ion_elements=domain_ions(target),
+        random_state=config.random_state,
     )
     return model.fit(X, y, groups)
 
