@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from models.predictor import OUTPUT_COLUMNS
 from models.targets import TargetName
 
 __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "PredictorLike", "score_candidates"]
@@ -24,16 +25,6 @@ __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "PredictorLike", "score_candidates
 log = logging.getLogger(__name__)
 
 INPUT_COLUMNS = ("formula", "cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion")
-OUTPUT_COLUMNS = (
-    "prediction",
-    "std",
-    "lower_90",
-    "upper_90",
-    "in_domain",
-    "domain_reason",
-    "model_version",
-    "error",
-)
 _NUMERIC = ("prediction", "std", "lower_90", "upper_90")
 
 
