@@ -19,7 +19,7 @@ import pandas as pd
 
 from featurize.composition import parse_formulas
 from models.features import row_errors
-from models.targets import Prediction, TargetName
+from models.targets import TARGETS, Prediction, TargetName
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,10 @@ class Predictor:
                 answered = self.model.predict_with_uncertainty(frame.loc[good])
                 for col in _NUMERIC_OUTPUTS:
                     numbers[col][good] = answered[col].to_numpy(float)
+                bounds = TARGETS[self.target].value_range
+                if bounds is not None:
+                    for col in ("prediction", "lower_90", "upper_90"):
+                        np.clip(numbers[col], *bounds, out=numbers[col])
                 in_domain[good] = answered["in_domain"].to_numpy(bool)
                 reasons[good] = answered["domain_reason"].astype(str).to_numpy()
             if not good.all():

@@ -22,6 +22,9 @@ class Target:
     description: str
     higher_is_better: bool
     group_column: str
+    # Physically possible values (the curated training range); predictions and interval bounds are clipped
+    # to it when served, so a wide interval never claims 108 % retention. None: unbounded.
+    value_range: tuple[float, float] | None = None
 
     @property
     def registered_model_name(self) -> str:
@@ -44,6 +47,7 @@ TARGETS: dict[TargetName, Target] = {
         description="capacity retention of a layered-oxide cathode, % of initial capacity after N cycles",
         higher_is_better=True,
         group_column="doi",
+        value_range=(0.0, 105.0),
     ),
     TargetName.AVERAGE_VOLTAGE: Target(
         name=TargetName.AVERAGE_VOLTAGE,
@@ -52,6 +56,7 @@ TARGETS: dict[TargetName, Target] = {
         description="average voltage of an insertion cathode vs the working ion (Na+/Na unless stated)",
         higher_is_better=True,
         group_column="chemsys",
+        value_range=(0.0, 6.0),
     ),
 }
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.predictor import OUTPUT_COLUMNS, Predictor, load_predictors
-from models.targets import TargetName
+from models.targets import TARGETS, TargetName
 
 pytestmark = pytest.mark.mlflow
 
@@ -80,3 +80,22 @@ def test_predict_one_and_empty_frame(retention: Predictor) -> None:
     assert empty.empty and list(empty.columns) == list(OUTPUT_COLUMNS)
     with pytest.raises(ValueError, match="no 'formula' column"):
         retention.predict_frame(pd.DataFrame({"composition": ["NaMnO2"]}))
+
+
+def test_served_values_stay_within_the_physical_range(retention: Predictor) -> None:
+    """A wide conformal interval is clipped to the target's range (retention 0-105 %), never 108 %."""
+    low, high = TARGETS[TargetName.CAPACITY_RETENTION].value_range or (None, None)
+    df = pd.DataFrame(
+        {
+            "formula": ["Na0.67Mn0.67Ni0.33O2", "P2-Na0.6Li0.2Mn0.7Ru0.1O2", "NaFe0.5Mn0.5O2"],
+            "cycles": [1.0, 2.0, 5000.0],
+        }
+    )
+    raw = retention.model.predict_with_uncertainty(df)
+    assert (raw["upper_90"] > high).any(), "the fixture model should produce an interval past 105 %"
+    out = retention.predict_frame(df)
+    bounds = out[["prediction", "lower_90", "upper_90"]].to_numpy()
+    assert (bounds >= low).all() and (bounds <= high).all()
+    inside = (raw["upper_90"] <= high) & (raw["lower_90"] >= low)
+    np.testing.assert_allclose(out.loc[inside, "upper_90"], raw.loc[inside, "upper_90"])
+    assert (out["upper_90"] == np.minimum(raw["upper_90"], high)).all()
