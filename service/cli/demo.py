@@ -32,21 +32,31 @@ def demo(
     from rich.console import Console
     from rich.rule import Rule
 
+    from models.targets import TargetName
+    from models.tracking import champion_version
     from service.cli.data import summary
     from service.cli.featurize import featurize_command
+    from service.cli.models import list_models, resolve_tracking_uri, train_and_register
     from service.cli.screen import screen
 
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
 
-    console.print(Rule("1/3  curated training data (data/curated, built from data/raw)"))
+    console.print(Rule("1/4  curated training data (data/curated, built from data/raw)"))
     summary(data_dir=DEFAULT_DATA_DIR, report=False)
 
-    console.print(Rule("2/3  featurisation example (examples/compositions.csv, bad rows included)"))
+    console.print(Rule("2/4  featurisation example (examples/compositions.csv, bad rows included)"))
     features_csv = out / "features.csv"
     featurize_command(EXAMPLES / "compositions.csv", features_csv, features="magpie")
 
-    console.print(Rule(f"3/3  screen {spec.name} (trains the champion models first if none are registered)"))
+    console.print(Rule("3/4  champion models (trained and registered once, then reused)"))
+    uri = resolve_tracking_uri(tracking_uri)
+    missing = [t for t in TargetName if champion_version(t, uri) is None]
+    if missing:
+        train_and_register(missing, tracking_uri=uri, data_dir=DEFAULT_DATA_DIR, console=console)
+    list_models(tracking_uri=uri)
+
+    console.print(Rule(f"4/4  screen {spec.name}"))
     screen(
         spec,
         executor=executor,
@@ -56,7 +66,7 @@ def demo(
         chunk_size=None,
         resume=True,
         num_cpus=None,
-        tracking_uri=tracking_uri,
+        tracking_uri=uri,
         train_if_missing=True,
         data_dir=DEFAULT_DATA_DIR,
         log_to_mlflow=True,

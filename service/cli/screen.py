@@ -35,22 +35,21 @@ def _fmt(value: object) -> str:
 
 
 def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: str) -> Any:
+    """Compact enough for an 80-column terminal: mean +- std per target (intervals are in top.csv)."""
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("rank", "formula", "dopant", "x"):
-        table.add_column(col, justify="right" if col in ("rank", "x") else "left", no_wrap=col == "formula")
+    table = Table(title=title, title_justify="left")
+    for col in ("#", "formula", "dopant", "x"):
+        table.add_column(col, justify="right" if col in ("#", "x") else "left", no_wrap=col == "formula")
+    short = {"average_voltage": "V", "capacity_retention": "retention", "ionic_conductivity": "log10 sigma"}
     for t in targets:
-        table.add_column(f"{t} ({units[t]})\nmean +- std [90%]", justify="right")
-        table.add_column("in dom.", justify="center")
+        table.add_column(f"{short.get(t, t)} ({units[t]})", justify="right", no_wrap=True)
+        table.add_column("dom", justify="center")
     table.add_column("score", justify="right")
     for _, row in top.iterrows():
         cells = [_fmt(row["rank"]), str(row["formula"]), str(row["dopant"]), _fmt(float(row["fraction"]))]
         for t in targets:
-            cells.append(
-                f"{row[f'{t}_prediction']:.3g} +- {row[f'{t}_std']:.2g} "
-                f"[{row[f'{t}_lower_90']:.3g}, {row[f'{t}_upper_90']:.3g}]"
-            )
+            cells.append(f"{row[f'{t}_prediction']:.3g} +- {row[f'{t}_std']:.2g}")
             cells.append(_fmt(bool(row[f"{t}_in_domain"])))
         cells.append(_fmt(float(row["score"])))
         table.add_row(*cells)
@@ -258,7 +257,9 @@ def screen(
     (out_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
 
     console.print(
-        _top_rich_table(top_k, target_names, units, f"top {len(top_k)} of {spec.name} ({ranked_by})")
+        _top_rich_table(
+            top_k, target_names, units, f"top {len(top_k)} of {spec.name}: mean +- std (intervals in top.csv)"
+        )
     )
     console.print(_counts_rich_table(counts.as_dict()))
     for failed in execution.failed:
