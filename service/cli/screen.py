@@ -56,6 +56,30 @@ def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: 
     return table
 
 
+def _model_elements_if_asked(spec_path: Path, tracking_uri: str) -> frozenset[str] | None:
+    """For a spec whose dopants are "every element the model knows": the elements every champion of the
+    spec's family was trained on (their intersection). None when the spec does not ask, so nothing loads."""
+    from models.tracking import load_champion
+    from screening.spec import FAMILIES, MODEL_ELEMENTS_GROUP, SpecError
+    from screening.spec_io import read_spec_mapping
+
+    mapping = read_spec_mapping(spec_path)
+    codoping = mapping.get("codoping")
+    asked = [mapping.get("dopants"), codoping.get("dopants") if isinstance(codoping, dict) else None]
+    text = " ".join(str(a) for a in asked if a is not None).lower().replace(" ", "_")
+    if MODEL_ELEMENTS_GROUP not in text and "every_element_the_model_knows" not in text:
+        return None
+    family = FAMILIES.get(str(mapping.get("family")))
+    if family is None:
+        raise SpecError(f"{spec_path}: family: unknown family {mapping.get('family')!r}")
+    known: frozenset[str] | None = None
+    for target in family.targets:
+        model, _ = load_champion(target, tracking_uri)
+        elements = frozenset(model.training_elements_)
+        known = elements if known is None else known & elements
+    return known
+
+
 def _counts_rich_table(counts: dict[str, int]) -> Any:
     from rich.table import Table
 
@@ -142,6 +166,7 @@ def screen(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from models.targets import TARGETS
+    from models.tracking import NoChampionError
     from screening.ranking import describe
     from screening.report import count_outcomes, heatmap_figure, pareto_figure, top_table
     from screening.runner import DEFAULT_CHUNK_SIZE, LocalExecutor, SpecScorerFactory, run_screen
@@ -155,12 +180,12 @@ def screen(
         raise typer.BadParameter(
             f"{executor!r}: expected one of {', '.join(EXECUTORS)}", param_hint="--executor"
         )
+    uri = resolve_tracking_uri(tracking_uri)
     try:
-        spec = load_spec(spec_path)
-    except (SpecError, OSError) as exc:
+        spec = load_spec(spec_path, model_elements=_model_elements_if_asked(spec_path, uri))
+    except (SpecError, OSError, NoChampionError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=2) from None
-    uri = resolve_tracking_uri(tracking_uri)
     targets = list(spec.targets)
     target_names = [t.value for t in targets]
     units = {t.value: TARGETS[t].unit for t in targets}

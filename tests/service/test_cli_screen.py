@@ -111,3 +111,30 @@ def test_screen_end_to_end_then_resume(runner: CliRunner, served_tracking_uri: s
     }
     pd.testing.assert_frame_equal(pd.read_parquet(out / "ranked.parquet"), ranked)
     shutil.rmtree(out)
+
+
+def test_dopants_every_element_the_model_knows(
+    runner: CliRunner, served_tracking_uri: str, tmp_path: Path
+) -> None:
+    """`dopants: model_elements` resolves to the champion's training elements, and only to them."""
+    from models.tracking import load_champion
+
+    spec = tmp_path / "known.yaml"
+    spec.write_text(
+        "name: known\nfamily: halide\nhost: Na2ZrCl6\nsite: Zr\n"
+        "dopants: every element the model knows\nfractions: [0.1]\ncompensation: na_content\n"
+        "ranking: {mode: value}\n"
+    )
+    out = tmp_path / "out"
+    code, output = _screen(
+        runner, str(spec), "--executor", "local", "--out", str(out), "--tracking-uri", served_tracking_uri
+    )
+    assert code == 0, output
+    model, _ = load_champion("ionic_conductivity", served_tracking_uri)
+    known = set(model.training_elements_)
+    ranked = pd.read_parquet(out / "ranked.parquet")
+    rejected = pd.read_parquet(out / "rejected.parquet")
+    labels = [*ranked["dopant"], *rejected["dopant"]]
+    dopants = {d.rstrip("0123456789+-") for d in labels if d and d != "host"}
+    assert dopants and dopants <= known
+    assert len(dopants) > 10  # the model's element set, not a fixed short list
