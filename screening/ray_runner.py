@@ -21,17 +21,28 @@ import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray._common.network_utils import is_localhost, parse_address
 from ray.exceptions import RayActorError, RayError, RayTaskError
 
-from screening.chunks import ChunkOutcome, ChunkRange, ChunkResult, ScorerFactory
+from screening.chunks import (
+    ChunkOutcome,
+    ChunkRange,
+    ChunkResult,
+    ScorerFactory,
+    merge_results,
+    split_range,
+)
 
 logger = logging.getLogger(__name__)
 
 LOCAL_NODE_IP = "127.0.0.1"
+# Candidates per actor task: ~1 s of scoring on one core when every candidate is scored, far above Ray's
+# few ms per task, and small enough that the last tasks of a screen finish close together.
+DEFAULT_MAX_TASK_SIZE = 5_000
 # Ray 2.60 on Linux turns a loopback host into the machine's routable address (services.
 # resolve_ip_for_localhost: for a node IP and for a cluster address alike) unless multi-node clustering is
 # switched off with this (Ray's own) switch: then an embedded session's node IP is 127.0.0.1 with GCS,
@@ -125,6 +136,20 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ray.shutdown()
 
 
+@dataclass(frozen=True)
+class _Task:
+    """One unit of actor work: the ``part``-th sub-range ``[start, stop)`` of ``chunk``."""
+
+    chunk: ChunkRange
+    part: int
+    start: int
+    stop: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.chunk.index, self.part)
+
+
 class _ChunkWorker:
     """Actor body: builds the scorer once (loads the models), then scores chunk ranges."""
 
@@ -146,7 +171,13 @@ class RayExecutor:
     """Runs chunks on Ray actors. Needs an initialised Ray (see ``ray_session``).
 
     ``num_workers``: actors to start (default: the cluster's CPU count, capped by the number of chunks);
-    ``per_worker``: chunks queued per actor (2 keeps an actor busy while the driver stores a result);
+    ``max_task_size``: a chunk is scored by its actors as consecutive sub-ranges of at most this many
+    candidates, merged back into one chunk result in order (``None``: whole chunks). Chunks are the unit of
+    storage and resume; sub-ranges are the unit of load balancing. The work of a chunk varies a lot (a chunk
+    of candidates that all fail charge neutrality costs a few percent of a chunk that is scored), so with
+    whole chunks one worker was often left alone with the last expensive chunk, and a screen with a single
+    expensive chunk ran on one core;
+    ``per_worker``: tasks queued per actor (2 keeps an actor busy while the driver stores a result);
     ``max_restarts`` / ``max_task_retries``: Ray's own recovery of a crashed actor process.
     """
 
@@ -156,9 +187,13 @@ class RayExecutor:
         per_worker: int = 2,
         max_restarts: int = 2,
         max_task_retries: int = 2,
+        max_task_size: int | None = DEFAULT_MAX_TASK_SIZE,
     ) -> None:
+        if max_task_size is not None and max_task_size < 1:
+            raise ValueError(f"max_task_size must be >= 1 or None, got {max_task_size}")
         self.num_workers = num_workers
         self.per_worker = per_worker
+        self.max_task_size = max_task_size
         self.max_restarts = max_restarts
         self.max_task_retries = max_task_retries
 
@@ -200,25 +235,41 @@ class RayExecutor:
         chunks: Sequence[ChunkRange],
         max_attempts: int,
     ) -> Iterator[ChunkOutcome]:
-        queue: deque[ChunkRange] = deque(chunks)
-        attempts: dict[int, int] = {}
+        tasks: deque[_Task] = deque(
+            _Task(chunk, part, start, stop)
+            for chunk in chunks
+            for part, (start, stop) in enumerate(
+                split_range(chunk.start, chunk.stop, self.max_task_size or chunk.size or 1)
+            )
+        )
+        parts: dict[int, list[ChunkResult | None]] = {}
+        for task in tasks:
+            parts.setdefault(task.chunk.index, []).append(None)
+        attempts: dict[tuple[int, int], int] = {}
         errors: dict[int, list[str]] = {}
+        given_up: set[int] = set()  # chunks already reported as failed: their other parts are dropped
         load = [0] * len(actors)
-        in_flight: dict[Any, tuple[ChunkRange, int, Any]] = {}
+        in_flight: dict[Any, tuple[_Task, int, Any]] = {}
 
         def fill() -> None:
             for slot in sorted(range(len(actors)), key=load.__getitem__):
-                while queue and load[slot] < self.per_worker:
-                    chunk = queue.popleft()
-                    attempts[chunk.index] = attempts.get(chunk.index, 0) + 1
+                while tasks and load[slot] < self.per_worker:
+                    task = tasks.popleft()
+                    if task.chunk.index in given_up:
+                        continue
+                    attempts[task.key] = attempts.get(task.key, 0) + 1
                     actor = actors[slot]
-                    in_flight[actor.score.remote(chunk.start, chunk.stop)] = (chunk, slot, actor)
+                    in_flight[actor.score.remote(task.start, task.stop)] = (task, slot, actor)
                     load[slot] += 1
+
+        def chunk_attempts(index: int) -> int:
+            return max(n for (i, _), n in attempts.items() if i == index)
 
         fill()
         while in_flight:
             (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            chunk, slot, actor = in_flight.pop(ref)
+            task, slot, actor = in_flight.pop(ref)
+            chunk = task.chunk
             load[slot] -= 1
             try:
                 result: ChunkResult = ray.get(ref)
@@ -229,23 +280,36 @@ class RayExecutor:
                     logger.warning("Ray worker %d died (%s); starting a new one", slot, reason)
                     ray.kill(actor)
                     actors[slot] = actor_cls.remote(factory_ref)
-                errors.setdefault(chunk.index, []).append(reason)
-                n = attempts[chunk.index]
-                logger.warning(
-                    "chunk %d [%d, %d) failed (attempt %d/%d): %s",
-                    chunk.index,
-                    chunk.start,
-                    chunk.stop,
-                    n,
-                    max_attempts,
-                    reason,
-                )
-                if n < max_attempts:
-                    queue.appendleft(chunk)
-                else:
-                    yield ChunkOutcome(chunk, None, error=reason, attempts=n, errors=errors[chunk.index])
+                if chunk.index not in given_up:
+                    errors.setdefault(chunk.index, []).append(reason)
+                    n = attempts[task.key]
+                    logger.warning(
+                        "chunk %d [%d, %d) failed on [%d, %d) (attempt %d/%d): %s",
+                        chunk.index,
+                        chunk.start,
+                        chunk.stop,
+                        task.start,
+                        task.stop,
+                        n,
+                        max_attempts,
+                        reason,
+                    )
+                    if n < max_attempts:
+                        tasks.appendleft(task)
+                    else:
+                        given_up.add(chunk.index)
+                        del parts[chunk.index]
+                        yield ChunkOutcome(chunk, None, error=reason, attempts=n, errors=errors[chunk.index])
             else:
-                yield ChunkOutcome(
-                    chunk, result, attempts=attempts[chunk.index], errors=errors.get(chunk.index, [])
-                )
+                done = parts.get(chunk.index)
+                if done is not None:  # None: the chunk was given up, this part is not needed
+                    done[task.part] = result
+                    if all(p is not None for p in done):
+                        del parts[chunk.index]
+                        yield ChunkOutcome(
+                            chunk,
+                            merge_results([p for p in done if p is not None]),
+                            attempts=chunk_attempts(chunk.index),
+                            errors=errors.get(chunk.index, []),
+                        )
             fill()

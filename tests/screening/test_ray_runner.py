@@ -42,6 +42,48 @@ def test_ray_run_equals_single_process_run(ray_local: dict, tmp_path: Path) -> N
     assert sorted(recorded_calls(calls)) == [(c.start, c.stop) for c in plan_chunks(1000, 50)]
 
 
+def test_ray_run_in_sub_ranges_equals_single_process_run(ray_local: dict, tmp_path: Path) -> None:
+    from screening.chunks import split_range
+    from screening.ray_runner import RayExecutor
+
+    calls = tmp_path / "calls.txt"
+    ray_store, ray_report = _run(
+        RayExecutor(max_task_size=12), tmp_path / "ray", ArithmeticFactory(calls_file=calls)
+    )
+    local_store, _ = _run(LocalExecutor(), tmp_path / "local", ArithmeticFactory())
+    assert ray_report.computed == list(range(20)) and not ray_report.failed
+    for kind in ("scored", "rejected"):
+        pd.testing.assert_frame_equal(ray_store.read(kind), local_store.read(kind), check_exact=True)
+    # each 50-candidate chunk was scored as 5 sub-ranges of 10, each exactly once
+    expected = [r for c in plan_chunks(1000, 50) for r in split_range(c.start, c.stop, 12)]
+    assert sorted(recorded_calls(calls)) == expected and len(expected) == 100
+
+
+def test_ray_sub_range_failures_are_retried_and_reported_per_chunk(ray_local: dict, tmp_path: Path) -> None:
+    from screening.ray_runner import RayExecutor
+
+    failures = tmp_path / "failures"
+    failures.mkdir()
+    # sub-ranges of 25; a start fails until 5 failures are on record for it (3 attempts per sub-range): the
+    # second part of chunk 2 (starts at 125, 4 on record) fails once then succeeds; the second part of
+    # chunk 6 (starts at 325, 2 on record) fails 3 times, so chunk 6 is reported and its first part dropped
+    for n in range(4):
+        (failures / f"fail-125-pre{n}").touch()
+    for n in range(2):
+        (failures / f"fail-325-pre{n}").touch()
+    factory = ArithmeticFactory(fail_starts=(125, 325), failures_per_start=5, failures_dir=failures)
+    store, report = _run(RayExecutor(max_task_size=25), tmp_path / "flaky", factory)
+    assert report.retried == 1
+    assert [(f.chunk.index, f.attempts) for f in report.failed] == [(6, 3)]
+    assert "simulated worker failure on chunk starting at 325" in report.failed[0].error
+    assert store.completed() == set(range(20)) - {6}
+    local = _run(LocalExecutor(), tmp_path / "local", ArithmeticFactory())[0]
+    scored = store.read("scored")
+    pd.testing.assert_frame_equal(
+        scored, local.read("scored").query("candidate_id < 300 or candidate_id >= 350").reset_index(drop=True)
+    )
+
+
 def test_ray_retries_a_failing_chunk_then_reports_one_that_keeps_failing(
     ray_local: dict, tmp_path: Path
 ) -> None:
