@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import norm
@@ -54,8 +55,12 @@ def conformal_quantile(scores: np.ndarray, coverage: float) -> float:
     return float(s[k - 1])
 
 
+@lru_cache(maxsize=64)
 def normal_quantile(coverage: float) -> float:
-    """z of a central normal interval with this coverage (1.645 for 0.9): std = half-width / z."""
+    """z of a central normal interval with this coverage (1.645 for 0.9): std = half-width / z.
+
+    Cached (a pure function of one float): ``norm.ppf`` costs ~0.3 ms and ``std`` asks for it on every
+    prediction call."""
     _check_coverage(coverage)
     return float(norm.ppf(0.5 + coverage / 2.0))
 

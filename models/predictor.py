@@ -68,30 +68,37 @@ class Predictor:
             errors = row_errors(self.target, frame, comps)
             good = np.array([not e for e in errors], dtype=bool)
             if good.any():
-                answered = self.model.predict_with_uncertainty(frame.loc[good])
+                answered = self._answer(frame if good.all() else frame.loc[good])
                 for col in _NUMERIC_OUTPUTS:
-                    numbers[col][good] = answered[col].to_numpy(float)
+                    numbers[col][good] = np.asarray(answered[col], dtype=float)
                 bounds = TARGETS[self.target].value_range
                 if bounds is not None:
                     for col in ("prediction", "lower_90", "upper_90"):
                         np.clip(numbers[col], *bounds, out=numbers[col])
-                in_domain[good] = answered["in_domain"].to_numpy(bool)
-                reasons[good] = answered["domain_reason"].astype(str).to_numpy()
+                in_domain[good] = np.asarray(answered["in_domain"], dtype=bool)
+                reasons[good] = [str(r) for r in answered["domain_reason"]]
             if not good.all():
                 reasons[~good] = "not predicted: see error"
                 logger.info(
                     "%s: %d of %d rows could not be predicted", self.target.value, int((~good).sum()), n
                 )
-        return pd.DataFrame(
-            {
-                **numbers,
-                "in_domain": in_domain,
-                "domain_reason": [str(r) for r in reasons],
-                "model_version": [self.model_version] * n,
-                "error": errors,
-            },
-            index=df.index,
-        )[list(OUTPUT_COLUMNS)]
+        columns: dict[str, Any] = {
+            **numbers,
+            "in_domain": in_domain,
+            "domain_reason": [str(r) for r in reasons],
+            "model_version": [self.model_version] * n,
+            "error": errors,
+        }
+        return pd.DataFrame({c: columns[c] for c in OUTPUT_COLUMNS}, index=df.index)
+
+    def _answer(self, frame: pd.DataFrame) -> Mapping[str, Any]:
+        """The model's columns for rows that passed validation: NumPy arrays when the model offers them
+        (``UncertainRegressor.predict_with_uncertainty_arrays``), else its DataFrame."""
+        arrays = getattr(self.model, "predict_with_uncertainty_arrays", None)
+        if callable(arrays):
+            result: Mapping[str, Any] = arrays(frame)
+            return result
+        return self.model.predict_with_uncertainty(frame)
 
     def predict_one(self, row: Mapping[str, object]) -> Prediction:
         """A single input as a ``Prediction``; a bad input raises ValueError with the reason."""

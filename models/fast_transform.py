@@ -1,0 +1,92 @@
+"""Serving-time transform of a fitted feature pipeline, without sklearn's per-call dispatch overhead.
+
+``Pipeline.transform`` and ``ColumnTransformer.transform`` are general: metadata routing, narwhals
+container checks, column-name validation, a joblib ``Parallel`` over the transformers, the set_output
+container adapter. On a one-row prediction that machinery cost ~1.5 ms of the ~4 ms feature computation,
+paid on every request. ``transform_steps`` calls the same fitted transformers on the same column
+selections and stacks their outputs exactly as ``ColumnTransformer`` does for dense NumPy output, so the
+features are identical (tests/models/test_fast_transform.py compares them with ``Pipeline.transform`` on
+every target's pipeline). Whatever it does not recognise (sparse output, pandas output configured,
+passthrough/remainder columns, array input) goes through sklearn's own ``transform``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from scipy import sparse
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+
+def transform_steps(steps: Sequence[tuple[str, Any]], X: Any) -> Any:
+    """``Pipeline(steps).transform(X)`` for fitted ``steps`` (no metadata-routed parameters)."""
+    Xt = X
+    for _name, step in steps:
+        if step is None or step == "passthrough":
+            continue
+        if isinstance(step, ColumnTransformer):
+            Xt = column_transform(step, Xt)
+        elif isinstance(step, Pipeline):
+            Xt = transform_steps(step.steps, Xt)
+        else:
+            Xt = step.transform(Xt)
+    return Xt
+
+
+def _dense_default_output(est: Any) -> bool:
+    config = getattr(est, "_sklearn_output_config", {}).get("transform")
+    if config is None:
+        config = sklearn.get_config()["transform_output"]
+    return bool(config == "default")
+
+
+def column_transform(ct: ColumnTransformer, X: Any) -> Any:
+    """``ct.transform(X)``; a DataFrame into a fitted, dense, NumPy-output ColumnTransformer whose
+    transformers all select columns by name takes the direct path (each transformer on its columns, then
+    ``np.hstack``), anything else sklearn's ``transform``."""
+    check_is_fitted(ct)
+    if (
+        not isinstance(X, pd.DataFrame)
+        or not hasattr(ct, "feature_names_in_")
+        or getattr(ct, "sparse_output_", True)
+        or not _dense_default_output(ct)
+    ):
+        return ct.transform(X)
+    blocks: list[tuple[Any, list[str]]] = []
+    for _name, trans, columns in ct.transformers_:
+        if isinstance(trans, str) and trans == "drop":
+            continue
+        if isinstance(trans, str) or not _column_names(columns):
+            return ct.transform(X)  # passthrough, callables, masks, positions: sklearn's own path
+        if len(columns) == 0:
+            continue
+        blocks.append((trans, list(columns)))
+    missing = {c for _, cols in blocks for c in cols} - set(X.columns)
+    if missing:
+        return ct.transform(X)  # sklearn raises its own "columns are missing" error
+    if not blocks:
+        return ct.transform(X)
+    selections: dict[tuple[str, ...], pd.DataFrame] = {}
+    outputs = []
+    for trans, cols in blocks:
+        key = tuple(cols)
+        part = selections.get(key)
+        if part is None:
+            part = selections[key] = X[cols]
+        out = trans.transform(part)
+        if sparse.issparse(out) or not isinstance(out, np.ndarray) or out.ndim != 2:
+            return ct.transform(X)
+        if out.shape[0] != len(X):
+            return ct.transform(X)  # sklearn reports the inconsistent transformer
+        outputs.append(out)
+    return np.hstack(outputs)
+
+
+def _column_names(columns: Any) -> bool:
+    return isinstance(columns, list) and all(isinstance(c, str) for c in columns)

@@ -1,0 +1,113 @@
+"""The serving-time feature transform equals sklearn's ``Pipeline.transform`` exactly, for every target's
+pipeline (nested log-conditions Pipeline, imputers with indicators, one-hot, clipping), and falls back to
+sklearn wherever it has no direct path; the Predictor's array path equals the model's DataFrame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+from models.conformal import normal_quantile
+from models.fast_transform import column_transform, transform_steps
+from models.features import build_pipeline
+from models.targets import TargetName
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+ROWS = pd.DataFrame(
+    {
+        "formula": [
+            "Na3Zr2Si2PO12",
+            "P2-Na0.67MnO2",
+            "NaMnO2",
+            "Li7La3Zr2O12",
+            "Na0.67Ni0.33Mn0.67O2",
+            "NaFePO4",
+            "Na2ZrCl6",
+            "O3-NaNi0.5Mn0.5O2",
+        ],
+        "cycles": [100.0, 50.0, np.nan, 200.0, 10.0, 100.0, 300.0, 1.0],
+        "current_mA_g": [20.0, np.nan, 10.0, 20.0, np.nan, 100.0, 20.0, 5.0],
+        "voltage_low_V": [2.0, 1.5, np.nan, 2.0, 2.0, 2.5, np.nan, 2.0],
+        "voltage_high_V": [4.0, 4.3, 4.1, np.nan, 4.2, 4.0, 4.0, 4.5],
+        "structure_type": [None, "", "O3", None, "P2", None, None, None],
+        "working_ion": ["Na", None, "Li", "Li", "Na", "Na", "K", None],
+    },
+    index=[7, 3, 11, 0, 5, 2, 9, 4],
+)
+Y = np.linspace(0.0, 1.0, len(ROWS))
+
+
+@pytest.mark.parametrize("target", list(TargetName))
+@pytest.mark.parametrize("clip_z", [None, 1.0])
+def test_equals_pipeline_transform(target: TargetName, clip_z: float | None) -> None:
+    pipe = build_pipeline(target, "magpie_v1", Ridge(), clip_z=clip_z).fit(ROWS, Y)
+    features = pipe[:-1]
+    for X in (ROWS, ROWS.iloc[[2]], ROWS.iloc[::-1], ROWS.iloc[[1, 1, 4]]):
+        expected = features.transform(X)
+        got = transform_steps(pipe.steps[:-1], X)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+    # an input with extra columns in another order selects the same columns by name
+    shuffled = ROWS.assign(extra=1)[[*reversed(ROWS.columns), "extra"]]
+    np.testing.assert_array_equal(transform_steps(pipe.steps[:-1], shuffled), features.transform(ROWS))
+
+
+def test_missing_column_raises_sklearns_error() -> None:
+    pipe = build_pipeline(TargetName.CAPACITY_RETENTION, "magpie_v1", Ridge()).fit(ROWS, Y)
+    ct = pipe.named_steps["features"]
+    prepared = pipe[:1].transform(ROWS).drop(columns=["cycles"])
+    with pytest.raises(ValueError, match="columns are missing"):
+        column_transform(ct, prepared)
+
+
+def test_falls_back_to_sklearn_for_arrays_passthrough_and_pandas_output() -> None:
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.5, -1.0, 4.0], "c": [3.0, 3.0, 1.0]})
+    passthrough = ColumnTransformer([("s", StandardScaler(), ["a"])], remainder="passthrough").fit(X)
+    np.testing.assert_array_equal(column_transform(passthrough, X), passthrough.transform(X))
+    by_position = ColumnTransformer([("s", StandardScaler(), [0, 2])]).fit(X.to_numpy())
+    np.testing.assert_array_equal(
+        column_transform(by_position, X.to_numpy()), by_position.transform(X.to_numpy())
+    )
+    with sklearn.config_context(transform_output="pandas"):
+        pandas_out = ColumnTransformer([("s", StandardScaler(), ["a", "b"])]).fit(X)
+        got = column_transform(pandas_out, X)
+        assert isinstance(got, pd.DataFrame)
+        pd.testing.assert_frame_equal(got, pandas_out.transform(X))
+
+
+def test_predictor_array_path_equals_dataframe() -> None:
+    from models.uncertain import UncertainRegressor
+
+    table = pd.read_csv(DATA_DIR / "curated" / "ionic_conductivity.csv")
+    table = table[~table.censored].head(60).reset_index(drop=True)
+    model = UncertainRegressor(
+        build_pipeline(TargetName.IONIC_CONDUCTIVITY, "magpie_v1", RandomForestRegressor(20, random_state=0)),
+        n_splits=3,
+        domain_ion_elements=("Na", "Li"),
+    ).fit(table[["formula"]], table.log10_sigma_s_cm, groups=table.source)
+    X = ROWS[["formula"]]
+    frame = model.predict_with_uncertainty(X)
+    assert not frame.in_domain.all()  # both branches of the domain reasons are compared
+    arrays = model.predict_with_uncertainty_arrays(X)
+    assert list(arrays) == list(frame.columns)
+    for col, values in arrays.items():
+        assert values.dtype == frame[col].dtype
+        np.testing.assert_array_equal(values, frame[col].to_numpy())
+
+
+def test_normal_quantile_cache_equals_scipy() -> None:
+    from scipy.stats import norm
+
+    for coverage in (0.9, 0.5, 0.95, 0.9):
+        assert normal_quantile(coverage) == float(norm.ppf(0.5 + coverage / 2.0))
+    with pytest.raises(ValueError, match="coverage"):
+        normal_quantile(1.0)
