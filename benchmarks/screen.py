@@ -121,6 +121,7 @@ def run_once(spec, n: int, executor_name: str, tracking_uri: str, chunk_size: in
             with ray_session():
                 init_s = time.perf_counter() - t0
                 report = run_chunks(plan_chunks(n, chunk_size), factory, RayExecutor(), store)
+        chunks_done = time.perf_counter()
         ranked = rank(store.read("scored", columns=result_columns(spec)), spec.ranking)
         seconds = time.perf_counter() - start
         cpu_seconds = time.process_time() - cpu_start
@@ -129,6 +130,8 @@ def run_once(spec, n: int, executor_name: str, tracking_uri: str, chunk_size: in
         "seconds": seconds,
         "cpu_s": cpu_seconds,
         "ray_init_s": init_s,
+        "chunks_s": report.seconds,
+        "merge_s": seconds - (chunks_done - start),
         "rows": len(ranked),
         "driver_mb": memory.driver / 2**20,
         "total_mb": memory.total / 2**20,
@@ -158,7 +161,8 @@ def main() -> None:
             print(
                 f"N={n:>9,} {name:>5}: {r['seconds']:8.1f} s  {n / r['seconds']:9,.0f} candidates/s  "
                 f"(driver CPU {r['cpu_s']:.1f} s: {n / r['cpu_s']:,.0f} candidates/CPU-s)  "
-                f"(ray init {r['ray_init_s']:.1f} s)  ranked rows {r['rows']:,}  "
+                f"(ray init {r['ray_init_s']:.1f} s, chunks {r['chunks_s']:.1f} s, merge+rank "
+                f"{r['merge_s']:.1f} s)  ranked rows {r['rows']:,}  "
                 f"peak RSS driver {r['driver_mb']:,.0f} MB, driver+workers {r['total_mb']:,.0f} MB"
             )
         if {"local", "ray"} <= results.keys():
