@@ -19,7 +19,7 @@ from typing import Protocol
 import pandas as pd
 
 from models.targets import TargetName
-from screening.candidates import candidate_chunk, count_candidates
+from screening.candidates import ACCEPTED_COLUMNS, candidate_chunk, count_candidates
 from screening.chunks import ChunkOutcome, ChunkRange, ChunkResult, ChunkScorer, ScorerFactory, plan_chunks
 from screening.ranking import rank
 from screening.scoring import OUTPUT_COLUMNS as SCORE_OUTPUT_COLUMNS
@@ -234,25 +234,12 @@ class ScreenResult:
     paths: dict[str, Path]
 
 
-# Columns of the scored chunks that the merged table keeps (plus every <target>_* column).
-RESULT_COLUMNS = (
-    "candidate_id",
-    "formula",
-    "is_host",
-    "family",
-    "structure_type",
-    "host",
-    "site",
-    "dopant",
-    "dopant_valence",
-    "fraction",
-    "site2",
-    "dopant2",
-    "dopant2_valence",
-    "fraction2",
-    "compensation",
-    "cycles",
+# Columns of the scored chunks that the merged table keeps (plus every <target>_* column): the candidate
+# columns minus the template text and the per-spec constant conditions (cycles stays).
+_DROPPED_FROM_RESULTS = frozenset(
+    {"template", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion"}
 )
+RESULT_COLUMNS = tuple(c for c in ACCEPTED_COLUMNS if c not in _DROPPED_FROM_RESULTS)
 
 
 def result_columns(spec: ScreeningSpec) -> list[str]:
