@@ -566,7 +566,9 @@ def _check_characters(text: str) -> None:
     if text.isprintable():
         return
     for ch in text.strip(" \t\r\n"):
-        if unicodedata.category(ch)[0] == "C":  # Cc control, Cf format, Cs surrogate, Co private, Cn unassigned
+        if (
+            unicodedata.category(ch)[0] == "C"
+        ):  # Cc control, Cf format, Cs surrogate, Co private, Cn unassigned
             raise _Problem(f"unexpected character {ascii(ch)} (a control or non-printable character)")
 
 
@@ -635,7 +637,9 @@ def _round_trip_label(comp: Composition) -> str:
     back = _parse_cached(comp.formula, ())
     if isinstance(back, Composition) and back.key[:2] == comp.key[:2]:
         return prefix + comp.formula
-    return prefix + "".join([el + _exact_amount(a) for el, a in zip(comp.elements, comp.amounts, strict=True)])
+    return prefix + "".join(
+        [el + _exact_amount(a) for el, a in zip(comp.elements, comp.amounts, strict=True)]
+    )
 
 
 def _variables_key(variables: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:
