@@ -15,7 +15,8 @@ Grammar (what battery researchers write), applied in this order:
    ``P2-type Na0.67MnO2`` is accepted too. So ``P2-Na0.67MnO2`` is P2-type Na0.67MnO2 (never
    diphosphorus + Na0.67MnO2), while ``P2O5-Li2O`` is a mixture ("P2O5" is not a stacking token).
    Consequence, by design: ``O2-LiCoO2`` is O2-type LiCoO2 (a real polymorph), not oxygen + LiCoO2.
-3. Mixture: the rest is split at top-level "-", "+" and middle dots into components, each with an
+3. Mixture: the rest is split at top-level "-", "+", "@" (endohedral: ``Y3N@C80``) and middle dots
+   (hydrates: ``CuSO4·5H2O``) into components, each with an
    optional coefficient: a number (``0.8``, ``1/3``), a variable (``x``, needs ``variables={"x": ..}``),
    a number times a variable (``0.5x``) or a parenthesised expression of those (``(1-x)``). The
    composition is the coefficient-weighted SUM of the components (``0.8Na2O2-HfCl4`` =
@@ -264,7 +265,7 @@ _FRACTION_RE = re.compile(rf"({_NUMBER})/({_NUMBER})")
 _VACANCY_RE = re.compile(rf"(?:□|Vac){_NUMBER}?")
 _TOKEN_RE = re.compile(rf"(?P<el>[A-Z][a-z]*)|(?P<num>{_NUMBER})|(?P<open>[(\[{{])|(?P<close>[)\]}}])")
 _VARIABLE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_SEPARATORS = frozenset("-+·")
+_SEPARATORS = frozenset("-+·@")
 #: The sign of an exponent ("1e-3"), which is not a mixture separator.
 _EXPONENT_SIGN_RE = re.compile(r"(?<=[\d.]e)[-+](?=\d)")
 #: "CuSO4.5H2O": an ASCII-dot hydrate that pymatgen (and a decimal reading) turns into O4.5 H2O.
@@ -404,7 +405,7 @@ def _component_amounts(part: str) -> dict[str, float]:
             ch = text[pos]
             if ch.islower():
                 raise _Problem(f"unexpected '{ch}' in {part!r} (element symbols start with a capital letter)")
-            raise _Problem(f"unexpected character {ascii(ch)} in {part!r}")
+            raise _Problem(f"unexpected character {ch!a} in {part!r}")
         kind = m.lastgroup or ""
         tok = m.group(0)
         if kind == "el":
@@ -569,7 +570,7 @@ def _check_characters(text: str) -> None:
         if (
             unicodedata.category(ch)[0] == "C"
         ):  # Cc control, Cf format, Cs surrogate, Co private, Cn unassigned
-            raise _Problem(f"unexpected character {ascii(ch)} (a control or non-printable character)")
+            raise _Problem(f"unexpected character {ch!a} (a control or non-printable character)")
 
 
 def _split_component(part: str, variables: Mapping[str, float]) -> tuple[float, str]:

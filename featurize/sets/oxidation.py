@@ -31,10 +31,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from featurize import reference
 from featurize import oxidation as current_rules
-from featurize.sets import _oxidation_v1_rules as v1_rules
+from featurize import reference
 from featurize.properties import element_symbols, pymatgen_electronegativity
+from featurize.sets import _oxidation_v1_rules as v1_rules
 from featurize.sets.base import (
     CompositionLike,
     ElementBatch,
