@@ -104,7 +104,7 @@ def test_beyond_the_tolerance_reports_how_far_off() -> None:
     a = assign_oxidation_states(comp)
     assert not a.balanced and a.net_charge == pytest.approx(0.8)
     assert "off neutral by +0.8 per formula unit" in a.reason
-    assert 0.8 / 24 > NEAR_NEUTRAL_RELATIVE
+    assert NEAR_NEUTRAL_RELATIVE < 0.8 / 24
 
 
 @pytest.mark.parametrize(

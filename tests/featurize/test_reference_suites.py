@@ -70,7 +70,7 @@ def test_pymatgen_very_nested_formula() -> None:
 
 @pytest.mark.parametrize("bad", ["", " ", "  2", "4 2", "6123", "1.2", "1/2", "1.2.3", "(co2)(po4)2"])
 def test_pymatgen_bad_formulas_are_refused(bad: str) -> None:
-    """pymatgen test_formula: every one of these raises ValueError there; here a CompositionError naming it."""
+    """pymatgen test_formula: each raises ValueError there; here a CompositionError naming it."""
     with pytest.raises(CompositionError) as info:
         parse_formula(bad)
     assert str(info.value).startswith(f'"{bad}": ')
