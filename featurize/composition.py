@@ -46,7 +46,7 @@ import re
 import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -123,8 +123,6 @@ class Composition:
     elements: tuple[str, ...]
     amounts: tuple[float, ...]
     structure_type: str | None = None
-    _fractions: tuple[float, ...] = field(init=False, repr=False)
-    _key: tuple[Any, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.elements) != len(self.amounts) or not self.elements:
@@ -134,14 +132,19 @@ class Composition:
             raise ValueError(f"elements must be unique and sorted by atomic number: {self.elements}")
         if not all(math.isfinite(a) and a > 0 for a in self.amounts):
             raise ValueError(f"amounts must be finite and positive: {self.amounts}")
-        self._derive()
 
-    def _derive(self) -> None:
+    # fractions and key are derived on first use (a parse that only featurises never needs the key)
+    def _derive_fractions(self) -> tuple[float, ...]:
         total = math.fsum(self.amounts)
         fractions = tuple([a / total for a in self.amounts])
-        object.__setattr__(self, "_fractions", fractions)
-        key_fracs = tuple([round(f, AMOUNT_DECIMALS) for f in fractions])
-        object.__setattr__(self, "_key", (self.elements, key_fracs, self.structure_type))
+        self.__dict__["_fractions"] = fractions
+        return fractions
+
+    def _derive_key(self) -> tuple[Any, ...]:
+        fractions = self.__dict__.get("_fractions") or self._derive_fractions()
+        key = (self.elements, tuple([round(f, AMOUNT_DECIMALS) for f in fractions]), self.structure_type)
+        self.__dict__["_key"] = key
+        return key
 
     @classmethod
     def _trusted(
@@ -153,7 +156,6 @@ class Composition:
         obj.__dict__.update(
             formula=formula, elements=elements, amounts=amounts, structure_type=structure_type
         )
-        obj._derive()
         return obj
 
     @classmethod
@@ -167,12 +169,12 @@ class Composition:
     @property
     def fractions(self) -> tuple[float, ...]:
         """Atomic fractions aligned with ``elements``; they sum to 1."""
-        return self._fractions
+        return self.__dict__.get("_fractions") or self._derive_fractions()
 
     @property
     def key(self) -> tuple[Any, ...]:
         """(elements, rounded fractions, structure_type): what equality and hashing use."""
-        return self._key
+        return self.__dict__.get("_key") or self._derive_key()
 
     @property
     def label(self) -> str:
@@ -189,10 +191,10 @@ class Composition:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Composition):
             return NotImplemented
-        return self._key == other._key
+        return self.key == other.key
 
     def __hash__(self) -> int:
-        return hash(self._key)
+        return hash(self.key)
 
     def __str__(self) -> str:
         return self.label
@@ -209,7 +211,7 @@ class Composition:
         """Atomic fraction of ``el`` (0.0 for an element that is absent; ValueError for a non-element)."""
         atomic_number(el)
         try:
-            return self._fractions[self.elements.index(el)]
+            return self.fractions[self.elements.index(el)]
         except ValueError:
             return 0.0
 
@@ -408,11 +410,13 @@ def _component_amounts(part: str) -> dict[str, float]:
             raise _Problem(f"unexpected character {ch!a} in {part!r}")
         kind = m.lastgroup or ""
         tok = m.group(0)
+        if last_el and kind != "num":  # the previous element had no amount: 1
+            flat[last_el] = flat.get(last_el, 0.0) + 1.0
+            last_el = ""
         if kind == "el":
             if not is_element(tok):
                 raise _Problem(f"unknown element {tok}")
             symbols.add(tok)
-            flat[tok] = flat.get(tok, 0.0) + 1.0
             last_el = tok
         elif kind == "num":
             if prev not in ("el", "close"):
@@ -422,13 +426,16 @@ def _component_amounts(part: str) -> dict[str, float]:
             if not float(tok) <= MAX_AMOUNT:
                 raise _Problem(f"amount {tok[:20]} is too large (at most {MAX_AMOUNT:g})")
             if prev == "el":
-                flat[last_el] += float(tok) - 1.0
+                flat[last_el] = flat.get(last_el, 0.0) + float(tok)
+                last_el = ""
         elif kind == "close" and prev == "open":
             raise _Problem(f"empty brackets in {part!r}")
         if kind in ("open", "close"):
             nested = True
         prev = kind
         pos = m.end()
+    if last_el:
+        flat[last_el] = flat.get(last_el, 0.0) + 1.0
     if not symbols:
         raise _Problem(f"no elements in {part!r}")
     if not nested:
@@ -441,6 +448,18 @@ def _component_amounts(part: str) -> dict[str, float]:
     if set(amounts) != symbols or not all(math.isfinite(a) and a > 0 for a in amounts.values()):
         raise _Problem(f"cannot parse {part!r}")
     return amounts
+
+
+#: round(amount, AMOUNT_DECIMALS) of amounts already checked to be in range (batches repeat amounts).
+_ROUNDED: dict[float, float] = {}
+_ROUNDED_MAX = 2**16
+
+
+def _round_amount(amount: float) -> float:
+    r = round(amount, AMOUNT_DECIMALS)
+    if len(_ROUNDED) < _ROUNDED_MAX:
+        _ROUNDED[amount] = r
+    return r
 
 
 def _canonical(
@@ -458,12 +477,17 @@ def _canonical(
                 raise _Problem(f"unknown element {el}")
             if not isinstance(amt, int | float) or not math.isfinite(amt) or amt <= 0:
                 raise _Problem(f"amount of {el} must be positive and finite (got {amt!r})")
+    rounded: dict[str, float] = {}
+    cached = _ROUNDED.get
     for el, amt in total.items():
-        if not amt <= MAX_AMOUNT:
-            raise _Problem(f"amount of {el} is too large ({amt:g}; at most {MAX_AMOUNT:g} per formula unit)")
-        if amt < _MIN_AMOUNT:
-            raise _Problem(f"amount of {el} ({amt:g}) is below the tolerance {AMOUNT_TOLERANCE:g}")
-    rounded = {el: round(amt, AMOUNT_DECIMALS) for el, amt in total.items()}
+        r = cached(amt)
+        if r is None:
+            if not amt <= MAX_AMOUNT:
+                raise _Problem(f"amount of {el} is too large ({amt:g}; at most {MAX_AMOUNT:g} per formula unit)")
+            if amt < _MIN_AMOUNT:
+                raise _Problem(f"amount of {el} ({amt:g}) is below the tolerance {AMOUNT_TOLERANCE:g}")
+            r = _round_amount(amt)
+        rounded[el] = r
     if not rounded:
         raise _Problem("empty composition")
     formula, factor = (_reduce_reference if reference else _reduce)(rounded)
@@ -542,20 +566,27 @@ def _parse_cached(text: str, variables: tuple[tuple[str, float], ...]) -> Compos
 
 def _flat_amounts(text: str) -> dict[str, float] | None:
     """Amounts of a flat ASCII formula ("Na0.6Li0.2Mn0.7Ru0.1O2"), summed with the same float operations
-    as the general path; None when the text needs the general path (not flat, or any token it would
-    refuse or rewrite: non-elements such as "Xx" or "Vac", zero amounts)."""
-    if not (text.isascii() and _FLAT_RE.fullmatch(text)) or ("2O" in text and _DOT_HYDRATE_RE.search(text)):
+    as the general path (and pymatgen: each token's amount added once); None when the text needs the
+    general path (not flat, or any token it would refuse or rewrite: non-elements such as "Xx" or "Vac",
+    zero amounts, an ASCII-dot hydrate)."""
+    tokens = _FLAT_TOKEN_RE.findall(text)
+    # the tokens cover the whole text iff their lengths add up (each match is non-empty and they do not
+    # overlap): one regex pass instead of a fullmatch and a findall
+    if sum([len(a) + len(b) for a, b in tokens]) != len(text) or not text.isascii():
+        return None
+    if "2O" in text and _DOT_HYDRATE_RE.search(text):
         return None
     flat: dict[str, float] = {}
     get = flat.get
-    for sym, num in _FLAT_TOKEN_RE.findall(text):
-        if sym not in _Z_OF:
+    z_of = _Z_OF
+    for sym, num in tokens:
+        if sym not in z_of:
             return None
         if num:
             value = float(num)
             if value == 0:
                 return None
-            flat[sym] = (get(sym, 0.0) + 1.0) + (value - 1.0)  # the general path's two steps
+            flat[sym] = get(sym, 0.0) + value
         else:
             flat[sym] = get(sym, 0.0) + 1.0
     return flat
