@@ -280,6 +280,8 @@ _CLOSING = {")": "(", "]": "[", "}": "{"}
 _FLAT_RE = re.compile(rf"(?:[A-Z][a-z]*{_NUMBER}?)+")
 _FLAT_TOKEN_RE = re.compile(rf"([A-Z][a-z]*)({_NUMBER})?")
 _Z_OF = {sym: atomic_number(sym) for sym in ELEMENTS}
+#: pymatgen's amount tolerance: amounts this close to an integer count as integers in its reduction.
+_PMG_TOLERANCE: float = PmgComposition.amount_tolerance
 
 
 def _structure_type(token: str) -> str:
@@ -483,7 +485,9 @@ def _canonical(
         r = cached(amt)
         if r is None:
             if not amt <= MAX_AMOUNT:
-                raise _Problem(f"amount of {el} is too large ({amt:g}; at most {MAX_AMOUNT:g} per formula unit)")
+                raise _Problem(
+                    f"amount of {el} is too large ({amt:g}; at most {MAX_AMOUNT:g} per formula unit)"
+                )
             if amt < _MIN_AMOUNT:
                 raise _Problem(f"amount of {el} ({amt:g}) is below the tolerance {AMOUNT_TOLERANCE:g}")
             r = _round_amount(amt)
@@ -533,7 +537,7 @@ def _reduce(amounts: dict[str, float]) -> tuple[str, float]:
     the special formulas such as O2, H2O2). ``tests/featurize/test_composition_fast.py`` checks it
     against pymatgen on thousands of compositions."""
     x, order = _pauling()
-    tol = PmgComposition.amount_tolerance
+    tol = _PMG_TOLERANCE
     syms = sorted(amounts, key=order.__getitem__)
     for v in amounts.values():
         if abs(v - round(v)) >= tol:
@@ -572,7 +576,7 @@ def _flat_amounts(text: str) -> dict[str, float] | None:
     tokens = _FLAT_TOKEN_RE.findall(text)
     # the tokens cover the whole text iff their lengths add up (each match is non-empty and they do not
     # overlap): one regex pass instead of a fullmatch and a findall
-    if sum([len(a) + len(b) for a, b in tokens]) != len(text) or not text.isascii():
+    if not tokens or sum([len(a) + len(b) for a, b in tokens]) != len(text) or not text.isascii():
         return None
     if "2O" in text and _DOT_HYDRATE_RE.search(text):
         return None
@@ -590,6 +594,68 @@ def _flat_amounts(text: str) -> dict[str, float] | None:
         else:
             flat[sym] = get(sym, 0.0) + 1.0
     return flat
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    """The element sequence of a flat formula, its atomic-number order and pymatgen's formula order
+    (cached: files and screens repeat a few hundred sequences over millions of formulas)."""
+
+    symbols: tuple[str, ...]
+    z_order: tuple[int, ...]
+    en_order: tuple[int, ...]
+    elements: tuple[str, ...]
+
+
+_SKELETONS: dict[tuple[str, ...], _Skeleton | None] = {}
+
+
+def _skeleton(symbols: tuple[str, ...]) -> _Skeleton | None:
+    if symbols in _SKELETONS:
+        return _SKELETONS[symbols]
+    skel: _Skeleton | None = None
+    if len(set(symbols)) == len(symbols) and all(s in _Z_OF for s in symbols):
+        _x, order = _pauling()
+        idx = range(len(symbols))
+        z_order = tuple(sorted(idx, key=lambda i: _Z_OF[symbols[i]]))
+        en_order = tuple(sorted(idx, key=lambda i: order[symbols[i]]))
+        skel = _Skeleton(symbols, z_order, en_order, tuple(symbols[i] for i in z_order))
+    if len(_SKELETONS) < 4096:
+        _SKELETONS[symbols] = skel
+    return skel
+
+
+def _flat_fractional(text: str) -> Composition | None:
+    """The commonest case on its own path: a flat formula, each element once, some amount non-integer
+    ("Na0.67Mn0.6Ni0.3Fe0.1O2"). Same result as ``_canonical(_flat_amounts(text))`` (pymatgen's formula
+    for non-integer amounts, factor 1), from a cached element sequence instead of dicts and sorts; None
+    for anything else (the general path decides)."""
+    tokens = _FLAT_TOKEN_RE.findall(text)
+    if not tokens or sum([len(a) + len(b) for a, b in tokens]) != len(text) or not text.isascii():
+        return None
+    skel = _skeleton(tuple([a for a, _b in tokens]))
+    if skel is None or ("2O" in text and _DOT_HYDRATE_RE.search(text)):
+        return None
+    cached = _ROUNDED.get
+    rounded: list[float] = []
+    integer = True
+    for _sym, num in tokens:
+        if not num:
+            rounded.append(1.0)
+            continue
+        value = float(num)
+        r = cached(value)
+        if r is None:
+            if not _MIN_AMOUNT <= value <= MAX_AMOUNT:
+                return None
+            r = _round_amount(value)
+        if integer and abs(r - round(r)) >= _PMG_TOLERANCE:
+            integer = False
+        rounded.append(r)
+    if integer:
+        return None
+    formula = "".join([skel.symbols[i] + _amount_text(rounded[i]) for i in skel.en_order])
+    return Composition._trusted(formula, skel.elements, tuple([rounded[i] for i in skel.z_order]), None)
 
 
 def _check_characters(text: str) -> None:
@@ -625,6 +691,10 @@ def _check_not_alloy(parts: list[str], split: list[tuple[float, str]]) -> None:
 
 def _parse(text: str, variables: Mapping[str, float], *, reference: bool = False) -> Composition:
     """Parse ``text``; ``reference=True`` reduces through pymatgen objects (the slow reference path)."""
+    if not reference:
+        fast = _flat_fractional(text)
+        if fast is not None:
+            return fast
     flat = _flat_amounts(text)
     if flat is not None:  # fast path: same result as below (no prefix, mixture or coefficient)
         return _canonical(flat, None, reference=reference, checked=True)
