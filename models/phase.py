@@ -71,7 +71,7 @@ def is_missing(value: object) -> bool:
 
 
 def normalize_phase(value: object) -> tuple[str, str]:
-    """A user's phase cell -> (phase, error). Missing -> "unknown"; an unrecognised value -> error naming it."""
+    """A user's phase cell -> (phase, error): missing -> "unknown"; unrecognised -> an error naming it."""
     if is_missing(value):
         return DEFAULT_PHASE, ""
     key = str(value).strip().lower().replace("_", "-").replace(" ", "-")

@@ -36,8 +36,16 @@ from models.estimators import MLPEnsembleRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
 from models.reports import ModelCard, evaluation_pngs, markdown_table
-from models.studies import li_helps_na, obelix_benchmark, seed_checks
+from models.studies import (
+    li_helps_na,
+    na_family_goals,
+    na_family_study,
+    obelix_benchmark,
+    phase_contrast,
+    seed_checks,
+)
 from models.targets import Target, TargetName, get_target
+from models.transfer import ClassOffsetRegressor, class_offset_columns, transfer_blocks
 from models.uncertain import UncertainRegressor
 
 logger = logging.getLogger(__name__)
@@ -53,6 +61,7 @@ class Candidate:
     feature_set: str
     regressor: Any
     clip_z: float | None = None  # clip standardised features (smooth models only; see build_pipeline)
+    transfer: str = "none"  # conductivity cross-ion transfer features (models.transfer.TRANSFER_KINDS)
 
     def hyperparameters(self) -> dict[str, object]:
         params = self.regressor.get_params(deep=False)
@@ -61,7 +70,10 @@ class Candidate:
         }
 
     def pipeline(self, target: TargetName) -> Any:
-        return build_pipeline(target, self.feature_set, clone(self.regressor), clip_z=self.clip_z)
+        extra = transfer_blocks(self.transfer, self.feature_set) if self.transfer != "none" else []
+        return build_pipeline(
+            target, self.feature_set, clone(self.regressor), clip_z=self.clip_z, extra_blocks=extra
+        )
 
 
 def default_candidates(
@@ -87,6 +99,21 @@ def default_candidates(
     # HistGradientBoosting is left out on purpose: its OpenMP pool stalls for minutes on this 2-core
     # machine when other processes compete for the cores (measured), and the forests cover trees.
     forest = {"min_samples_leaf": 2, "max_features": 0.3, "n_jobs": n_jobs, "random_state": random_state}
+    transfer: list[Candidate] = []
+    if TargetName(target) is TargetName.IONIC_CONDUCTIVITY:
+        # Li-analogue transfer (models.transfer): anion-framework fractions + a per-class offset learned
+        # from out-of-bag residuals on top of a forest pretrained on Li and Na rows alike
+        ion_cols, anion_cols = class_offset_columns("magpie_v1")
+        transfer.append(
+            Candidate(
+                "extra_trees_class_offset",
+                "magpie_v1",
+                ClassOffsetRegressor(
+                    ExtraTreesRegressor(n_estimators=150, **forest), ion_cols, anion_cols, shrinkage=2.0
+                ),
+                transfer="anions",
+            )
+        )
     return [
         Candidate("random_forest", "magpie_v1", RandomForestRegressor(n_estimators=100, **forest)),
         Candidate("random_forest", "composite_v1", RandomForestRegressor(n_estimators=100, **forest)),
@@ -110,6 +137,7 @@ def default_candidates(
             ),
             clip_z=5.0,
         ),
+        *transfer,
     ]
 
 
@@ -288,6 +316,13 @@ def metrics_table(oof: pd.DataFrame, scopes: dict[str, np.ndarray] | None = None
     return frame
 
 
+def _with_metric_keys(families: pd.DataFrame) -> pd.DataFrame:
+    """MLflow keys of the Na-family study: ``na_families_<scheme>_<family>_mae`` per row."""
+    scheme = families["scheme"].map({"by source": "by_source"}).fillna("lofo")
+    family = families["family"].str.lower().str.replace(r"[^a-z0-9]+", "_", regex=True)
+    return families.assign(metric_key=scheme + "_" + family + "_mae", value=families["mae"])
+
+
 def train_on_table(
     target: TargetName | str,
     table: pd.DataFrame,
@@ -329,6 +364,13 @@ def train_on_table(
         )
         say(f"{tgt.name.value}: study OBELiX official split")
         studies["obelix"] = obelix_benchmark(table, candidate)
+        say(f"{tgt.name.value}: study Na families beyond NASICON (by source, leave one family out)")
+        families, family_rows = na_family_study(kept, X, y, model, candidate)
+        if len(families):
+            studies["na_families"] = _with_metric_keys(families)
+            studies["na_family_goals"] = na_family_goals(families)
+            studies["na_family_rows"] = family_rows
+        studies["phase_contrast"] = phase_contrast(model)
     if seed_facts is not None:
         studies["seed_checks"] = seed_checks(tgt.name, model, seed_facts)
     seconds = time.perf_counter() - start

@@ -305,9 +305,7 @@ def _merge_within(frame: pd.DataFrame, reports: list[pd.DataFrame]) -> pd.DataFr
     """
     # only the hand-curated set states a phase per row; elsewhere it is implied by a family label, which
     # sources spell differently for one material (a missing label must not split a formula in two)
-    frame = frame.assign(
-        merge_phase=frame["phase"].where(frame["dataset"].isin(PHASE_STATED_DATASETS), "")
-    )
+    frame = frame.assign(merge_phase=frame["phase"].where(frame["dataset"].isin(PHASE_STATED_DATASETS), ""))
     keys = ["dataset", "formula", "mobile_ion", "merge_phase", "obelix_split"]
     frame = frame.sort_values([*keys, "report_dataset", "raw_row"], kind="stable")
     group = frame.groupby(keys, sort=False).ngroup()
@@ -440,7 +438,9 @@ def curate_conductivity(
         frame, "obelix", "liverpool", "OBELiX's official train/test split must stay intact", reports
     )
     table = (
-        frame[COLUMNS].sort_values(["mobile_ion", "dataset", "formula", "phase"], kind="stable").reset_index(drop=True)
+        frame[COLUMNS]
+        .sort_values(["mobile_ion", "dataset", "formula", "phase"], kind="stable")
+        .reset_index(drop=True)
     )
     table = table.astype(
         {"censored": bool, "temperature_reported": bool, "n_measurements": int, "log10_sigma_s_cm": float}

@@ -269,7 +269,7 @@ def test_na_non_nasicon_keeps_phases_apart_and_merges_within_one_phase():
 def test_phase_wording_and_family_labels_map_to_the_five_phases():
     from models.phase import normalize_phase, phase_from_description, phase_from_family
 
-    assert phase_from_description("crystalline (not explicit; abstract notes structural disorder)") == "unknown"
+    assert phase_from_description("crystalline (not explicit; notes disorder)") == "unknown"
     assert phase_from_description("crystalline-amorphous heterostructure") == "glass-ceramic"
     assert phase_from_description("amorphous (viscoelastic glass)") == "glass"
     assert phase_from_description("crystalline (phase not stated)") == "crystalline"
