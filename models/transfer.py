@@ -6,8 +6,11 @@ analogue.
   the pipeline already has (``models.features.IonFractions``).
 - ``ANION_ELEMENTS``: atomic fractions of the anion-framework formers (O, S, Se, F, Cl, Br, I, N, H, B),
   so "chloride", "oxychloride", "thiophosphate", "closo-borate" are a few splits away for a tree.
+- ``IonRoutedRegressor``: one forest per mobile ion (what the grouped-CV comparison kept, see its docstring).
 
 ``transfer_blocks(kind)`` gives the extra ColumnTransformer blocks of a candidate (``models.training``).
+Measured and not adopted (CHANGELOG): the two feature blocks, a per-class offset on out-of-bag residuals
+and a k-nearest-neighbour residual offset; none beat the plain forest under grouped CV.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -91,124 +93,66 @@ def transfer_blocks(kind: str, feature_set: str = "magpie_v1") -> list[tuple[str
     return blocks
 
 
-class NeighbourOffsetRegressor(RegressorMixin, BaseEstimator):
-    """A forest + a local bias correction from its own out-of-bag residuals.
+class IonRoutedRegressor(RegressorMixin, BaseEstimator):
+    """One forest per mobile ion: rows with Na and without Li are fitted and predicted by a forest trained
+    on those rows only; every other row (Li, mixed, neither) by a forest trained on all rows.
 
-    ``fit``: the forest (bootstrap, ``oob_score=True``) gives every training row an out-of-bag prediction;
-    its residual ``y - oob`` says where the forest is systematically off (e.g. Na superionic halides that
-    a Li- and NASICON-dominated forest puts two decades too low). ``predict``: the forest's prediction +
-    the shrunk mean residual of the ``k`` nearest training rows in the (scaled) feature space,
-    ``k * mean(r) / (k + shrinkage)``. This is the "pretrained on everything, offset learned locally"
-    form of transfer: Li rows shape the forest; nearby Na rows correct it.
-    """
-
-    def __init__(self, forest: Any = None, k: int = 5, shrinkage: float = 1.0) -> None:
-        self.forest = forest
-        self.k = k
-        self.shrinkage = shrinkage
-
-    def fit(self, X: Any, y: Any) -> NeighbourOffsetRegressor:
-        Z = np.asarray(X, dtype=float)
-        y_arr = np.asarray(y, dtype=float)
-        base = clone(self.forest) if self.forest is not None else RandomForestRegressor(n_estimators=100)
-        base.set_params(bootstrap=True, oob_score=True)
-        base.fit(Z, y_arr)
-        oob = np.asarray(base.oob_prediction_, dtype=float)
-        residual = y_arr - np.where(np.isfinite(oob), oob, y_arr)  # a row never out of bag: no evidence
-        self.forest_ = base
-        self.residuals_ = residual
-        self.k_ = int(min(self.k, len(Z)))
-        self.nn_ = NearestNeighbors(n_neighbors=self.k_).fit(Z)
-        self.n_features_in_ = Z.shape[1]
-        return self
-
-    def offset(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "forest_")
-        _, idx = self.nn_.kneighbors(np.asarray(X, dtype=float))
-        r = self.residuals_[idx]
-        return r.sum(axis=1) / (self.k_ + float(self.shrinkage))
-
-    def predict_mean_std(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        from models.estimators.spread import predict_mean_std
-
-        mean, std = predict_mean_std(self.forest_, X)
-        return mean + self.offset(X), std
-
-    def predict(self, X: Any) -> np.ndarray:
-        return self.predict_mean_std(X)[0]
-
-
-class ClassOffsetRegressor(RegressorMixin, BaseEstimator):
-    """A forest pretrained on every row + a shrunk offset per framework class, from out-of-bag residuals.
-
-    The class of a row is which of the ``ion_columns`` (Na, Li fractions) and ``anion_columns``
-    (``ANION_ELEMENTS`` fractions) are non-zero: (Na; Cl), (Na; Cl, O), (Na; S), (Li; S, Cl), (Na; O) ...
-    (a fraction column is zero where it equals its training minimum: the scaler maps 0 to that value).
-    ``fit``: forest (bootstrap, ``oob_score=True``); offset of a class = sum of its out-of-bag residuals /
-    (its row count + ``shrinkage``), so a class seen in a few rows moves little. ``predict``: forest +
-    the offset of the row's class (0 for a class no training row has). This is the "Li-pretrained model
-    with a Na offset" form of transfer: the forest learns from Li and Na rows alike; where Na halides
-    or sulfides sit systematically off its predictions, their class offset corrects it.
+    Measured (grouped CV by source, Na rows held out): Li rows in training made the Na predictions worse
+    (Na beyond NASICON: MAE 1.21 joint vs 1.00 Na-only; all Na rows 0.94 vs 0.89): a Li aluminate or
+    thiophosphate pulls a Na analogue towards the Li value. ``ion_column`` / ``other_ion_column``: the
+    feature columns of the Na and Li fractions (a fraction is zero where it equals its training minimum).
     """
 
     def __init__(
-        self,
-        forest: Any = None,
-        ion_columns: tuple[int, ...] = (),
-        anion_columns: tuple[int, ...] = (),
-        shrinkage: float = 5.0,
+        self, forest: Any = None, ion_column: int = 0, other_ion_column: int = 1, min_rows: int = 20
     ) -> None:
         self.forest = forest
-        self.ion_columns = ion_columns
-        self.anion_columns = anion_columns
-        self.shrinkage = shrinkage
+        self.ion_column = ion_column
+        self.other_ion_column = other_ion_column
+        self.min_rows = min_rows
 
-    def _keys(self, Z: np.ndarray) -> list[bytes]:
-        cols = list(self.ion_columns) + list(self.anion_columns)
-        present = Z[:, cols] > self.zero_[None, :] + 1e-9
-        return [row.tobytes() for row in np.packbits(present, axis=1)]
+    def _routed(self, Z: np.ndarray) -> np.ndarray:
+        has = Z[:, self.ion_column] > self.zero_[0] + 1e-9
+        other = Z[:, self.other_ion_column] > self.zero_[1] + 1e-9
+        return has & ~other
 
-    def fit(self, X: Any, y: Any) -> ClassOffsetRegressor:
+    def fit(self, X: Any, y: Any) -> IonRoutedRegressor:
         Z = np.asarray(X, dtype=float)
         y_arr = np.asarray(y, dtype=float)
-        cols = list(self.ion_columns) + list(self.anion_columns)
-        if not cols or max(cols) >= Z.shape[1]:
-            raise ValueError(f"class columns {cols} do not fit features of width {Z.shape[1]}")
-        base = clone(self.forest) if self.forest is not None else RandomForestRegressor(n_estimators=100)
-        base.set_params(bootstrap=True, oob_score=True)
-        base.fit(Z, y_arr)
-        oob = np.asarray(base.oob_prediction_, dtype=float)
-        residual = np.where(np.isfinite(oob), y_arr - oob, 0.0)
-        self.zero_ = Z[:, cols].min(axis=0)
-        keys = self._keys(Z)
-        sums: dict[bytes, float] = {}
-        counts: dict[bytes, int] = {}
-        for key, r in zip(keys, residual, strict=True):
-            sums[key] = sums.get(key, 0.0) + float(r)
-            counts[key] = counts.get(key, 0) + 1
-        self.offsets_ = {k: sums[k] / (counts[k] + float(self.shrinkage)) for k in sums}
-        self.forest_ = base
+        if max(self.ion_column, self.other_ion_column) >= Z.shape[1]:
+            raise ValueError(f"ion columns do not fit features of width {Z.shape[1]}")
+        base = self.forest if self.forest is not None else RandomForestRegressor(n_estimators=100)
+        self.zero_ = Z[:, [self.ion_column, self.other_ion_column]].min(axis=0)
+        routed = self._routed(Z)
+        self.joint_ = clone(base).fit(Z, y_arr)
+        self.own_ = clone(base).fit(Z[routed], y_arr[routed]) if routed.sum() >= self.min_rows else None
         self.n_features_in_ = Z.shape[1]
         return self
-
-    def offset(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "forest_")
-        return np.array([self.offsets_.get(k, 0.0) for k in self._keys(np.asarray(X, dtype=float))])
 
     def predict_mean_std(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
         from models.estimators.spread import predict_mean_std
 
-        mean, std = predict_mean_std(self.forest_, X)
-        return mean + self.offset(X), std
+        check_is_fitted(self, "joint_")
+        Z = np.asarray(X, dtype=float)
+        mean, std = predict_mean_std(self.joint_, Z)
+        routed = self._routed(Z) if self.own_ is not None else np.zeros(len(Z), dtype=bool)
+        if routed.any() and self.own_ is not None:
+            own_mean, own_std = predict_mean_std(self.own_, Z[routed])
+            mean = mean.copy()
+            mean[routed] = own_mean
+            if std is not None and own_std is not None:
+                std = std.copy()
+                std[routed] = own_std
+        return mean, std
 
     def predict(self, X: Any) -> np.ndarray:
         return self.predict_mean_std(X)[0]
 
 
-def class_offset_columns(feature_set: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(ion columns, anion columns) of a conductivity pipeline with the ``anions`` transfer block: the
-    ColumnTransformer puts the composition features first, then the Na/Li fractions, then the anions."""
+def ion_fraction_columns(feature_set: str) -> tuple[int, int]:
+    """Columns of the Na and Li fractions in a conductivity pipeline's features: the ColumnTransformer
+    puts the composition features first, then the Na/Li fractions (``models.features.IonFractions``)."""
     from featurize.featuresets import get_feature_set
 
     n = len(get_feature_set(feature_set).feature_labels())
-    return (n, n + 1), tuple(range(n + 2, n + 2 + len(ANION_ELEMENTS)))
+    return n, n + 1

@@ -13,9 +13,9 @@ from models.features import build_pipeline
 from models.targets import TargetName
 from models.transfer import (
     ANION_ELEMENTS,
-    ClassOffsetRegressor,
+    IonRoutedRegressor,
     MobileIonSwap,
-    class_offset_columns,
+    ion_fraction_columns,
     swap_ion,
     transfer_blocks,
 )
@@ -48,35 +48,31 @@ def test_transfer_blocks_add_the_expected_columns():
     z = swap[:-1].transform(X)
     assert z.shape[1] == n_plain + 132 + len(ANION_ELEMENTS)
     # columns: magpie (132), Na/Li fractions (2), Na-analogue magpie (132), anions, phase one-hot
-    ions, anions = class_offset_columns("magpie_v1")
-    assert ions == (132, 133)
-    analogue = z[:, 134 : 134 + 132]
+    ions = list(ion_fraction_columns("magpie_v1"))
+    assert ions == [132, 133]
+    analogue = z[:, 134 : 134 + 132]  # with swap+anions the analogue block comes before the anions
     assert np.allclose(analogue[0], analogue[1])  # Li3InCl6 looks like Na3InCl6 in the analogue block
     assert not np.allclose(z[0, :132], z[1, :132])  # ... but not in its own composition features
     assert not np.allclose(z[0, ions], z[1, ions])  # and the ion identity stays visible
 
 
-def test_class_offset_regressor_learns_a_per_class_correction():
+def test_ion_routed_regressor_predicts_na_rows_from_na_rows_only():
     rng = np.random.default_rng(0)
     n = 200
-    # columns: 3 noise features, Na fraction, Li fraction, Cl fraction
-    Z = rng.normal(size=(n, 6))
-    na = rng.random(n) < 0.5
-    Z[:, 3] = np.where(na, 0.4, 0.0)
-    Z[:, 4] = np.where(na, 0.0, 0.4)
-    Z[:, 5] = 0.3
-    y = Z[:, 0] + np.where(na, 2.0, 0.0)  # Na rows sit 2 decades higher than the features say
-    reg = ClassOffsetRegressor(
-        RandomForestRegressor(n_estimators=50, max_features=0.5, random_state=0),
-        ion_columns=(3, 4),
-        anion_columns=(5,),
-        shrinkage=2.0,
-    )
-    # hide the ion from the forest: it sees only noise features and the constant Cl column
-    reg.fit(Z, y)
-    offsets = reg.offset(Z)
-    assert offsets[na].mean() > offsets[~na].mean()
-    mean, std = predict_mean_std(reg, Z)
-    assert np.allclose(mean, reg.predict(Z)) and std is not None and (std >= 0).all()
-    with pytest.raises(ValueError, match="class columns"):
-        ClassOffsetRegressor(RandomForestRegressor(n_estimators=2), (10,), ()).fit(Z, y)
+    # columns: 2 features, Na fraction, Li fraction; Li rows follow another law than Na rows
+    Z = rng.normal(size=(n, 4))
+    na = rng.random(n) < 0.4
+    Z[:, 2] = np.where(na, 0.3, 0.0)
+    Z[:, 3] = np.where(na, 0.0, 0.3)
+    y = np.where(na, Z[:, 0], -3.0 * Z[:, 0])
+    forest = RandomForestRegressor(n_estimators=30, random_state=0)
+    routed = IonRoutedRegressor(forest, ion_column=2, other_ion_column=3).fit(Z, y)
+    own = routed.own_
+    assert own is not None and np.allclose(routed.predict(Z[na]), own.predict(Z[na]))
+    assert np.allclose(routed.predict(Z[~na]), routed.joint_.predict(Z[~na]))  # Li rows: the joint forest
+    mean, std = predict_mean_std(routed, Z)
+    assert np.allclose(mean, routed.predict(Z)) and std is not None and (std >= 0).all()
+    few = IonRoutedRegressor(forest, 2, 3, min_rows=10_000).fit(Z, y)
+    assert few.own_ is None and np.allclose(few.predict(Z), few.joint_.predict(Z))
+    with pytest.raises(ValueError, match="ion columns"):
+        IonRoutedRegressor(forest, 10, 11).fit(Z, y)
