@@ -18,6 +18,7 @@ No MLflow, no files, no printing: ``models.tracking`` and the CLI do that with t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -36,8 +37,16 @@ from models.estimators import MLPEnsembleRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
 from models.reports import ModelCard, evaluation_pngs, markdown_table
-from models.studies import li_helps_na, obelix_benchmark, seed_checks
+from models.studies import (
+    li_helps_na,
+    na_family_goals,
+    na_family_study,
+    obelix_benchmark,
+    phase_contrast,
+    seed_checks,
+)
 from models.targets import Target, TargetName, get_target
+from models.transfer import IonRoutedRegressor, ion_fraction_columns, transfer_blocks
 from models.uncertain import UncertainRegressor
 
 logger = logging.getLogger(__name__)
@@ -53,6 +62,7 @@ class Candidate:
     feature_set: str
     regressor: Any
     clip_z: float | None = None  # clip standardised features (smooth models only; see build_pipeline)
+    transfer: str = "none"  # conductivity cross-ion transfer features (models.transfer.TRANSFER_KINDS)
 
     def hyperparameters(self) -> dict[str, object]:
         params = self.regressor.get_params(deep=False)
@@ -61,7 +71,10 @@ class Candidate:
         }
 
     def pipeline(self, target: TargetName) -> Any:
-        return build_pipeline(target, self.feature_set, clone(self.regressor), clip_z=self.clip_z)
+        extra = transfer_blocks(self.transfer, self.feature_set) if self.transfer != "none" else []
+        return build_pipeline(
+            target, self.feature_set, clone(self.regressor), clip_z=self.clip_z, extra_blocks=extra
+        )
 
 
 def default_candidates(
@@ -87,6 +100,18 @@ def default_candidates(
     # HistGradientBoosting is left out on purpose: its OpenMP pool stalls for minutes on this 2-core
     # machine when other processes compete for the cores (measured), and the forests cover trees.
     forest = {"min_samples_leaf": 2, "max_features": 0.3, "n_jobs": n_jobs, "random_state": random_state}
+    transfer: list[Candidate] = []
+    if TargetName(target) is TargetName.IONIC_CONDUCTIVITY:
+        # Li-analogue transfer, measured (models.transfer): the Li rows made Na predictions worse under
+        # grouped CV, so Na rows get their own forest (the Li/mixed rows keep the joint one)
+        na_col, li_col = ion_fraction_columns("magpie_v1")
+        transfer.append(
+            Candidate(
+                "extra_trees_ion_routed",
+                "magpie_v1",
+                IonRoutedRegressor(ExtraTreesRegressor(n_estimators=150, **forest), na_col, li_col),
+            )
+        )
     return [
         Candidate("random_forest", "magpie_v1", RandomForestRegressor(n_estimators=100, **forest)),
         Candidate("random_forest", "composite_v1", RandomForestRegressor(n_estimators=100, **forest)),
@@ -110,6 +135,7 @@ def default_candidates(
             ),
             clip_z=5.0,
         ),
+        *transfer,
     ]
 
 
@@ -288,6 +314,13 @@ def metrics_table(oof: pd.DataFrame, scopes: dict[str, np.ndarray] | None = None
     return frame
 
 
+def _with_metric_keys(families: pd.DataFrame) -> pd.DataFrame:
+    """MLflow keys of the Na-family study: ``na_families_<scheme>_<family>_mae`` per row."""
+    scheme = families["scheme"].map({"by source": "by_source"}).fillna("lofo")
+    family = families["family"].str.lower().str.replace(r"[^a-z0-9]+", "_", regex=True)
+    return families.assign(metric_key=scheme + "_" + family + "_mae", value=families["mae"])
+
+
 def train_on_table(
     target: TargetName | str,
     table: pd.DataFrame,
@@ -324,11 +357,20 @@ def train_on_table(
     studies: dict[str, pd.DataFrame] = {}
     if config.studies and tgt.name is TargetName.IONIC_CONDUCTIVITY:
         say(f"{tgt.name.value}: study Li-helps-Na (grouped CV on Na rows)")
-        studies["li_helps_na"] = li_helps_na(
-            kept, X, y, groups, candidate, config.n_splits, config.random_state
-        )
+        # routed regressors predict Na rows from Na rows only: the study measures the joint base forest
+        base = candidate
+        if isinstance(candidate.regressor, IonRoutedRegressor) and candidate.regressor.forest is not None:
+            base = dataclasses.replace(candidate, regressor=candidate.regressor.forest)
+        studies["li_helps_na"] = li_helps_na(kept, X, y, groups, base, config.n_splits, config.random_state)
         say(f"{tgt.name.value}: study OBELiX official split")
         studies["obelix"] = obelix_benchmark(table, candidate)
+        say(f"{tgt.name.value}: study Na families beyond NASICON (by source, leave one family out)")
+        families, family_rows = na_family_study(kept, X, y, model, candidate)
+        if len(families):
+            studies["na_families"] = _with_metric_keys(families)
+            studies["na_family_goals"] = na_family_goals(families)
+            studies["na_family_rows"] = family_rows
+        studies["phase_contrast"] = phase_contrast(model)
     if seed_facts is not None:
         studies["seed_checks"] = seed_checks(tgt.name, model, seed_facts)
     seconds = time.perf_counter() - start
@@ -385,20 +427,30 @@ def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: 
             "fitting and from every metric; the model never learned 'below detection'.",
         )
     if tgt.name is TargetName.IONIC_CONDUCTIVITY:
+        n_beyond = int((kept.get("dataset", pd.Series(dtype=str)) == "na_non_nasicon").sum())
         caveats.append(
-            "No Na halide, oxychloride or sulfide conductor is in the training data; their elements occur in "
-            "Li compounds, so the domain test can pass them: read the seed checks before trusting such "
-            "predictions."
+            f"Na electrolytes beyond NASICON (halides, oxyhalides, sulfides, selenides, hydroborates, "
+            f"beta-alumina): {n_beyond} hand-curated rows, one per (formula, phase); the per-family table "
+            "(na_families) scores them on held-out sources and with each family held out. `phase` "
+            "(crystalline, amorphous, glass, glass-ceramic, unknown) is an input; unknown is the default "
+            "and is predicted like the rows whose source gave no phase."
         )
         li = result.studies.get("li_helps_na")
         if li is not None and len(li) >= 2:
-            joint = li.iloc[1]
-            verdict = "helps" if joint["mae_minus_na_only"] < 0 else "does not help"
+            for scope, part in li.groupby("scope", sort=False):
+                if len(part) < 2:
+                    continue
+                joint = part.iloc[1]
+                verdict = "helps" if joint["mae_minus_na_only"] < 0 else "does not help"
+                caveats.append(
+                    f"Adding the Li rows {verdict} Na predictions ({scope}) on held-out Na sources: MAE "
+                    f"{part.iloc[0]['mae']:.3f} (Na only) vs {joint['mae']:.3f} (Na + Li), paired "
+                    f"difference {joint['mae_minus_na_only']:+.3f} +- {joint['paired_se']:.3f} (SE)."
+                )
+        if isinstance(result.candidate.regressor, IonRoutedRegressor):
             caveats.append(
-                f"Adding the Li rows {verdict} Na predictions on held-out Na sources: MAE "
-                f"{li.iloc[0]['mae']:.3f} (Na only) vs {joint['mae']:.3f} (Na + Li), paired difference "
-                f"{joint['mae_minus_na_only']:+.3f} +- {joint['paired_se']:.3f} (SE). The served model is "
-                "the joint one (mobile ion as Na/Li fractions) for its wider element coverage."
+                "Served: Na-only compositions are predicted by a forest trained on the Na rows only, Li and "
+                "mixed compositions by the forest trained on all rows (models.transfer.IonRoutedRegressor)."
             )
     if tgt.name is TargetName.AVERAGE_VOLTAGE:
         caveats.append("Labels are DFT (GGA/GGA+U) Materials Project voltages, not measurements.")

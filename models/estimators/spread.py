@@ -28,6 +28,9 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
     - anything else (GradientBoosting, HistGradientBoosting, linear models, ...): None.
     The mean is always ``regressor.predict(Xt)``, so it equals what the pipeline's ``predict`` returns.
     """
+    if hasattr(regressor, "predict_mean_std"):  # a regressor that knows its own spread (models.transfer)
+        mean, std = regressor.predict_mean_std(Xt)
+        return np.asarray(mean, dtype=float), None if std is None else np.asarray(std, dtype=float)
     if isinstance(regressor, MLPEnsembleRegressor):
         mean, std = regressor.predict(Xt, return_std=True)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
