@@ -42,6 +42,9 @@ from screening.chunks import (
 logger = logging.getLogger(__name__)
 
 LOCAL_NODE_IP = "127.0.0.1"
+# Ray gives its raylet a fixed 30 s to register (ray/_private/node.py); on a machine busy with other work
+# that was missed now and then, so an embedded start is tried again before giving up.
+EMBEDDED_START_ATTEMPTS = 2
 # Candidates per actor task: ~1 s of scoring on one core when every candidate is scored, far above Ray's
 # few ms per task, and small enough that the last tasks of a screen finish close together.
 DEFAULT_MAX_TASK_SIZE = 5_000
@@ -124,14 +127,22 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         with _loopback_only() if loopback else nullcontext():
             ray.init(address=address, **common)
     else:
-        with _loopback_only():
-            ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                _node_ip_address=LOCAL_NODE_IP,
-                **common,
-            )
+        for attempt in range(1, EMBEDDED_START_ATTEMPTS + 1):
+            try:
+                with _loopback_only():
+                    ray.init(
+                        address="local",
+                        num_cpus=num_cpus,
+                        include_dashboard=False,
+                        _node_ip_address=LOCAL_NODE_IP,
+                        **common,
+                    )
+                break
+            except Exception as exc:  # Ray raises a bare Exception when its raylet misses its 30 s start
+                if "timed out during startup" not in str(exc) or attempt == EMBEDDED_START_ATTEMPTS:
+                    raise
+                logger.warning("the embedded Ray did not start (%s); starting it again", exc)
+                ray.shutdown()
     try:
         yield dict(ray.cluster_resources())
     finally:
@@ -246,10 +257,10 @@ class RayExecutor:
         shared: Any = None
 
         def start_actor() -> Any:
-            actor = actor_cls.remote(factory, shared is None)
+            handle: Any = actor_cls.remote(factory, shared is None)
             if shared is not None:
-                actor.adopt.remote(shared)  # runs before any score task (actor tasks run in order)
-            return actor
+                handle.adopt.remote(shared)  # runs before any score task (actor tasks run in order)
+            return handle
 
         try:
             if share:  # the actors' processes start (and import) while the driver loads the models
