@@ -35,8 +35,11 @@ applicability-domain flag. Synchronous prediction and dopant ranking; large scre
 """
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
-    """Build the app for `settings`. Nothing is loaded until the lifespan starts."""
+def create_app(settings: ApiSettings, *, recover_jobs: bool = True) -> FastAPI:
+    """Build the app for `settings`. Nothing is loaded until the lifespan starts.
+
+    ``recover_jobs=False``: a worker of a multi-process server, whose supervisor already marked the jobs
+    of a previous run as interrupted (a worker doing it would also hit jobs its siblings just started)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +47,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         state.predictors, state.missing = load_champions(settings)
         state.compute = SingleThreadedCompute()
         store = JobStore(settings.resolved_jobs_db)
-        interrupted = store.mark_interrupted()
+        interrupted = store.mark_interrupted() if recover_jobs else []
         if interrupted:
             logger.warning("marked %d job(s) from a previous run as interrupted", len(interrupted))
         state.jobs = store
@@ -54,6 +57,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
             yield
         finally:
             state.manager.shutdown()
+            if state.compute is not None:
+                state.compute.shutdown()
             store.close()
 
     app = FastAPI(

@@ -36,7 +36,9 @@ class ApiSettings(BaseModel):
     )
 
     inline_max_items: int = Field(
-        default=16, ge=0, description="Predict requests up to this size run on the event loop (latency)."
+        default=0,
+        ge=0,
+        description="Predict requests up to this size run on the event loop (0: none; they would block it).",
     )
     max_items_per_request: int = Field(default=1000, ge=1, description="Items in one /v1/predict call.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request bodies above this get 413.")

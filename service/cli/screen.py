@@ -23,7 +23,7 @@ from service.cli.models import (
 )
 
 SCREENING_EXPERIMENT = "nascreen-screening"
-EXECUTORS = ("ray", "local")
+EXECUTORS = ("auto", "ray", "local")
 
 
 def _fmt(value: object) -> str:
@@ -131,8 +131,12 @@ def screen(
         Path, typer.Argument(metavar="SPEC", exists=True, dir_okay=False, help="Screening spec (YAML/TOML).")
     ],
     executor: Annotated[
-        str, typer.Option(help="'ray' (embedded local Ray, or --address) or 'local' (one process).")
-    ] = "ray",
+        str,
+        typer.Option(
+            help="'ray' (embedded local Ray, or --address), 'local' (one process) or 'auto' (Ray for an "
+            "existing cluster or >= 400,000 candidates on >= 2 CPUs, else local)."
+        ),
+    ] = "auto",
     address: Annotated[
         str | None,
         typer.Option(
@@ -190,6 +194,14 @@ def screen(
     target_names = [t.value for t in targets]
     units = {t.value: TARGETS[t].unit for t in targets}
     versions = _champions(targets, uri, train_if_missing, data_dir, console)
+    chosen = ""
+    if executor == "auto":
+        import os
+
+        from screening.candidates import count_candidates
+        from screening.runner import choose_executor
+
+        executor, chosen = choose_executor(count_candidates(spec), num_cpus or os.cpu_count() or 1, address)
     out_dir = (out or PROJECT_ROOT / "screens" / spec.name).resolve()
     size = chunk_size or DEFAULT_CHUNK_SIZE
     console.print(
@@ -197,6 +209,7 @@ def screen(
         + ", ".join(f"{k} v{v}" for k, v in versions.items())
         + f"; ranked by {describe(spec.ranking)}; executor {executor}"
         + (f" at {address}" if executor == "ray" and address else "")
+        + (f" ({chosen})" if chosen else "")
     )
 
     factory = SpecScorerFactory(spec=spec, tracking_uri=uri, model_versions=versions)
