@@ -39,7 +39,7 @@ def table_position(z: int) -> tuple[int, int]:
     if 89 <= z <= 103:
         return 9, z - 89 + 3
     starts = ((1, 1), (3, 2), (11, 3), (19, 4), (37, 5), (55, 6), (87, 7))
-    period, first = next((p, s) for p, s in reversed(starts) if z >= s)
+    first, period = next((s, p) for s, p in reversed(starts) if z >= s)
     offset = z - first
     if period == 1:
         return 1, 1 if z == 1 else 18
@@ -55,7 +55,7 @@ def table_position(z: int) -> tuple[int, int]:
 
 def _elements() -> list[dict[str, Any]]:
     out = []
-    for z in range(1, 119):
+    for z in range(1, el.Z_MAX + 1):  # the elements nascreen knows (H..Lr)
         row, col = table_position(z)
         sym = el.symbol(z)
         out.append(
