@@ -47,7 +47,7 @@ P2_REQUEST: dict[str, Any] = {
     "compensation": {"mode": "variable_valence", "element": "Mn", "range": [3, 4]},
     "targets": ["capacity_retention"],
     "conditions": {"cycles": 100, "current_mA_g": 170, "voltage_low_V": 2.0, "voltage_high_V": 4.5},
-    "ranking": {"mode": "value", "objectives": {"capacity_retention": {"weight": 1}}, "in_domain_only": False},
+    "ranking": {"mode": "value", "objectives": {"capacity_retention": {"weight": 2}}, "in_domain_only": False},
     "top_k": 1000,
 }
 

@@ -242,7 +242,7 @@ const PRESETS = {
     fractions: [0.05, 0.1, 0.15, 0.2],
     compensation: { mode: "variable_valence", element: "Mn", range: [3, 4] },
     conditions: { cycles: 100, current_mA_g: 170, voltage_low_V: 2.0, voltage_high_V: 4.5 },
-    ranking: { mode: "value" },
+    ranking: { mode: "value", objectives: { capacity_retention: { weight: 2 }, average_voltage: { weight: 1 } } },
   },
   oxychloride: {
     family: "oxychloride", host: "Na2O2-HfCl4", site: "Hf",
@@ -402,7 +402,9 @@ async function showResult(result) {
   const sel = $("#heat-target");
   const prev = sel.value;
   sel.replaceChildren(...targets.map((t) => el("option", { value: t, text: `${label(t)} (${targetUnit(t)})` })));
-  if (targets.includes(prev)) sel.value = prev;
+  const weights = (result.request && result.request.ranking && result.request.ranking.objectives) || {};
+  const w = (t) => (weights[t] && isNum(weights[t].weight) ? weights[t].weight : 1);
+  sel.value = targets.includes(prev) ? prev : [...targets].sort((a, b) => w(b) - w(a))[0];
   for (const id of ["#px", "#py"]) {
     const s = $(id);
     const old = s.value;
@@ -449,7 +451,8 @@ function renderSummary() {
   }
   $("#summary").textContent = parts.join(" ");
   const share = $("#share");
-  share.replaceChildren("Shareable link: ", el("a", { href: location.href, text: location.href }));
+  const what = kind === "sync" ? "this screen (re-runs it)" : `job ${job.id.slice(0, 8)}`;
+  share.replaceChildren("Shareable link to ", el("a", { id: "share-link", href: location.href, text: what }), ": copy it from the address bar or this link.");
 }
 
 // periodic-table heatmap ------------------------------------------------------------------------------
@@ -653,6 +656,7 @@ function tableColumns() {
   const cols = [
     { key: "rank", head: "rank", num: true },
     { key: "formula", head: "formula" },
+    { key: "_domain", head: "domain", summary: true, num: true },
     { key: "dopant", head: "dopant" },
     { key: "fraction", head: "x", num: true },
     { key: "score", head: "score", num: true },
@@ -674,6 +678,7 @@ function renderTable() {
   const { rows, targets } = state.result;
   const filter = $("#domain-filter").value;
   const ood = (r) => targets.some((t) => !inDomain(r, t));
+  for (const r of rows) r._domain = targets.filter((t) => !inDomain(r, t)).length;
   let shown = rows.filter((r) => (filter === "all" ? true : filter === "in" ? !ood(r) : ood(r)));
   const cols = tableColumns();
   if (state.sort) {
@@ -711,6 +716,11 @@ function renderTable() {
         cls = inside ? "yes" : "no";
       }
       if (c.reason) content = reasonOf(r, c.reason);
+      if (c.summary) {
+        const out = targets.filter((t) => !inDomain(r, t));
+        content = out.length ? `OUT of domain: ${out.map(label).join(", ")}` : "in domain";
+        cls = out.length ? "no" : "yes";
+      }
       tr.append(el("td", { class: cls || null, "data-col": c.key, "data-value": isNum(v) ? String(v) : null }, String(content)));
     }
     body.append(tr);
@@ -738,7 +748,7 @@ function sortBy(c) {
 }
 
 function toCsv(rows) {
-  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !k.startsWith("_"));
   const q = (v) => {
     if (v === null || v === undefined) return "";
     const s = String(v);
