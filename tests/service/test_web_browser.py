@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.mlflow]
@@ -47,7 +46,11 @@ P2_REQUEST: dict[str, Any] = {
     "compensation": {"mode": "variable_valence", "element": "Mn", "range": [3, 4]},
     "targets": ["capacity_retention"],
     "conditions": {"cycles": 100, "current_mA_g": 170, "voltage_low_V": 2.0, "voltage_high_V": 4.5},
-    "ranking": {"mode": "value", "objectives": {"capacity_retention": {"weight": 2}}, "in_domain_only": False},
+    "ranking": {
+        "mode": "value",
+        "objectives": {"capacity_retention": {"weight": 2}},
+        "in_domain_only": False,
+    },
     "top_k": 1000,
 }
 
@@ -59,9 +62,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(
-    trained_retention_store: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def server(trained_retention_store: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`nascreen serve` as a subprocess (this checkout's code), local job executor, an API key set."""
     root = tmp_path_factory.mktemp("web-project")
     port = _free_port()
@@ -71,6 +72,7 @@ def server(
         "NASCREEN_API_KEY": API_KEY,
         "NASCREEN_TARGETS": "capacity_retention",
         "NASCREEN_CHUNK_SIZE": "4",
+        "NASCREEN_MAX_RANK_CANDIDATES": "200",  # bigger screens answer 413: the page turns them into jobs
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     cmd = [
@@ -249,8 +251,31 @@ def test_page_runs_a_job_with_the_api_key_and_shares_it(page: Any, server: str) 
     other = pg.context.new_page()
     other.goto(url)
     other.wait_for_selector("#ranked tbody tr[data-rank='1']", timeout=60_000)
-    assert other.get_attribute("#ranked tbody tr[data-rank='1']", "data-formula") == job["top_k"][0]["formula"]
+    assert (
+        other.get_attribute("#ranked tbody tr[data-rank='1']", "data-formula") == job["top_k"][0]["formula"]
+    )
     other.close()
+
+
+def test_page_turns_a_big_screen_into_a_job_and_cancels_it(page: Any, server: str) -> None:
+    pg = page
+    pg.evaluate(f"sessionStorage.setItem('nascreen.apiKey', {API_KEY!r})")
+    _fill_p2(pg)
+    pg.fill("#dopants-text", "Ru, Ir, Nb, Ta, Mo, W, Ti, Zr, Sn, Os, Re, Pt, V, Cr, Fe, Co, Ni, Cu, Al, Mg")
+    pg.dispatch_event("#dopants-text", "input")
+    pg.fill("#fractions", "0.01:0.25:0.005")  # 49 fractions x 20 dopants: ~1000 candidates in chunks of 4
+    pg.click("#run")  # "answer now if small": the server says 413, so the page submits a job instead
+    pg.wait_for_selector("#cancel:not([hidden])", timeout=30_000)
+    pg.wait_for_function("document.querySelector('#progress').value > 0", timeout=120_000)
+    pg.click("#cancel")
+    pg.wait_for_function(
+        "document.querySelector('#form-error').textContent.includes('cancelled')", timeout=120_000
+    )
+    job_id = pg.evaluate("new URLSearchParams(location.search).get('job')")
+    job = httpx.get(f"{server}/v1/screening-jobs/{job_id}").json()
+    assert job["status"] == "cancelled"
+    assert 0 < job["progress"]["done"] < job["progress"]["total"]
+    assert pg.is_hidden("#cancel")
 
 
 def test_page_predicts_a_pasted_list_with_per_row_errors(page: Any) -> None:
