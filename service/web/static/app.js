@@ -473,7 +473,9 @@ function dopantSummary(t) {
     const pool = inside.length ? inside : predicted;
     let best = null;
     for (const r of pool) if (best === null || better(predOf(r, t), predOf(best, t))) best = r;
-    const reasons = [...new Set(rs.filter((r) => !inDomain(r, t)).map((r) => reasonOf(r, t)).filter(Boolean))];
+    const parts = rs.filter((r) => !inDomain(r, t)).flatMap((r) => reasonOf(r, t).split("; ")).filter(Boolean);
+    const uniq = [...new Set(parts)];
+    const reasons = uniq.length > 3 ? [...uniq.slice(0, 3), `… (${uniq.length - 3} more)`] : uniq;
     out.set(d, { rows: rs, best, inDomainCount: inside.length, oodCount: predicted.length - inside.length, reasons });
   }
   return out;
@@ -555,10 +557,15 @@ function renderFractionMap() {
   const fractions = [...new Set(cands.map((r) => r.fraction))].sort((a, b) => a - b);
   const summary = dopantSummary(t);
   const hb = higherBetter(t);
+  // dopants with an in-domain candidate first (best first), then those that are only extrapolations
+  const key = (d) => {
+    const s = summary.get(d);
+    const v = s && s.best ? predOf(s.best, t) : null;
+    return [s && s.inDomainCount ? 0 : 1, v === null ? Infinity : hb ? -v : v];
+  };
   const dopants = [...new Set(cands.map((r) => r.dopant))].sort((a, b) => {
-    const va = summary.get(a).best ? predOf(summary.get(a).best, t) : -Infinity;
-    const vb = summary.get(b).best ? predOf(summary.get(b).best, t) : -Infinity;
-    return hb ? vb - va : va - vb;
+    const [ga, va] = key(a), [gb, vb] = key(b);
+    return ga - gb || va - vb;
   });
   const sc = scaler(cands.filter((r) => inDomain(r, t)).map((r) => predOf(r, t)));
   const table = $("#frac-heatmap");
