@@ -23,6 +23,7 @@ from service.api.middleware import RequestContextMiddleware
 from service.api.routes import health, jobs, models, predict, rank
 from service.api.settings import ApiSettings
 from service.api.state import AppState, load_champions
+from service.web.router import mount_web
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def create_app(settings: ApiSettings, *, recover_jobs: bool = True) -> FastAPI:
     app.include_router(health.router)
     for module in (models, predict, rank, jobs):
         app.include_router(module.router, prefix="/v1")
+    mount_web(app)  # the screening page at / (static files shipped in service/web/static)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
