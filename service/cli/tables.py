@@ -233,6 +233,13 @@ class TableWriter:
             raise TableError(f"cannot write {target}: {exc.strerror or exc}") from None
         return self
 
+    @property
+    def schema(self) -> pa.Schema:
+        """The output columns declared by ``start`` (or taken from the first batch)."""
+        if self._schema is None:
+            raise RuntimeError("TableWriter.start has not been called")
+        return self._schema
+
     def start(self, schema: pa.Schema) -> None:
         """Declare the output columns (writes the CSV header); called once, before the rows."""
         self._schema = schema
