@@ -1,4 +1,4 @@
-"""`nascreen featurize INPUT --features magpie -o OUT.csv|OUT.parquet`: formulas in, matminer-named features out.
+"""`nascreen featurize INPUT -f magpie -o OUT.csv|OUT.parquet`: formulas in, matminer-named features out.
 
 One output row per input row, in input order, input columns kept as they were read (CSV cells as their
 exact text), then the feature columns, then an ``error`` column: "" for rows that featurised, the reason
@@ -109,7 +109,7 @@ def featurize_command(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", dir_okay=False, help="Output: .parquet/.pq for Parquet, else CSV (- for stdout)."
+            "--output", "-o", dir_okay=False, help="Output: .parquet/.pq is Parquet, else CSV (- for stdout)."
         ),
     ],
     features: Annotated[str, typer.Option("--features", "-f", help=_FEATURES_HELP)] = "magpie",

@@ -1,4 +1,4 @@
-"""`nascreen train`, `nascreen models`: training and the registry (`nascreen predict` is service/cli/predict.py).
+"""`nascreen train`, `nascreen models`: training and the registry (`predict` is in service/cli/predict.py).
 
 The MLflow store defaults to sqlite:///<project root>/mlruns/mlflow.db; `--tracking-uri` or the
 MLFLOW_TRACKING_URI environment variable (read here, at the edge, and passed down) point elsewhere.

@@ -55,7 +55,7 @@ def predict(
         str, typer.Option("--target", "-t", help="ionic_conductivity | capacity_retention | average_voltage")
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", dir_okay=False, help="Output: .parquet/.pq for Parquet, else CSV")
+        Path, typer.Option("--output", "-o", dir_okay=False, help="Output: .parquet/.pq is Parquet, else CSV")
     ],
     tracking_uri: TrackingOption = None,
 ) -> None:

@@ -226,7 +226,7 @@ class TableWriter:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
             if self.format == "csv":
-                self._out = open(self._tmp, "wb")  # noqa: SIM115 (closed in __exit__)
+                self._out = open(self._tmp, "wb")  # closed in __exit__
             else:
                 self._tmp.touch()
         except OSError as exc:

@@ -1,4 +1,4 @@
-"""`nascreen predict` against a model trained in a temporary store: every row back, in order, CSV or Parquet."""
+"""`nascreen predict` on a model trained in a temporary store: every row back, in order, CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -103,8 +103,6 @@ def test_predict_without_a_champion_says_so(app, tmp_path: Path) -> None:
     assert not (tmp_path / "o.csv").exists()
 
 
-
-
 def test_predict_parquet_in_and_out_equals_csv(app, trained_retention_store, tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_text("formula,cycles\nNa0.67Mn0.67Ni0.33O2,100\nNaNi0.5Mn0.5O2,50\nQq,3\n")
@@ -123,7 +121,8 @@ def test_predict_parquet_in_and_out_equals_csv(app, trained_retention_store, tmp
     result = run_predict(app, pq_out.with_name("in.parquet"), again, trained_retention_store.tracking_uri)
     assert result.exit_code != 0  # not there yet: the file must exist
     pq.write_table(pq.read_table(pq_out).select(["formula", "cycles"]), tmp_path / "in.parquet")
-    assert run_predict(app, tmp_path / "in.parquet", again, trained_retention_store.tracking_uri).exit_code == 0
+    result = run_predict(app, tmp_path / "in.parquet", again, trained_retention_store.tracking_uri)
+    assert result.exit_code == 0, result.output
     c = pd.read_csv(again, keep_default_na=False, na_values={"prediction": [""]})
     pd.testing.assert_series_equal(a["prediction"], c["prediction"])
 
