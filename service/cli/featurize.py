@@ -18,21 +18,14 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
 
-from service.cli.tables import (
-    STDOUT,
-    ProgressBar,
-    TableError,
-    TableSource,
-    TableWriter,
-    encode_csv,
-    float_column,
-    open_table,
-)
+if TYPE_CHECKING:  # Arrow is imported by the command, so that `nascreen --help` stays fast
+    import pyarrow as pa
+
+    from service.cli.tables import TableSource
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +51,10 @@ def featurize_batch(
     batch: pa.RecordBatch, formula_column: str, feature_set: str, *, reference: bool, as_csv: bool
 ) -> BatchResult:
     """Input columns + features + error for one batch (runs in the main process or in a worker)."""
+    import pyarrow as pa
+
     from featurize.transformer import featurize_formulas
+    from service.cli.tables import encode_csv, float_column
 
     formulas = batch.column(formula_column).to_pylist()
     features = featurize_formulas(formulas, feature_set, reference=reference)
@@ -71,6 +67,8 @@ def featurize_batch(
 
 
 def output_schema(source: TableSource, labels: list[str]) -> pa.Schema:
+    import pyarrow as pa
+
     return pa.schema([*source.schema, *(pa.field(n, pa.float64()) for n in labels), ("error", pa.string())])
 
 
@@ -132,6 +130,7 @@ def featurize_command(
 ) -> None:
     """Featurise the formulas of a CSV or Parquet table with a named feature set (matminer's column names)."""
     from featurize.featuresets import get_feature_set
+    from service.cli.tables import STDOUT, ProgressBar, TableError, TableWriter, open_table
 
     try:
         fs = get_feature_set(features)

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 import typer
 
 from service.cli.models import TrackingOption, resolve_tracking_uri
-from service.cli.tables import ProgressBar, TableError, TableWriter, float_column, open_table
+
+if TYPE_CHECKING:  # Arrow is imported by the command, so that `nascreen --help` stays fast
+    import pyarrow as pa
 
 _NUMERIC = ("prediction", "std", "lower_90", "upper_90")
 
 
 def answer_columns(answers: Any) -> list[pa.Array]:
     """The predictor's output frame as Arrow columns (NaN numbers -> missing)."""
+    import pyarrow as pa
+
     from models.predictor import OUTPUT_COLUMNS
+    from service.cli.tables import float_column
 
     out = []
     for column in OUTPUT_COLUMNS:
@@ -38,6 +42,8 @@ def answer_columns(answers: Any) -> list[pa.Array]:
 
 
 def output_schema(input_schema: pa.Schema) -> pa.Schema:
+    import pyarrow as pa
+
     from models.predictor import OUTPUT_COLUMNS
 
     kinds = {c: pa.float64() for c in _NUMERIC} | {"in_domain": pa.bool_()}
@@ -61,11 +67,13 @@ def predict(
 ) -> None:
     """Predict every row of INPUT; OUT keeps every input row and column in order and adds prediction,
     std, lower_90, upper_90, in_domain, domain_reason, model_version, error."""
+    import pyarrow as pa
     from rich.console import Console
 
     from models.predictor import OUTPUT_COLUMNS, load_predictors
     from models.targets import get_target
     from models.tracking import NoChampionError
+    from service.cli.tables import ProgressBar, TableError, TableWriter, open_table
 
     console = Console(stderr=True)
     try:
