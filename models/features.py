@@ -23,6 +23,8 @@ Inputs per target (``INPUT_SPECS``):
 
 from __future__ import annotations
 
+import numbers
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,10 +94,34 @@ def input_spec(target: TargetName | str) -> InputSpec:
     return INPUT_SPECS[TargetName(target)]
 
 
+# A plain ASCII decimal: "100", "-0.5", ".5", "1e3"; "inf"/"nan" are read so they can be reported as not
+# finite. Not numbers: "1_000" (Python's float() takes it), non-ASCII digits, "0x10", "1,5".
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.ASCII | re.I)
+
+
+def parse_number(value: object) -> float:
+    """The one rule for reading a numeric input (``cycles``, ``current_mA_g``, ...), used by validation
+    (``row_errors``) and by the model's inputs (``prepare_inputs``) alike: a real number (not a bool), or
+    text that is a plain ASCII decimal, surrounding spaces allowed. Raises ValueError otherwise."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    raise ValueError(f"{value!r} is not a number")
+
+
+def _number_or_nan(value: object) -> float:
+    try:
+        return parse_number(value)
+    except ValueError:
+        return np.nan
+
+
 def _numeric(series: pd.Series) -> pd.Series:
-    # Row validation (row_errors) reports non-numeric text; here it only becomes NaN for the imputer.
-    values = [np.nan if _missing(v) else v for v in series]
-    return pd.Series(pd.to_numeric(values, errors="coerce"), index=series.index, dtype=float)
+    # Row validation (row_errors) reports what parse_number refuses; here it only becomes NaN for the imputer.
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype(float)
+    return pd.Series([_number_or_nan(v) for v in series], index=series.index, dtype=float)
 
 
 def prepare_inputs(target: TargetName | str, df: pd.DataFrame) -> pd.DataFrame:
@@ -165,8 +191,8 @@ def row_errors(
                     problems.append(f"{col} is required")
                 continue
             try:
-                value = float(raw)
-            except (TypeError, ValueError):
+                value = parse_number(raw)
+            except ValueError:
                 problems.append(f"{col}={raw!r} is not a number")
                 continue
             if not np.isfinite(value):
