@@ -462,10 +462,10 @@ class Generator:
 def raw_cases(port: int) -> list[tuple[str, int | None, float]]:
     """(case, status or None if the server closed without answering, seconds): cases httpx cannot send."""
     cases = {
-        "declares 1000 bytes, sends 10": b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "declares 1000 bytes, sends 10": b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"  # noqa: E501
         b'Content-Length: 1000\r\n\r\n{"items":[',
         "bad Content-Length": b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n{}",
-        "chunked, never finished": b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ite',
+        "chunked, never finished": b'POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ite',  # noqa: E501
         "negative Content-Length": b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
     }
     out = []
