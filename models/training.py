@@ -32,7 +32,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from models.data import dataset_hash, load_curated
 from models.domain import domain_ions
-from models.estimators import MLPEnsembleRegressor
+from models.estimators import MLPEnsembleRegressor, StudyOffsetRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
 from models.reports import ModelCard, evaluation_pngs, markdown_table
@@ -84,6 +84,8 @@ def default_candidates(
                 ),
             )
         ]
+    if TargetName(target) is TargetName.CAPACITY_RETENTION:
+        return retention_candidates(n_jobs=n_jobs, random_state=random_state)
     # HistGradientBoosting is left out on purpose: its OpenMP pool stalls for minutes on this 2-core
     # machine when other processes compete for the cores (measured), and the forests cover trees.
     forest = {"min_samples_leaf": 2, "max_features": 0.3, "n_jobs": n_jobs, "random_state": random_state}
@@ -111,6 +113,45 @@ def default_candidates(
             clip_z=5.0,
         ),
     ]
+
+
+def retention_candidates(*, n_jobs: int = 1, random_state: int = 0) -> list[Candidate]:
+    """Retention: the old champion (MLP ensemble) and a plain forest beside study-aware forests
+    (``StudyOffsetRegressor``: composition + conditions separated from per-paper offsets)."""
+    forest = {"min_samples_leaf": 2, "max_features": 0.3, "n_jobs": n_jobs, "random_state": random_state}
+    out = [
+        Candidate("random_forest", "magpie_v1", RandomForestRegressor(n_estimators=100, **forest)),
+        Candidate(
+            "mlp_ensemble",
+            "magpie_v1",
+            MLPEnsembleRegressor(
+                (64, 32),
+                n_members=3,
+                max_epochs=60,
+                batch_size=256,
+                learning_rate=3e-3,
+                weight_decay=1e-3,
+                n_iter_no_change=8,
+                random_state=random_state,
+                n_threads=1,
+            ),
+            clip_z=5.0,
+        ),
+    ]
+    for spread in ("trees", "residual", "both"):
+        out.append(
+            Candidate(
+                f"study_offset_forest_{spread}",
+                "magpie_v1",
+                StudyOffsetRegressor(
+                    RandomForestRegressor(n_estimators=100, **forest),
+                    n_iter=4,
+                    spread=spread,
+                    random_state=random_state,
+                ),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.linear_model import ARDRegression, BayesianRidge
 
 from models.estimators.mlp_ensemble import MLPEnsembleRegressor
+from models.estimators.study_offsets import StudyOffsetRegressor
 
 _RETURN_STD = (GaussianProcessRegressor, BayesianRidge, ARDRegression)
 
@@ -24,10 +25,13 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
     - RandomForestRegressor / ExtraTreesRegressor: standard deviation of the per-tree predictions.
     - BaggingRegressor: standard deviation of the member predictions.
     - MLPEnsembleRegressor: standard deviation of the ensemble members.
+    - StudyOffsetRegressor: its own ``predict_mean_std`` (tree spread and/or a residual-scale model).
     - GaussianProcessRegressor, BayesianRidge, ARDRegression: their own predictive std.
     - anything else (GradientBoosting, HistGradientBoosting, linear models, ...): None.
     The mean is always ``regressor.predict(Xt)``, so it equals what the pipeline's ``predict`` returns.
     """
+    if isinstance(regressor, StudyOffsetRegressor):
+        return regressor.predict_mean_std(Xt)
     if isinstance(regressor, MLPEnsembleRegressor):
         mean, std = regressor.predict(Xt, return_std=True)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
