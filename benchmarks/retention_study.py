@@ -51,10 +51,10 @@ def main() -> None:
             row = {"model": label, "seed": seed, **report, "seconds": time.perf_counter() - start}
             row["seed_NLMO"], row["seed_NLMRO"] = float(seed_pred[0]), float(seed_pred[1])
             rows.append(row)
-            print(pd.DataFrame([row]).to_string(index=False), flush=True)
+            print(label, seed, f"{time.perf_counter() - start:.0f} s", flush=True)
     out = pd.DataFrame(rows)
     pd.set_option("display.width", 250)
-    print(out.groupby("model").mean(numeric_only=True).round(3).to_string())
+    print(out.groupby("model").mean(numeric_only=True).round(3).T.to_string())
 
 
 if __name__ == "__main__":

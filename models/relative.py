@@ -78,6 +78,10 @@ class RelativeCalibration:
 
     calibration: ConformalCalibration
     n_pairs: int
+    # share of one anchor's residual (measured - predicted) that carries over to another row of its study,
+    # fitted on held-out pairs: cov(r_a, r_b) / var(r_b); 1 = take the anchor's offset in full
+    anchor_shrinkage: float = 1.0
+    anchored: ConformalCalibration | None = None  # absolute calibration of anchored residuals (one anchor)
 
     def half_width(self, pair_sigma: np.ndarray | None, n: int) -> np.ndarray:
         sigma = pair_sigma if self.calibration.normalized else None
@@ -115,7 +119,19 @@ def fit_relative_calibration(oof: pd.DataFrame, coverage_level: float = 0.9) -> 
     sigma = None if floor is None else pair_sigma
     fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
     cal = fit_conformal(dy, dp, sigma, coverage_level, eps_fraction=fraction)
-    return RelativeCalibration(cal, n_pairs=len(a))
+    k = anchor_shrinkage(oof, a, b)
+    resid = oof["y_true"].to_numpy(float) - oof["prediction"].to_numpy(float)
+    anchored = fit_conformal(resid[a] - k * resid[b], np.zeros(len(a)), None, coverage_level)
+    return RelativeCalibration(cal, n_pairs=len(a), anchor_shrinkage=k, anchored=anchored)
+
+
+def anchor_shrinkage(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> float:
+    """Least-squares share k of an anchor row's residual to add to another row of its study, in [0, 1]:
+    ``k = sum r_a r_b / sum r_b^2`` over held-out pairs (both orders), r = measured - predicted."""
+    r = oof["y_true"].to_numpy(float) - oof["prediction"].to_numpy(float)
+    num = float(np.sum(r[a] * r[b]))  # symmetric: both orders give the same numerator
+    den = float(np.sum(r[a] ** 2 + r[b] ** 2)) / 2.0
+    return float(np.clip(num / den, 0.0, 1.0)) if den > 0 else 0.0
 
 
 def _cross_fold_delta(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
@@ -126,6 +142,32 @@ def _cross_fold_delta(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> pd.Dat
     fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
     lower, upper, std = cross_fold_intervals(dy, dp, sigma, folds, eps_fraction=fraction)
     return pd.DataFrame({"dy": dy, "dp": dp, "lower": lower, "upper": upper, "std": std})
+
+
+def _cross_fold_anchored(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
+    """Leave-one-row-in per study, honestly: row b of a held-out paper is the measured anchor, row a is
+    predicted as ``p_a + k (y_b - p_b)``; k and the interval come from the other folds' pairs only.
+    Both orders of every pair are scored."""
+    a, b = np.concatenate([a, b]), np.concatenate([b, a])
+    y = oof["y_true"].to_numpy(float)
+    p = oof["prediction"].to_numpy(float)
+    folds = oof["fold"].to_numpy()[a]
+    out = pd.DataFrame({"y": y[a], "full": p[a] + (y[b] - p[b])})
+    anchored = np.empty(len(a))
+    lower = np.empty(len(a))
+    upper = np.empty(len(a))
+    ks = np.empty(len(a))
+    r = y - p
+    for fold in np.unique(folds):
+        test = folds == fold
+        train = ~test
+        k = anchor_shrinkage(oof, a[train], b[train])
+        cal = fit_conformal(r[a[train]] - k * r[b[train]], np.zeros(int(train.sum())), None)
+        anchored[test] = p[a[test]] + k * r[b[test]]
+        lower[test], upper[test] = cal.interval(anchored[test], None)
+        ks[test] = k
+    out["anchored"], out["lower"], out["upper"], out["k"] = anchored, lower, upper, ks
+    return out
 
 
 def relative_report(oof: pd.DataFrame, kept: pd.DataFrame) -> dict[str, float]:
@@ -163,14 +205,18 @@ def relative_report(oof: pd.DataFrame, kept: pd.DataFrame) -> dict[str, float]:
     out["relative_width_90"] = float(np.mean(rel["upper"] - rel["lower"]))
     out["relative_spearman_abs_err_std"] = spearman(np.abs(rel["dy"] - rel["dp"]), rel["std"])
     all_a, all_b = study_pairs(groups)
-    anchored = _cross_fold_delta(oof, all_a, all_b)  # anchor b measured: y_a ~ y_b + (p_a - p_b)
+    anchored = _cross_fold_anchored(oof, all_a, all_b)
     out["n_anchored_pairs"] = float(len(all_a))
-    out["anchored_mae"] = mae(anchored["dy"], anchored["dp"])
-    out["anchored_coverage_90"] = coverage(anchored["dy"], anchored["lower"], anchored["upper"])
+    out["anchored_mae"] = mae(anchored["y"], anchored["anchored"])
+    out["anchored_full_offset_mae"] = mae(anchored["y"], anchored["full"])
+    out["anchor_shrinkage"] = float(anchored["k"].mean())
+    out["anchored_coverage_90"] = coverage(anchored["y"], anchored["lower"], anchored["upper"])
     out["anchored_width_90"] = float(np.mean(anchored["upper"] - anchored["lower"]))
     # the same pairs scored absolutely (what anchoring improves on) and the baseline "measured anchor as is"
-    out["anchored_pairs_absolute_mae"] = float(np.mean(np.abs(y[all_a] - pred[all_a])))
-    out["anchored_dummy_mae"] = float(np.mean(np.abs(anchored["dy"])))
+    both = np.concatenate([all_a, all_b])
+    out["anchored_pairs_absolute_mae"] = float(np.mean(np.abs(y[both] - pred[both])))
+    out["anchored_pairs_dummy_mae"] = float(np.mean(np.abs(y[both] - dummy["prediction"].to_numpy()[both])))
+    out["anchored_copy_anchor_mae"] = float(np.mean(np.abs(y[all_a] - y[all_b])))
     return out
 
 
@@ -250,8 +296,9 @@ def predict_relative(
     fills condition columns the frame lacks (or leaves empty), for candidates and reference alike.
     ``anchors``: the user's own measured rows (``formula``, the conditions they were measured under, and
     ``measured``; the host, and maybe a few dopants). With anchors, ``anchored_prediction`` is the
-    candidate's prediction + the mean of (measured - predicted) over the anchors, with the delta interval
-    (one anchor) or a narrower one (several; the anchor part of the spread shrinks as 1/n).
+    candidate's prediction + k_n x the mean of (measured - predicted) over the n anchors (k_1 fitted on
+    held-out papers, ``RelativeCalibration.anchor_shrinkage``), with the interval of one-anchor residuals
+    calibrated on held-out papers (conservative for several anchors).
 
     Returns one row per candidate (same index, columns ``RELATIVE_COLUMNS``): ``delta`` = candidate -
     reference prediction, ``delta_std``/``delta_lower_90``/``delta_upper_90`` from the relative calibration,
@@ -299,12 +346,14 @@ def predict_relative(
         sign = 1.0 if TARGETS[target].higher_is_better else -1.0
         p_better[good] = norm.cdf(sign * d / np.maximum(std, 1e-12))
         if anchors is not None:
-            offset, anchor_sigma2, n_anchors = _anchor_offset(predictor, anchors, conditions)
-            anchored[good] = c_raw + offset
-            if cal.calibration.normalized and s_c is not None:
-                a_half = cal.half_width(np.sqrt(s_c**2 + anchor_sigma2 / n_anchors), len(d))
-            else:
-                a_half = half
+            offset, n_anchors = _anchor_offset(predictor, anchors, conditions)
+            # several anchors: their mean residual is less noisy; shrinkage k_n = n k / (1 + (n - 1) k)
+            # (the random-effects weight with k as the one-anchor weight); width as one anchor (conservative)
+            k1 = cal.anchor_shrinkage
+            k = n_anchors * k1 / (1.0 + (n_anchors - 1) * k1) if k1 > 0 else 0.0
+            anchored[good] = c_raw + k * offset
+            a_cal = cal.anchored or cal.calibration
+            a_half = a_cal.half_width(None, len(d)) if not a_cal.normalized else half
             a_lower[good] = anchored[good] - a_half
             a_upper[good] = anchored[good] + a_half
             bounds = TARGETS[target].value_range
@@ -346,7 +395,7 @@ def predict_relative(
 def _anchor_offset(
     predictor: Any, anchors: pd.DataFrame, conditions: Mapping[str, object] | None
 ) -> tuple[float, float, int]:
-    """(mean measured - predicted, mean squared raw spread, number of anchors); raises on a bad anchor."""
+    """(mean measured - predicted, number of anchors); raises on a bad anchor."""
     if MEASURED_COLUMN not in anchors.columns or "formula" not in anchors.columns:
         raise ValueError(f"anchors need 'formula' and {MEASURED_COLUMN!r} columns")
     if anchors.empty:
@@ -360,6 +409,4 @@ def _anchor_offset(
         if not np.isfinite(value):
             raise ValueError(f"anchor row {i} ({frame['formula'].iloc[i]!r}): measured value is not a number")
     raw = np.asarray(predictor.model.predict(frame.drop(columns=[MEASURED_COLUMN])), dtype=float)
-    sigma = _spread(predictor.model, frame.drop(columns=[MEASURED_COLUMN]))
-    sigma2 = float(np.mean(sigma**2)) if sigma is not None else 0.0
-    return float(np.mean(measured - raw)), sigma2, len(frame)
+    return float(np.mean(measured - raw)), len(frame)
