@@ -225,7 +225,7 @@ def within_study_pairs(
 
 
 def pair_concordance(y: Any, pred: Any, a: np.ndarray, b: np.ndarray) -> float:
-    """Share of pairs ordered like the measurement (a tie in the prediction counts one half); NaN: no pairs."""
+    """Share of pairs ordered like the measurement (a prediction tie counts one half); NaN: no pairs."""
     if len(a) == 0:
         return float("nan")
     y_arr = np.asarray(y, dtype=float)
