@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from featurize.composition import CompositionError, parse_formula
 from models.conformal import (
     SPREAD_FLOOR_GRID,
     ConformalCalibration,
@@ -239,19 +240,7 @@ class RelativeUncertainRegressor(UncertainRegressor):
 
 
 # ------------------------------------------------------------------------------------------ serving API
-class PredictorLike:
-    """What ``predict_relative`` needs: ``models.predictor.Predictor`` (target, model, model_version,
-    predict_frame)."""
-
-    target: TargetName
-    model: Any
-    model_version: str
-
-    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:  # pragma: no cover - protocol
-        raise NotImplementedError
-
-
-def _with_conditions(frame: pd.DataFrame, conditions: Mapping[str, object] | None) -> pd.DataFrame:
+def _with_conditions(frame: pd.DataFrame, conditions: Mapping[str, Any] | None) -> pd.DataFrame:
     out = frame.copy()
     for key, value in (conditions or {}).items():
         if key == "formula":
@@ -259,7 +248,7 @@ def _with_conditions(frame: pd.DataFrame, conditions: Mapping[str, object] | Non
         if key not in out.columns:
             out[key] = value
         else:
-            out[key] = out[key].where(out[key].notna(), value)
+            out[key] = [value if pd.isna(v) else v for v in out[key]]
     return out
 
 
@@ -285,7 +274,7 @@ def predict_relative(
     predictor: Any,
     candidates: pd.DataFrame,
     reference: str,
-    conditions: Mapping[str, object] | None = None,
+    conditions: Mapping[str, Any] | None = None,
     *,
     anchors: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -312,9 +301,10 @@ def predict_relative(
     cand = _with_conditions(candidates.reset_index(drop=True), conditions)
     ref = cand.copy()
     ref["formula"] = reference
-    ref_answer = predictor.predict_frame(ref.head(1) if len(ref) else pd.DataFrame({"formula": [reference]}))
-    if len(ref_answer) and str(ref_answer["error"].iloc[0]) and "formula" in str(ref_answer["error"].iloc[0]):
-        raise ValueError(f"reference {reference!r}: {ref_answer['error'].iloc[0]}")
+    try:
+        parse_formula(reference)
+    except CompositionError as exc:
+        raise ValueError(f"reference {reference!r}: {exc}") from None
     c_answer = predictor.predict_frame(cand)
     r_answer = predictor.predict_frame(ref)
     good = (c_answer["error"] == "").to_numpy() & (r_answer["error"] == "").to_numpy()
@@ -329,12 +319,9 @@ def predict_relative(
     a_upper = np.full(n, np.nan)
     n_anchors = 0
     if good.any():
-        c_pred = c_answer["prediction"].to_numpy(float)[good]
-        r_pred = r_answer["prediction"].to_numpy(float)[good]
         # unclipped differences (the served absolute values are clipped to the physical range)
         c_raw = np.asarray(predictor.model.predict(cand.loc[good]), dtype=float)
         r_raw = np.asarray(predictor.model.predict(ref.loc[good]), dtype=float)
-        del c_pred, r_pred
         s_c = _spread(predictor.model, cand.loc[good])
         s_r = _spread(predictor.model, ref.loc[good])
         pair_sigma = None if s_c is None or s_r is None else np.sqrt(s_c**2 + s_r**2)
@@ -393,8 +380,8 @@ def predict_relative(
 
 
 def _anchor_offset(
-    predictor: Any, anchors: pd.DataFrame, conditions: Mapping[str, object] | None
-) -> tuple[float, float, int]:
+    predictor: Any, anchors: pd.DataFrame, conditions: Mapping[str, Any] | None
+) -> tuple[float, int]:
     """(mean measured - predicted, number of anchors); raises on a bad anchor."""
     if MEASURED_COLUMN not in anchors.columns or "formula" not in anchors.columns:
         raise ValueError(f"anchors need 'formula' and {MEASURED_COLUMN!r} columns")

@@ -455,7 +455,8 @@ def seed_contrast(model: Any, seed_facts: pd.DataFrame) -> pd.DataFrame:
     if host.empty or doped.empty:
         return pd.DataFrame()
     predictor = Predictor(TargetName.CAPACITY_RETENTION, model, "training run")
-    conditions = doped.drop(columns=["material", "measured", "formula"]).iloc[0].to_dict()
+    protocol = doped.drop(columns=["material", "measured", "formula"]).iloc[0]
+    conditions = {str(k): v for k, v in protocol.items()}
     rel = predict_relative(predictor, doped[["formula"]], SEED_HOST, conditions)
     row = rel.iloc[0]
     return pd.DataFrame(

@@ -1,4 +1,4 @@
-"""Study-aware retention: StudyOffsetRegressor, within-study pair metrics, relative and anchored predictions."""
+"""Study-aware retention: StudyOffsetRegressor, within-study pairs, relative and anchored predictions."""
 
 from __future__ import annotations
 
