@@ -27,7 +27,8 @@ difference between two predictions (dopant vs host under one protocol) is free o
 Spread (``predict_mean_std``): a per-row difficulty signal for the conformal step, chosen by ``spread``:
 - ``"trees"``: the per-tree spread of ``f`` (as for a plain forest);
 - ``"residual"``: a second forest trained on ``|y - f_oob(x)|`` (the total out-of-bag error, study offset
-  included), so rows whose kind of test scatters more between papers (long cycling, high rates) get wider
+  included) from the features and ``f`` itself (low predicted retention scatters more), so rows whose
+  kind of test scatters more between papers (long cycling, high rates) get wider
   intervals; calibrated to coverage by the caller (``models.conformal``), never used raw;
 - ``"both"``: the root sum of squares of the two.
 
@@ -159,7 +160,8 @@ class StudyOffsetRegressor(RegressorMixin, BaseEstimator):
         self.estimator_ = forest
         self.variance_ratio_ = ratio
         self.study_offsets_ = dict(zip(uniques.tolist(), offsets.tolist(), strict=True))
-        total_error = np.abs(y - self._blend(self._oob_or_insample(forest, X), X))
+        fitted = self._blend(self._oob_or_insample(forest, X), X)
+        total_error = np.abs(y - fitted)
         self.scale_estimator_ = None
         if self.spread in ("residual", "both"):
             self.scale_estimator_ = RandomForestRegressor(
@@ -168,7 +170,7 @@ class StudyOffsetRegressor(RegressorMixin, BaseEstimator):
                 max_features=0.3,
                 n_jobs=1,
                 random_state=self.random_state,
-            ).fit(X, total_error)
+            ).fit(np.column_stack([X, fitted]), total_error)
         return self
 
     def _fit_within(self, X: np.ndarray, y: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, float]:
@@ -223,7 +225,8 @@ class StudyOffsetRegressor(RegressorMixin, BaseEstimator):
         trees = (1.0 - w) * per_tree.std(axis=0)
         if self.scale_estimator_ is None:
             return mean, trees
-        residual = np.maximum(np.asarray(self.scale_estimator_.predict(X), dtype=float), 0.0)
+        scale_input = np.column_stack([X, mean])
+        residual = np.maximum(np.asarray(self.scale_estimator_.predict(scale_input), dtype=float), 0.0)
         if self.spread == "residual":
             return mean, residual
         return mean, np.sqrt(trees**2 + residual**2)
