@@ -4,6 +4,11 @@ OUT keeps every input row and column in input order (CSV cells as their exact te
 ``prediction, std, lower_90, upper_90, in_domain, domain_reason, model_version, error``. A row that cannot
 be predicted (bad formula, missing or non-numeric condition, ...) keeps its place with the reason in
 ``error``. The table is read and written in batches (``service.cli.tables``), so memory stays bounded.
+
+``--reference FORMULA`` (the host) adds the relative columns of ``models.relative.predict_relative``
+(``RELATIVE_EXTRA``: delta vs the host under each row's own protocol, its 90% interval, P(better), ...);
+``--anchors FILE`` (formula, condition columns, ``measured``) offsets the absolute predictions to the user's
+own measured rows (``anchored_*``). A bad reference or anchor stops the command with one line naming it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,21 @@ if TYPE_CHECKING:  # Arrow is imported by the command, so that `nascreen --help`
     import pyarrow as pa
 
 _NUMERIC = ("prediction", "std", "lower_90", "upper_90")
+#: Columns ``--reference`` adds after the usual ones (``models.relative.RELATIVE_COLUMNS`` minus those shared
+#: with ``models.predictor.OUTPUT_COLUMNS``, which keep the candidate's own absolute answer).
+RELATIVE_EXTRA = (
+    "reference_formula",
+    "reference_prediction",
+    "delta",
+    "delta_std",
+    "delta_lower_90",
+    "delta_upper_90",
+    "p_better",
+    "anchored_prediction",
+    "anchored_lower_90",
+    "anchored_upper_90",
+    "n_anchors",
+)
 
 
 def answer_columns(answers: Any) -> list[pa.Array]:
@@ -41,13 +61,77 @@ def answer_columns(answers: Any) -> list[pa.Array]:
     return out
 
 
-def output_schema(input_schema: pa.Schema) -> pa.Schema:
+def relative_columns(relative: Any) -> list[pa.Array]:
+    """The ``RELATIVE_EXTRA`` columns of a ``predict_relative`` frame as Arrow columns."""
+    import pyarrow as pa
+
+    from service.cli.tables import float_column
+
+    out = []
+    for column in RELATIVE_EXTRA:
+        values = relative[column].to_numpy()
+        if column == "reference_formula":
+            out.append(pa.array([str(v) for v in values], type=pa.string()))
+        elif column == "n_anchors":
+            out.append(pa.array(values.astype("int64"), type=pa.int64()))
+        else:
+            out.append(float_column(values))
+    return out
+
+
+def output_schema(input_schema: pa.Schema, *, relative: bool = False) -> pa.Schema:
     import pyarrow as pa
 
     from models.predictor import OUTPUT_COLUMNS
 
-    kinds = {c: pa.float64() for c in _NUMERIC} | {"in_domain": pa.bool_()}
-    return pa.schema([*input_schema, *(pa.field(c, kinds.get(c, pa.string())) for c in OUTPUT_COLUMNS)])
+    kinds = {c: pa.float64() for c in (*_NUMERIC, *RELATIVE_EXTRA)}
+    kinds |= {"in_domain": pa.bool_(), "n_anchors": pa.int64(), "reference_formula": pa.string()}
+    names = [*OUTPUT_COLUMNS, *(RELATIVE_EXTRA if relative else ())]
+    return pa.schema([*input_schema, *(pa.field(c, kinds.get(c, pa.string())) for c in names)])
+
+
+def read_anchors(path: Path) -> Any:
+    """The whole anchors table (the user's measured rows: small) as a frame of text cells."""
+    import pandas as pd
+
+    from service.cli.tables import open_table
+
+    source = open_table(path, text_columns=["formula"])
+    try:
+        frames = [batch.to_pandas() for batch in source.batches()]
+    finally:
+        source.close()
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source.columns)
+
+
+def anchor_problem(predictor: Any, anchor_rows: Any) -> str:
+    """Why the anchors cannot anchor (missing column, no rows, a row that cannot be predicted), or ""."""
+    from models.relative import MEASURED_COLUMN
+
+    missing = [c for c in ("formula", MEASURED_COLUMN) if c not in anchor_rows.columns]
+    if missing:
+        have = ", ".join(map(str, anchor_rows.columns))
+        return f"no {' or '.join(repr(c) for c in missing)} column (columns: {have})"
+    if anchor_rows.empty:
+        return "no rows: give at least one measured row, or no --anchors"
+    import numpy as np
+    import pandas as pd
+
+    errors = predictor.predict_frame(anchor_rows.drop(columns=[MEASURED_COLUMN]))["error"]
+    measured = pd.to_numeric(anchor_rows[MEASURED_COLUMN], errors="coerce").to_numpy(float)
+    for i, (error, value) in enumerate(zip(errors, measured, strict=True)):
+        row = f"anchor row {i + 1} ({anchor_rows['formula'].iloc[i]!r})"
+        if error:
+            return f"{row}: {error}"
+        if not np.isfinite(value):
+            return f"{row}: measured={anchor_rows[MEASURED_COLUMN].iloc[i]!r} is not a number"
+    return ""
+
+
+def reference_failure(answers: Any, relative: Any, reference: str) -> str:
+    """The reference's error on a row whose candidate was predicted (the reference alone failed), or ""."""
+    failed = (answers["error"] == "").to_numpy() & (relative["error"] != "").to_numpy()
+    return str(relative["error"].to_numpy()[failed][0]) if failed.any() else ""
 
 
 def predict(
@@ -64,27 +148,62 @@ def predict(
         Path, typer.Option("--output", "-o", dir_okay=False, help="Output: .parquet/.pq is Parquet, else CSV")
     ],
     tracking_uri: TrackingOption = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            "-r",
+            help="Host formula: add delta vs the host under each row's protocol, its 90% interval, p_better",
+        ),
+    ] = None,
+    anchors: Annotated[
+        Path | None,
+        typer.Option(
+            "--anchors",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV/Parquet of your measured rows (formula, conditions, measured); needs --reference",
+        ),
+    ] = None,
 ) -> None:
     """Predict every row of INPUT; OUT keeps every input row and column in order and adds prediction,
-    std, lower_90, upper_90, in_domain, domain_reason, model_version, error."""
+    std, lower_90, upper_90, in_domain, domain_reason, model_version, error (with --reference also
+    reference_formula, reference_prediction, delta, delta_std, delta_lower_90, delta_upper_90, p_better,
+    anchored_prediction, anchored_lower_90, anchored_upper_90, n_anchors)."""
+    import pandas as pd
     import pyarrow as pa
     from rich.console import Console
 
     from models.predictor import OUTPUT_COLUMNS, load_predictors
+    from models.relative import MEASURED_COLUMN, predict_relative
     from models.targets import get_target
     from models.tracking import NoChampionError
     from service.cli.tables import ProgressBar, TableError, TableWriter, open_table
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
+
+    def fail(message: str) -> typer.Exit:
+        console.print(f"error: {message}", style="red", markup=False, highlight=False)
+        return typer.Exit(code=1)
+
     try:
         name = get_target(target).name
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--target") from None
+    if anchors is not None and reference is None:
+        raise typer.BadParameter("--anchors needs --reference (the host formula)", param_hint="--anchors")
+    anchor_rows = None
+    if anchors is not None:
+        try:
+            anchor_rows = read_anchors(anchors)
+        except TableError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--anchors") from None
     try:
         source = open_table(input_table, text_columns=["formula"])
     except TableError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT_TABLE") from None
-    clash = [c for c in OUTPUT_COLUMNS if c in source.columns]
+    clash = [c for c in (*OUTPUT_COLUMNS, *(RELATIVE_EXTRA if reference else ())) if c in source.columns]
     if clash:
         source.close()
         raise typer.BadParameter(
@@ -96,23 +215,48 @@ def predict(
         source.close()
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=1) from None
+    if reference is not None:
+        # check the model, the reference and the anchors once, before anything is written: a model trained
+        # before relative predictions, an unparsable reference or a bad anchor row is one line, no output
+        probe = pd.DataFrame({"formula": pd.Series([], dtype=object)})
+        if anchor_rows is not None:
+            if problem := anchor_problem(predictor, anchor_rows):
+                source.close()
+                raise fail(f"--anchors {anchors}: {problem}")
+            probe = anchor_rows.drop(columns=[MEASURED_COLUMN])
+        try:
+            answer = predict_relative(predictor, probe, reference, anchors=anchor_rows)
+        except ValueError as exc:
+            source.close()
+            raise fail(str(exc)) from None
+        if failure := reference_failure(predictor.predict_frame(probe), answer, reference):
+            source.close()
+            raise fail(failure)
 
     start = time.perf_counter()
     n_bad = n_out = 0
     try:
         with TableWriter(output) as writer, ProgressBar(source, f"predict {input_table.name}") as bar:
-            writer.start(output_schema(source.schema))
+            writer.start(output_schema(source.schema, relative=reference is not None))
             for batch in source.batches():
-                answers = predictor.predict_frame(batch.to_pandas())
+                frame = batch.to_pandas()
+                answers = predictor.predict_frame(frame)
                 bad = answers["error"] != ""
                 n_bad += int(bad.sum())
                 n_out += int((~answers["in_domain"] & ~bad).sum())
                 columns = [*batch.columns, *answer_columns(answers)]
+                if reference is not None:
+                    relative = predict_relative(predictor, frame, reference, anchors=anchor_rows)
+                    if failure := reference_failure(answers, relative, reference):
+                        raise ValueError(failure)
+                    columns += relative_columns(relative)
                 writer.write(pa.RecordBatch.from_arrays(columns, schema=writer.schema))
                 bar.update(writer.rows)
     except TableError as exc:
         console.print(f"[red]error: {exc}[/red]")
         raise typer.Exit(code=1) from None
+    except ValueError as exc:  # the reference fails where a candidate under the same protocol did not
+        raise fail(str(exc)) from None
     console.print(
         f"{writer.rows} rows -> {output} (model {predictor.target.value} v{predictor.model_version}) in "
         f"{time.perf_counter() - start:.2f} s; {n_bad} rows with errors, {n_out} predicted out of domain"

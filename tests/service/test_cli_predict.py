@@ -164,3 +164,142 @@ def test_predict_refuses_a_ragged_csv_without_writing(app, trained_retention_sto
     assert result.exit_code != 0
     assert "Expected 2 columns, got 3" in result.output
     assert not out.exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+# ------------------------------------------------------------------ --reference / --anchors (issue 8 point 2)
+HOST = "Na0.6Li0.2Mn0.8O2"
+
+
+def run_relative(app: typer.Typer, src: Path, out: Path, uri: str, *extra: str):
+    args = ["predict", str(src), "-t", "capacity_retention", "-o", str(out), "--tracking-uri", uri]
+    return CliRunner().invoke(app, [*args, "--reference", HOST, *extra])
+
+
+def test_reference_adds_relative_columns_in_row_order(app, trained_retention_store, tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "id,formula,cycles\n"
+        f"host,{HOST},200\n"
+        "ru,Na0.6Li0.2Mn0.7Ru0.1O2,200\n"
+        "bad,Na2XyO3,200\n"
+        "nocycles,Na0.6Li0.2Mn0.7Ru0.1O2,\n"
+        "ru50,Na0.6Li0.2Mn0.7Ru0.1O2,50\n"
+    )
+    out = tmp_path / "out.csv"
+    result = run_relative(app, src, out, trained_retention_store.tracking_uri)
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out, keep_default_na=False, na_values={c: [""] for c in predict_cli.RELATIVE_EXTRA})
+    assert list(df.columns) == [
+        "id",
+        "formula",
+        "cycles",
+        "prediction",
+        "std",
+        "lower_90",
+        "upper_90",
+        "in_domain",
+        "domain_reason",
+        "model_version",
+        "error",
+        *predict_cli.RELATIVE_EXTRA,
+    ]
+    assert df["id"].tolist() == ["host", "ru", "bad", "nocycles", "ru50"]
+    assert (df["reference_formula"] == HOST).all()
+    host, ru = df.iloc[0], df.iloc[1]
+    assert host["delta"] == 0.0 and host["p_better"] == 0.5
+    assert float(host["reference_prediction"]) == pytest.approx(float(host["prediction"]))
+    assert host["delta_lower_90"] < 0 < host["delta_upper_90"]
+    assert ru["delta_lower_90"] <= ru["delta"] <= ru["delta_upper_90"]
+    assert 0.0 <= ru["p_better"] <= 1.0 and ru["delta_std"] > 0
+    # the reference is predicted under each row's own protocol
+    assert float(df.loc[4, "reference_prediction"]) != pytest.approx(float(ru["reference_prediction"]))
+    # bad rows keep their error, with no relative numbers
+    assert "unknown element Xy" in df.loc[2, "error"] and df.loc[3, "error"] == "cycles is required"
+    assert df.loc[[2, 3], ["delta", "delta_std", "p_better"]].isna().all().all()
+    assert pd.isna(df.loc[3, "reference_prediction"])  # no cycles: the host cannot be predicted either
+    # no anchors: anchored columns empty, n_anchors 0
+    assert df["anchored_prediction"].isna().all() and (df["n_anchors"] == 0).all()
+
+
+def test_anchors_offset_the_predictions(app, trained_retention_store, tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(f"formula,cycles\n{HOST},200\nNa0.6Li0.2Mn0.7Ru0.1O2,200\nQq,200\n")
+    anchors = tmp_path / "anchors.csv"
+    anchors.write_text(f"formula,cycles,measured\n{HOST},200,45.5\n")
+    out = tmp_path / "out.parquet"
+    result = run_relative(app, src, out, trained_retention_store.tracking_uri, "--anchors", str(anchors))
+    assert result.exit_code == 0, result.output
+    df = pq.read_table(out).to_pandas()
+    assert df["n_anchors"].tolist() == [1, 1, 1]
+    good = df.iloc[:2]
+    assert good["anchored_prediction"].notna().all()
+    assert (good["anchored_lower_90"] <= good["anchored_prediction"]).all()
+    assert (good["anchored_prediction"] <= good["anchored_upper_90"]).all()
+    # the host measured below its prediction pulls both anchored values down
+    assert (good["anchored_prediction"] < good["prediction"]).all()
+    assert df["error"].iloc[2] != "" and pd.isna(df["anchored_prediction"].iloc[2])
+
+
+@pytest.mark.parametrize(
+    ("reference", "anchors", "expected"),
+    [
+        ("Na2XyO3", None, "reference 'Na2XyO3'"),
+        (HOST, "formula,cycles\nNaMnO2,200\n", "no 'measured' column"),
+        (HOST, "formula,cycles,measured\nNaMnO2,200,lots\n", "measured='lots' is not a number"),
+        (HOST, "formula,cycles,measured\nNaQqO2,200,50\n", "anchor row 1 ('NaQqO2')"),
+        (HOST, "formula,cycles,measured\n", "no rows"),
+    ],
+)
+def test_bad_reference_or_anchor_is_one_clean_line(
+    app, trained_retention_store, tmp_path: Path, reference: str, anchors: str | None, expected: str
+) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(f"formula,cycles\n{HOST},200\n")
+    out = tmp_path / "out.csv"
+    args = ["predict", str(src), "-t", "capacity_retention", "-o", str(out)]
+    args += ["--tracking-uri", trained_retention_store.tracking_uri, "--reference", reference]
+    if anchors is not None:
+        (tmp_path / "anchors.csv").write_text(anchors)
+        args += ["--anchors", str(tmp_path / "anchors.csv")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert expected in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not out.exists()
+
+
+def test_model_without_relative_calibration_asks_for_retrain(
+    app, trained_retention_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    from models import predictor as predictor_module
+
+    real = predictor_module.load_predictors
+
+    def old_champion(targets, uri):
+        loaded = real(targets, uri)
+        for p in loaded.values():
+            p.model = copy.copy(p.model)
+            del p.model.relative_calibration_
+        return loaded
+
+    monkeypatch.setattr(predictor_module, "load_predictors", old_champion)
+    src = tmp_path / "in.csv"
+    src.write_text(f"formula,cycles\n{HOST},200\n")
+    result = run_relative(app, src, tmp_path / "out.csv", trained_retention_store.tracking_uri)
+    assert result.exit_code == 1
+    assert "nascreen train --target" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_anchors_need_a_reference(app, trained_retention_store, tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(f"formula,cycles\n{HOST},200\n")
+    (tmp_path / "a.csv").write_text(f"formula,cycles,measured\n{HOST},200,50\n")
+    args = ["predict", str(src), "-t", "capacity_retention", "-o", str(tmp_path / "o.csv")]
+    args += ["--tracking-uri", trained_retention_store.tracking_uri, "--anchors", str(tmp_path / "a.csv")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--anchors needs --reference" in result.output
