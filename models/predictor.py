@@ -36,6 +36,15 @@ OUTPUT_COLUMNS = (
 _NUMERIC_OUTPUTS = ("prediction", "std", "lower_90", "upper_90")
 
 
+class PredictorLike(Protocol):
+    """What the screening core and the API need from a loaded model (``Predictor`` satisfies it; so does
+    any object answering ``predict_frame`` with OUTPUT_COLUMNS and naming its registry version)."""
+
+    model_version: str
+
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame: ...
+
+
 class UncertainModel(Protocol):
     """What the Predictor needs from a model (``models.uncertain.UncertainRegressor`` satisfies it)."""
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from featurize.composition import CompositionError, parse_formula
 from featurize.oxidation import assign_oxidation_states, charge_balance_batch
+from screening.schema import CANDIDATE_COLUMNS, REJECTED_COLUMNS, RejectCode
 from screening.spec import DopantOption, ScreeningSpec, candidate_space_size, format_amount
 from screening.templates import VALENCE_NAMES
 
@@ -39,30 +40,7 @@ __all__ = ["ACCEPTED_COLUMNS", "REJECTED_COLUMNS", "CandidateChunk", "candidate_
 
 log = logging.getLogger(__name__)
 
-ACCEPTED_COLUMNS = (
-    "candidate_id",
-    "formula",
-    "is_host",
-    "family",
-    "structure_type",
-    "host",
-    "template",
-    "site",
-    "dopant",
-    "dopant_valence",
-    "fraction",
-    "site2",
-    "dopant2",
-    "dopant2_valence",
-    "fraction2",
-    "compensation",
-    "cycles",
-    "current_mA_g",
-    "voltage_low_V",
-    "voltage_high_V",
-    "working_ion",
-)
-REJECTED_COLUMNS = ("candidate_id", "formula", "dopant", "fraction", "dopant2", "fraction2", "reason")
+ACCEPTED_COLUMNS = CANDIDATE_COLUMNS  # declared in screening.schema
 
 #: assign_oxidation_states is called (for an explanatory reason) at most this many times per chunk.
 MAX_REASON_LOOKUPS = 200
@@ -118,6 +96,7 @@ class _Block:
     ids: np.ndarray
     formula: np.ndarray
     reason: np.ndarray
+    code: np.ndarray  # RejectCode values ("" while accepted)
     columns: dict[str, object]
 
 
@@ -149,23 +128,33 @@ def _block(
     amounts = np.round(amounts, spec.decimals) + 0.0  # "+ 0.0" turns -0.0 into 0.0
     formula = _formulas(elements, amounts, spec.decimals)
     reason = np.full(n, "", dtype=object)
+    code = np.full(n, "", dtype=object)
 
-    def reject(mask: np.ndarray, text: np.ndarray | str) -> None:
+    def reject(mask: np.ndarray, text: np.ndarray | str, why: RejectCode) -> None:
         new = mask & (reason == "")
         reason[new] = text[new] if isinstance(text, np.ndarray) else text
+        code[new] = why.value
 
     # 1. duplicate co-doping
     same_site = spec.form == "template" or spec.site == spec.site2
     if opt1 is not None and opt2 is not None and same_site:
         if opt1.element == opt2.element:
-            reject(np.ones(n, dtype=bool), f"co-dopant {opt2.element} equals the dopant on the same site")
+            reject(
+                np.ones(n, dtype=bool),
+                f"co-dopant {opt2.element} equals the dopant on the same site",
+                RejectCode.DUPLICATE,
+            )
         elif (
             spec.form == "substitution"
             and spec.dopants == spec.dopants2
             and spec.grids[0].values == spec.grids[1].values
             and d1 > d2
         ):
-            reject(np.ones(n, dtype=bool), "duplicate: the same candidate with dopant and co-dopant swapped")
+            reject(
+                np.ones(n, dtype=bool),
+                "duplicate: the same candidate with dopant and co-dopant swapped",
+                RejectCode.DUPLICATE,
+            )
     # 2. negative amounts
     neg = amounts < -_TOL
     if neg.any():
@@ -174,7 +163,7 @@ def _block(
         texts = np.full(n, "", dtype=object)
         for r in rows:
             texts[r] = f"{elements[first[r]]} content would be negative ({amounts[r, first[r]]:g})"
-        reject(np.asarray(neg.any(axis=1)), texts)
+        reject(np.asarray(neg.any(axis=1)), texts, RejectCode.NEGATIVE_AMOUNT)
     # 3. compensation limits
     comp = spec.compensation
     if spec.form == "substitution" and opt1 is not None and comp.element is not None:
@@ -187,6 +176,7 @@ def _block(
                 removed < -_TOL,
                 f"vacancy compensation on the {comp.element} site cannot balance this dopant "
                 f"(it would need extra {comp.element}, not vacancies)",
+                RejectCode.COMPENSATION_LIMIT,
             )
         elif comp.mode == "variable_valence":
             _variable_valence(spec, elements, amounts, dopants, env, opt1, opt2, reject)
@@ -195,6 +185,7 @@ def _block(
     if todo.size:
         _, balanced = charge_balance_batch(list(elements), amounts[todo], allow_peroxide=spec.allow_peroxide)
         bad = todo[~np.asarray(balanced, dtype=bool)]
+        code[bad] = RejectCode.NOT_CHARGE_BALANCED.value
         for r in bad:
             if lookups[0] < MAX_REASON_LOOKUPS:
                 lookups[0] += 1
@@ -216,7 +207,7 @@ def _block(
     if spec.form == "template":
         for g in spec.grids:
             columns[f"var_{g.name}"] = env[g.name]
-    return _Block(ids=ids, formula=formula, reason=reason, columns=columns)
+    return _Block(ids=ids, formula=formula, reason=reason, code=code, columns=columns)
 
 
 def _state(spec: ScreeningSpec, element: str | None) -> float:
@@ -234,7 +225,7 @@ def _variable_valence(
     env: dict[str, np.ndarray | float],
     opt1: DopantOption,
     opt2: DopantOption | None,
-    reject: Callable[[np.ndarray, np.ndarray | str], None],
+    reject: Callable[[np.ndarray, np.ndarray | str, RejectCode], None],
 ) -> None:
     comp = spec.compensation
     e = str(comp.element)
@@ -263,6 +254,7 @@ def _variable_valence(
     reject(
         gone & (np.abs(others) > 1e-6),
         f"not charge balanced: {e} fully substituted and the rest is not neutral",
+        RejectCode.NOT_CHARGE_BALANCED,
     )
     high = need > hi + 1e-6
     low = need < lo - 1e-6
@@ -276,7 +268,7 @@ def _variable_valence(
             )
             texts = np.full(n, "", dtype=object)
             texts[mask] = words[codes]
-            reject(mask, texts)
+            reject(mask, texts, RejectCode.NOT_CHARGE_BALANCED)
 
 
 def _frame(spec: ScreeningSpec, blocks: list[_Block], accepted: bool) -> pd.DataFrame:
@@ -296,6 +288,7 @@ def _frame(spec: ScreeningSpec, blocks: list[_Block], accepted: bool) -> pd.Data
             parts.append(v[m] if isinstance(v, np.ndarray) else np.full(k, v, dtype=object))
         data[key] = np.concatenate(parts)
     if not accepted:
+        data["reason_code"] = np.concatenate([b.code[m] for b, m in zip(blocks, masks, strict=True)])
         data["reason"] = np.concatenate([b.reason[m] for b, m in zip(blocks, masks, strict=True)])
     return pd.DataFrame(data)
 
@@ -317,6 +310,7 @@ def _host_block(spec: ScreeningSpec) -> _Block:
         ids=np.array([0], dtype=np.int64),
         formula=np.array([spec.host_formula], dtype=object),
         reason=np.array([""], dtype=object),
+        code=np.array([""], dtype=object),
         columns=columns,
     )
 
@@ -326,7 +320,8 @@ def _finish(spec: ScreeningSpec, frame: pd.DataFrame, accepted: bool, host_in: b
     if accepted:
         cols = [*ACCEPTED_COLUMNS, *extra]
     else:
-        cols = [c for c in REJECTED_COLUMNS if c != "reason"] + extra + ["reason"]
+        tail = ["reason_code", "reason"]
+        cols = [c for c in REJECTED_COLUMNS if c not in tail] + extra + tail
     if frame.empty:
         frame = pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
         return frame

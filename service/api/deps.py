@@ -11,12 +11,13 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.compute import SingleThreadedCompute
 from service.api.job_runner import JobManager
 from service.api.jobs import JobStore
 from service.api.settings import ApiSettings
-from service.api.state import AppState, PredictorLike
+from service.api.state import AppState
 
 
 async def get_state(request: Request) -> AppState:

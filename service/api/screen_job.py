@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from fastapi import status
 
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.settings import ApiSettings
-from service.api.state import PredictorLike
 
 ProgressFn = Callable[[int, int, list[dict[str, Any]] | None], None]
 
@@ -248,7 +248,7 @@ def run_screen_job(
     counts = count_outcomes(
         result.ranked,
         targets,
-        result.rejected_reasons,
+        result.rejected_codes,
         failed_chunks=len(result.execution.failed),
         failed_chunk_candidates=result.execution.n_failed_candidates,
     )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.compute import SingleThreadedCompute
 from service.api.settings import ApiSettings
@@ -17,14 +16,6 @@ if TYPE_CHECKING:
     from service.api.jobs import JobStore
 
 logger = logging.getLogger(__name__)
-
-
-class PredictorLike(Protocol):
-    """The part of `models.predictor.Predictor` the API uses."""
-
-    model_version: str
-
-    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame: ...
 
 
 @dataclass

@@ -38,6 +38,8 @@ def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: 
     """Compact enough for an 80-column terminal: mean +- std per target (intervals are in top.csv)."""
     from rich.table import Table
 
+    from screening.schema import Field, column
+
     table = Table(title=title, title_justify="left")
     for col in ("#", "formula", "dopant", "x"):
         table.add_column(col, justify="right" if col in ("#", "x") else "left", no_wrap=col == "formula")
@@ -49,8 +51,8 @@ def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: 
     for _, row in top.iterrows():
         cells = [_fmt(row["rank"]), str(row["formula"]), str(row["dopant"]), _fmt(float(row["fraction"]))]
         for t in targets:
-            cells.append(f"{row[f'{t}_prediction']:.3g} +- {row[f'{t}_std']:.2g}")
-            cells.append(_fmt(bool(row[f"{t}_in_domain"])))
+            cells.append(f"{row[column(t, Field.PREDICTION)]:.3g} +- {row[column(t, Field.STD)]:.2g}")
+            cells.append(_fmt(bool(row[column(t, Field.IN_DOMAIN)])))
         cells.append(_fmt(float(row["score"])))
         table.add_row(*cells)
     return table
@@ -238,7 +240,7 @@ def screen(
     counts = count_outcomes(
         ranked,
         target_names,
-        result.rejected_reasons,
+        result.rejected_codes,
         failed_chunks=len(execution.failed),
         failed_chunk_candidates=execution.n_failed_candidates,
     )
