@@ -126,6 +126,13 @@ class Predictor:
         )
 
 
+def training_elements(predictor: object) -> frozenset[str]:
+    """The elements in the training data of a predictor's model (``training_elements_`` of a fitted
+    ``UncertainRegressor``; empty for a model that does not record them)."""
+    model = getattr(predictor, "model", None)
+    return frozenset(getattr(model, "training_elements_", ()) or ())
+
+
 def load_predictors(targets: Iterable[TargetName | str], tracking_uri: str) -> dict[TargetName, Predictor]:
     """Load each target's ``champion`` once (raises ``models.tracking.NoChampionError`` if one is missing)."""
     from models.tracking import load_champion

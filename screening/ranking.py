@@ -99,6 +99,54 @@ def _objective(target: str, raw: Mapping[str, Any], where: str) -> Objective:
     return Objective(target, direction, weight, threshold, max_std)
 
 
+def _objective_items(raw_obj: object) -> list[tuple[str, object, str]]:
+    """(target, settings, where) per objective from any accepted form."""
+    items: list[tuple[str, object, str]] = []
+    if isinstance(raw_obj, Mapping):
+        return [(str(k), v or {}, f"objectives.{k}") for k, v in raw_obj.items()]
+    if not isinstance(raw_obj, Sequence) or isinstance(raw_obj, str):
+        raise ValueError(f"objectives: needs a list or mapping, got {raw_obj!r}")
+    for i, o in enumerate(raw_obj):
+        if isinstance(o, str):
+            items.append((o, {}, f"objectives[{i}]"))
+        elif isinstance(o, Mapping) and "target" in o:
+            items.append((str(o["target"]), o, f"objectives[{i}]"))
+        else:
+            raise ValueError(f"objectives[{i}]: needs a target name or {{target: ...}}, got {o!r}")
+    return items
+
+
+def _objectives(raw_obj: object, allowed: list[str]) -> list[Objective]:
+    items = _objective_items(raw_obj)
+    if not items:
+        raise ValueError("objectives: empty")
+    objectives = []
+    for t, raw, where in items:
+        if t not in allowed:
+            raise ValueError(f"{where}: {t!r} is not a screened target ({', '.join(allowed)})")
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where}: needs a mapping, got {raw!r}")
+        objectives.append(_objective(t, raw, where))
+    if len({o.target for o in objectives}) != len(objectives):
+        raise ValueError("objectives: a target is listed twice")
+    if all(o.weight == 0 for o in objectives):
+        raise ValueError("objectives: all weights are 0")
+    return objectives
+
+
+def _baselines(base: object, allowed: list[str]) -> tuple[tuple[str, float], ...]:
+    if base == "host":
+        return ()
+    if not isinstance(base, Mapping):
+        raise ValueError(f"baseline: 'host' or {{target: value}}, got {base!r}")
+    out: tuple[tuple[str, float], ...] = ()
+    for k, v in base.items():
+        if k not in allowed:
+            raise ValueError(f"baseline.{k}: not a screened target ({', '.join(allowed)})")
+        out += ((str(k), _num(v, f"baseline.{k}")),)
+    return out
+
+
 def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str]) -> RankingConfig:
     """Ranking settings from a mapping; objectives default to ``targets`` with their natural direction.
 
@@ -114,46 +162,12 @@ def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str
     mode = mapping.get("mode", "value")
     if mode not in MODES:
         raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
-    raw_obj = mapping.get("objectives", allowed)
-    items: list[tuple[str, Mapping[str, Any], str]] = []
-    if isinstance(raw_obj, Mapping):
-        items = [(str(k), v or {}, f"objectives.{k}") for k, v in raw_obj.items()]
-    elif isinstance(raw_obj, Sequence) and not isinstance(raw_obj, str):
-        for i, o in enumerate(raw_obj):
-            if isinstance(o, str):
-                items.append((o, {}, f"objectives[{i}]"))
-            elif isinstance(o, Mapping) and "target" in o:
-                items.append((str(o["target"]), o, f"objectives[{i}]"))
-            else:
-                raise ValueError(f"objectives[{i}]: needs a target name or {{target: ...}}, got {o!r}")
-    else:
-        raise ValueError(f"objectives: needs a list or mapping, got {raw_obj!r}")
-    if not items:
-        raise ValueError("objectives: empty")
-    objectives = []
-    for t, raw, where in items:
-        if t not in allowed:
-            raise ValueError(f"{where}: {t!r} is not a screened target ({', '.join(allowed)})")
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"{where}: needs a mapping, got {raw!r}")
-        objectives.append(_objective(t, raw, where))
-    if len({o.target for o in objectives}) != len(objectives):
-        raise ValueError("objectives: a target is listed twice")
-    if all(o.weight == 0 for o in objectives):
-        raise ValueError("objectives: all weights are 0")
+    objectives = _objectives(mapping.get("objectives", allowed), allowed)
     kappa = _num(mapping.get("kappa", 1.0), "kappa")
     if kappa < 0:
         raise ValueError(f"kappa: must be >= 0, got {kappa}")
     xi = _num(mapping.get("xi", 0.0), "xi")
-    base = mapping.get("baseline", "host")
-    baseline: tuple[tuple[str, float], ...] = ()
-    if base != "host":
-        if not isinstance(base, Mapping):
-            raise ValueError(f"baseline: 'host' or {{target: value}}, got {base!r}")
-        for k, v in base.items():
-            if k not in allowed:
-                raise ValueError(f"baseline.{k}: not a screened target ({', '.join(allowed)})")
-            baseline += ((str(k), _num(v, f"baseline.{k}")),)
+    baseline = _baselines(mapping.get("baseline", "host"), allowed)
     ido = mapping.get("in_domain_only", False)
     if not isinstance(ido, bool):
         raise ValueError(f"in_domain_only: needs true/false, got {ido!r}")

@@ -119,7 +119,7 @@ DOPANT_GROUPS: dict[str, frozenset[str]] = {
     "tetrels": el.TETRELS,
     "pnictogens": el.PNICTOGENS,
 }
-_GROUP_ALIASES = {
+GROUP_ALIASES = {
     "3d_transition_metals": "3d_tm",
     "4d_transition_metals": "4d_tm",
     "5d_transition_metals": "5d_tm",
@@ -203,7 +203,7 @@ class ScreeningSpec:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _normalise_group(name: str) -> str:
+def normalise_group(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
@@ -226,6 +226,22 @@ def parse_grid(value: object, name: str, where: str) -> Grid:
     """A list of numbers, ``{start, stop, step}`` (stop included), ``{values: [...]}``, or the CLI
     string forms ``"0.05:0.2:0.05"`` (start:stop:step) and ``"0.05,0.1,0.2"``."""
     return Grid(name=name, values=grid_values(value, where))
+
+
+def _group_members(item: str, where: str, model_elements: frozenset[str] | None) -> frozenset[str]:
+    key = normalise_group(item)
+    key = GROUP_ALIASES.get(key, key)
+    if key == MODEL_ELEMENTS_GROUP:
+        if model_elements is None:
+            raise SpecError(
+                f"{where}: {item!r} needs the set of elements the models were trained on "
+                "(pass model_elements=...)"
+            )
+        return frozenset(model_elements)
+    if key in DOPANT_GROUPS:
+        return DOPANT_GROUPS[key]
+    groups = ", ".join([*DOPANT_GROUPS, MODEL_ELEMENTS_GROUP])
+    raise SpecError(f"{where}: unknown element or group {item!r} (groups: {groups})")
 
 
 def expand_dopants(
@@ -255,20 +271,7 @@ def expand_dopants(
                 raise SpecError(f"{where}: {item} never takes a positive oxidation state")
             chosen.add(item)
             continue
-        key = _normalise_group(item)
-        key = _GROUP_ALIASES.get(key, key)
-        if key == MODEL_ELEMENTS_GROUP:
-            if model_elements is None:
-                raise SpecError(
-                    f"{where}: {item!r} needs the set of elements the models were trained on "
-                    "(pass model_elements=...)"
-                )
-            members = frozenset(model_elements)
-        elif key in DOPANT_GROUPS:
-            members = DOPANT_GROUPS[key]
-        else:
-            groups = ", ".join([*DOPANT_GROUPS, MODEL_ELEMENTS_GROUP])
-            raise SpecError(f"{where}: unknown element or group {item!r} (groups: {groups})")
+        members = _group_members(item, where, model_elements)
         for sym in members:
             if not el.is_element(sym):
                 raise SpecError(f"{where}: model element {sym!r} is not an element")
