@@ -49,6 +49,8 @@ _SMALL = 4096
 
 @dataclass(frozen=True)
 class CandidateChunk:
+    """The candidates of one id range: accepted (charge-neutral) and rejected (with reason code + reason)."""
+
     accepted: pd.DataFrame
     rejected: pd.DataFrame
 

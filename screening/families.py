@@ -11,6 +11,8 @@ __all__ = ["FAMILIES", "Family"]
 
 @dataclass(frozen=True)
 class Family:
+    """A material family: cathode or electrolyte, the targets it is scored on, its structure type."""
+
     name: str
     kind: str  # "cathode" | "electrolyte"
     targets: tuple[TargetName, ...]

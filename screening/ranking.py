@@ -50,6 +50,8 @@ MAX_PARETO_FRONTS = 100_000
 
 @dataclass(frozen=True)
 class Objective:
+    """One target to optimise: direction, weight, and the filters (threshold, max_std) it applies."""
+
     target: str
     direction: str  # "max" | "min"
     weight: float = 1.0
@@ -63,6 +65,8 @@ class Objective:
 
 @dataclass(frozen=True)
 class RankingConfig:
+    """How to rank: the mode (value, ucb, ei, pareto), the objectives and the mode's parameters."""
+
     mode: str = "value"
     objectives: tuple[Objective, ...] = ()
     kappa: float = 1.0

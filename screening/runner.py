@@ -95,6 +95,8 @@ class LocalExecutor:
 
 @dataclass(frozen=True)
 class FailedChunk:
+    """A chunk that failed every attempt: its range, the attempts and the last error text."""
+
     chunk: ChunkRange
     error: str
     attempts: int
@@ -241,6 +243,7 @@ def result_columns(spec: ScreeningSpec) -> list[str]:
 
 
 def screen_manifest(spec: ScreeningSpec, model_versions: Mapping[str, str], chunk_size: int) -> Manifest:
+    """What the chunks of this screen are computed from (spec + result schema, model versions, plan)."""
     return Manifest(
         # the result schema is part of what a chunk was computed from: chunks of another schema are not reused
         spec_hash=spec_fingerprint({"spec": spec, "result_schema": schema.SCHEMA_VERSION}),

@@ -141,6 +141,7 @@ class ScreenSummary:
 
 
 def summarise(spec: ScreeningSpec, result: ScreenResult, top_k: int) -> ScreenSummary:
+    """The counts and the top ``top_k`` table of a finished screen."""
     targets = [t.value for t in spec.targets]
     counts = count_outcomes(
         result.ranked,

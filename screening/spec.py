@@ -135,18 +135,24 @@ GROUP_ALIASES = {
 
 @dataclass(frozen=True)
 class DopantOption:
+    """A dopant element at one valence (a dopant with several valences gives several options)."""
+
     element: str
     valence: float
 
 
 @dataclass(frozen=True)
 class Grid:
+    """The values of one grid variable (``x``, ``x2`` or a template variable), in declared order."""
+
     name: str
     values: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class Compensation:
+    """How dopant charge is compensated, by which element, within which valence range."""
+
     mode: CompensationMode
     element: str | None = None  # Na for na_content, the variable metal, or the vacancy site
     valence_range: tuple[float, float] | None = None  # variable_valence only
@@ -154,6 +160,8 @@ class Compensation:
 
 @dataclass(frozen=True)
 class Conditions:
+    """Battery test conditions the targets are predicted under (None: not given)."""
+
     cycles: float | None = None
     current_mA_g: float | None = None
     voltage_low_V: float | None = None

@@ -56,6 +56,8 @@ class SpecError(ValueError):
 
 
 class CompensationMode(StrEnum):
+    """What adjusts to keep a doped formula neutral (see screening.spec)."""
+
     NA_CONTENT = "na_content"
     VARIABLE_VALENCE = "variable_valence"
     VACANCY = "vacancy"

@@ -393,4 +393,5 @@ def screen(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``nascreen screen`` to the CLI."""
     app.command("screen")(screen)

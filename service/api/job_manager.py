@@ -19,7 +19,7 @@ from typing import Any
 from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.compute import SingleThreadedCompute
-from service.api.jobs import JobRecord, JobStatus, JobStore, is_job_id
+from service.api.job_store import JobRecord, JobStatus, JobStore, is_job_id
 from service.api.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
