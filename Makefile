@@ -27,7 +27,7 @@ test: $(STAMP)
 ## server. Tests that need one carry the ray / mlflow / server / slow marker (tests/conftest.py marks every
 ## test using a training fixture).
 test-fast: $(STAMP)
-	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -m "not slow and not ray and not mlflow and not server"
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -m "not slow and not ray and not mlflow and not server and not browser and not fuzz"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,33 +1,50 @@
-"""HTTP API latency and throughput against a real server on loopback.
+"""HTTP API latency, throughput and behaviour under concurrent load, against real `nascreen serve`
+subprocesses on loopback (free ports). Every figure is printed next to a reference from the same run.
 
-Starts `nascreen serve` in a subprocess on 127.0.0.1 (a free port), waits until /health is ready, then:
-- single-item POST /v1/predict: p50 / p99 latency over --n-single requests (keep-alive client);
-- 1,000-item batches: items/s over --n-batches requests;
-- references measured in the same run: GET /health over HTTP (the HTTP floor) and the Predictor called
-  in-process on the same single item (the model floor); ratios are printed against them.
-Bounded: every phase stops at --n or --time-budget seconds, whichever comes first.
-Goal (issue 5): p50 <= 15 ms, p99 <= 60 ms for one item on the project machine.
+latency (one keep-alive client, the server with its default workers):
+- single-item POST /v1/predict p50/p99, 1,000-item batches in items/s;
+- references: GET /health over HTTP (the HTTP floor) and the Predictor called in-process on the same
+  input (the model floor, with the server's per-request thread limits);
+- equality: the served values are compared with the in-process predictor (bit-for-bit, ``==``).
 
-    .venv/bin/python benchmarks/api.py [--tracking-uri URI] [--target ionic_conductivity]
+concurrent (--clients keep-alive clients, default 8, each sending a mix of one-item predicts and
+rank-dopants requests as fast as it gets answers, plus one prober sending GET /health every 20 ms):
+- requests/s in total, p50/p99 per kind and the /health p99;
+- reference in the same run: the previous serving mode (one process, small predicts computed on the event
+  loop: `--workers 1` with NASCREEN_INLINE_MAX_ITEMS=16). Both servers are started first, then load phases
+  alternate reference / current for --repeats rounds; medians of the rounds are reported with the ratio.
+
+Issue 13 goals (quiet 2-core machine): one item p50 <= 4 ms, p99 <= 10 ms; batches >= 50,000 items/s;
+8 concurrent clients >= 300 one-item predicts/s with p99 <= 50 ms and /health p99 <= 20 ms.
+
+    .venv/bin/python benchmarks/api.py [--mode latency|concurrent|both] [--workers N] [--duration 20]
+        [--repeats 2] [--clients 8] [--tracking-uri URI] [--target ionic_conductivity]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Run as a script, this folder comes first on sys.path and benchmarks/featurize.py would shadow the
+# featurize package: put the project root first instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 ITEMS = {
     "ionic_conductivity": {"formula": "Na3Zr2Si2PO12"},
@@ -45,6 +62,18 @@ BATCH_FORMULAS = {
     "capacity_retention": ["P2-Na0.67MnO2", "P2-Na0.67Mn0.8Ni0.2O2", "NaNi0.5Mn0.5O2"],
     "average_voltage": ["NaMnO2", "NaFePO4", "NaNi0.5Mn0.5O2"],
 }
+# a small synchronous ranking of the conductivity family (12 candidates)
+RANK_BODY = {
+    "family": "nasicon",
+    "host": "Na3Zr2Si2PO12",
+    "site": "Zr",
+    "dopants": ["Hf", "Ti", "Sn", "Nb"],
+    "fractions": [0.05, 0.1, 0.2],
+    "compensation": "na_content",
+    "ranking": {"mode": "ucb", "kappa": 1.0},
+    "top_k": 10,
+}
+RANK_EVERY = 5  # each client sends one rank-dopants request per 5 requests (the rest: one-item predicts)
 
 
 def free_port() -> int:
@@ -54,6 +83,8 @@ def free_port() -> int:
 
 
 def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
@@ -78,104 +109,101 @@ def summary(name: str, ms: list[float]) -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--tracking-uri", default=None, help="default: the project store under mlruns/")
-    parser.add_argument("--target", default="ionic_conductivity", choices=sorted(ITEMS))
-    parser.add_argument("--n-single", type=int, default=1000)
-    parser.add_argument("--n-batches", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--time-budget", type=float, default=60.0, help="seconds per phase (cap)")
-    parser.add_argument("--startup-timeout", type=float, default=180.0)
-    args = parser.parse_args()
-
-    from models.tracking import default_tracking_uri
-
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(ROOT)
+@contextmanager
+def server(
+    uri: str, target: str, batch_size: int, workers: int, extra_env: dict[str, str], timeout: float
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A `nascreen serve` subprocess on a free loopback port; yields (base URL, /health body)."""
     port = free_port()
     scratch = tempfile.TemporaryDirectory(prefix="nascreen-bench-")  # job store of the benchmark server
-    base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "NASCREEN_TARGETS": args.target,
+        "NASCREEN_TARGETS": target,
         "NASCREEN_JOB_EXECUTOR": "local",
-        "NASCREEN_MAX_ITEMS_PER_REQUEST": str(max(1000, args.batch_size)),
+        "NASCREEN_MAX_ITEMS_PER_REQUEST": str(max(1000, batch_size)),
         "NASCREEN_MAX_BODY_BYTES": str(8 * 1024 * 1024),
         "PYTHONPATH": str(ROOT),
+        **extra_env,
     }
     cmd = [
         sys.executable, "-c", "from service.cli import main; main()", "serve",
         "--host", "127.0.0.1", "--port", str(port), "--tracking-uri", uri,
-        "--project-root", scratch.name, "--log-level", "warning",
+        "--project-root", scratch.name, "--log-level", "warning", "--workers", str(workers),
     ]  # fmt: skip
     # server output goes to a file: a pipe nobody drains would block the server once full
     log_path = Path(scratch.name) / "server.log"
     log_file = log_path.open("wb")
-    server = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     try:
+        t0 = time.perf_counter()
         with httpx.Client(base_url=base, timeout=60.0) as client:
-            t0 = time.perf_counter()
             while True:
-                if server.poll() is not None:
+                if proc.poll() is not None:
                     err = log_path.read_text(errors="replace")
-                    print(f"server exited during start-up:\n{err[-3000:]}", file=sys.stderr)
-                    return 1
+                    raise RuntimeError(f"server exited during start-up:\n{err[-3000:]}")
                 try:
                     health = client.get("/health").json()
-                    break
+                    if health.get("ready"):
+                        break
                 except httpx.TransportError:
-                    if time.perf_counter() - t0 > args.startup_timeout:
-                        print("server did not start in time", file=sys.stderr)
-                        return 1
-                    time.sleep(0.2)
-            startup = time.perf_counter() - t0
-            if args.target not in health["models"]:
-                print(
-                    f"no {args.target} champion in {uri}: run `nascreen train --target {args.target}` first "
-                    f"({health['missing']})",
-                    file=sys.stderr,
-                )
-                return 2
-            version = health["models"][args.target]
-            print(f"server up in {startup:.1f} s; {args.target} champion version {version}; store {uri}")
-
-            single = {"items": [ITEMS[args.target]], "targets": [args.target]}
-
-            def predict_one() -> None:
-                r = client.post("/v1/predict", json=single)
-                r.raise_for_status()
-
-            timed(predict_one, 30, args.time_budget)  # warm-up (lazy imports, caches, connection)
-            health_ms = timed(lambda: client.get("/health").raise_for_status(), 300, args.time_budget)
-            print(summary("GET /health (HTTP floor)", health_ms), flush=True)
-            single_ms = timed(predict_one, args.n_single, args.time_budget)
-            print(summary("POST /v1/predict, 1 item", single_ms), flush=True)
-
-            formulas = BATCH_FORMULAS[args.target]
-            template = ITEMS[args.target]
-            batch = {
-                "items": [
-                    {**template, "formula": formulas[i % len(formulas)]} for i in range(args.batch_size)
-                ],
-                "targets": [args.target],
-            }
-
-            def predict_batch() -> None:
-                r = client.post("/v1/predict", json=batch)
-                r.raise_for_status()
-                assert len(r.json()["results"]) == args.batch_size
-
-            batch_ms = timed(predict_batch, args.n_batches, args.time_budget)
+                    pass
+                if time.perf_counter() - t0 > timeout:
+                    raise RuntimeError("server did not start in time")
+                time.sleep(0.2)
+            # with several workers, the first one up answers /health: wait until each has loaded (a
+            # worker that is still loading does not accept connections yet, so probe a while)
+            time.sleep(1.0 if workers == 1 else 3.0)
+        if target not in health["models"]:
+            raise SystemExit(
+                f"no {target} champion in {uri}: run `nascreen train --target {target}` first "
+                f"({health['missing']})"
+            )
+        print(
+            f"server ({workers} worker{'s' * (workers > 1)}, {extra_env or 'defaults'}) up in "
+            f"{time.perf_counter() - t0:.1f} s; {target} v{health['models'][target]}",
+            flush=True,
+        )
+        yield base, health
     finally:
-        server.terminate()
+        proc.terminate()
         try:
-            server.wait(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            proc.kill()
         log_file.close()
         scratch.cleanup()
+
+
+# ---------------------------------------------------------------------------------------- latency mode
+def latency(args: argparse.Namespace, uri: str) -> None:
+    target = args.target
+    single = {"items": [ITEMS[target]], "targets": [target]}
+    formulas = BATCH_FORMULAS[target]
+    batch = {
+        "items": [{**ITEMS[target], "formula": formulas[i % len(formulas)]} for i in range(args.batch_size)],
+        "targets": [target],
+    }
+    with (
+        server(uri, target, args.batch_size, args.workers, {}, args.startup_timeout) as (base, _),
+        httpx.Client(base_url=base, timeout=60.0) as client,
+    ):
+
+        def predict_one() -> None:
+            client.post("/v1/predict", json=single).raise_for_status()
+
+        timed(predict_one, 30, args.time_budget)  # warm-up (lazy imports, caches, connection)
+        health_ms = timed(lambda: client.get("/health").raise_for_status(), 300, args.time_budget)
+        single_ms = timed(predict_one, args.n_single, args.time_budget)
+        served_one = client.post("/v1/predict", json=single).json()
+
+        def predict_batch() -> None:
+            r = client.post("/v1/predict", json=batch)
+            r.raise_for_status()
+            assert len(r.json()["results"]) == args.batch_size
+
+        batch_ms = timed(predict_batch, args.n_batches, args.time_budget)
+        served_batch = client.post("/v1/predict", json=batch).json()
 
     # The model floor: the same Predictor in this process, no HTTP, no JSON.
     import pandas as pd
@@ -184,22 +212,201 @@ def main() -> int:
     from models.targets import TargetName
     from service.api.compute import SingleThreadedCompute
 
-    predictor = load_predictors([TargetName(args.target)], uri)[TargetName(args.target)]
-    frame = pd.DataFrame([ITEMS[args.target]])
+    predictor = load_predictors([TargetName(target)], uri)[TargetName(target)]
+    frame = pd.DataFrame([ITEMS[target]])
+    batch_frame = pd.DataFrame(batch["items"])
     with SingleThreadedCompute()():  # the same per-request limits the server applies
         timed(lambda: predictor.predict_frame(frame), 30, args.time_budget)
         direct_ms = timed(lambda: predictor.predict_frame(frame), min(args.n_single, 300), args.time_budget)
+        direct_batch_ms = timed(
+            lambda: predictor.predict_frame(batch_frame), args.n_batches, args.time_budget
+        )
+        want_one = predictor.predict_frame(frame)
+        want_batch = predictor.predict_frame(batch_frame)
 
+    PAIRS = (("value", "prediction"), ("std", "std"), ("lower_90", "lower_90"), ("upper_90", "upper_90"))
+
+    def mismatches(served: dict[str, Any], want: pd.DataFrame) -> int:
+        bad = 0
+        for item, (_, row) in zip(served["results"], want.iterrows(), strict=True):
+            got = item["predictions"][target]
+            bad += any(got[k] != float(row[c]) for k, c in PAIRS)
+            bad += got["in_domain"] != bool(row["in_domain"]) or got["domain_reason"] != row["domain_reason"]
+        return bad
+
+    print(summary("GET /health (HTTP floor)", health_ms))
     print(summary("Predictor.predict_frame, 1 row", direct_ms))
+    print(summary("POST /v1/predict, 1 item", single_ms))
+    print(summary(f"Predictor.predict_frame, {args.batch_size} rows", direct_batch_ms))
     print(summary(f"POST /v1/predict, {args.batch_size} items", batch_ms))
     p50, p99 = percentile(single_ms, 50), percentile(single_ms, 99)
+    direct50 = percentile(direct_ms, 50)
     throughput = args.batch_size / (statistics.fmean(batch_ms) / 1000.0)
-    print(f"single item: p50 {p50:.2f} ms (goal <= 15), p99 {p99:.2f} ms (goal <= 60)")
+    direct_tp = args.batch_size / (statistics.fmean(direct_batch_ms) / 1000.0)
+    print(f"single item: p50 {p50:.2f} ms (goal <= 4), p99 {p99:.2f} ms (goal <= 10)")
     print(
-        f"ratio p50 API / in-process predictor: {p50 / percentile(direct_ms, 50):.2f}x; "
-        f"API overhead over the model: {p50 - percentile(direct_ms, 50):.2f} ms"
+        f"  vs in-process predictor p50 {direct50:.2f} ms: {p50 / direct50:.2f}x, "
+        f"overhead {p50 - direct50:.2f} ms"
     )
-    print(f"batch throughput: {throughput:,.0f} items/s ({args.batch_size}-item requests)")
+    print(
+        f"batch throughput: {throughput:,.0f} items/s (goal >= 50,000) vs in-process predictor "
+        f"{direct_tp:,.0f} items/s ({throughput / direct_tp:.2f}x)"
+    )
+    bad = mismatches(served_one, want_one) + mismatches(served_batch, want_batch)
+    print(
+        f"served outputs == in-process predictor (exact): {'yes' if not bad else f'NO ({bad} rows differ)'}"
+    )
+
+
+# ------------------------------------------------------------------------------------- concurrent mode
+class Client(threading.Thread):
+    """One keep-alive HTTP/1.1 connection sending requests back to back until ``stop`` is set."""
+
+    def __init__(self, port: int, plan: list[tuple[str, str, bytes]], stop: threading.Event, pause_s: float):
+        super().__init__(daemon=True)
+        self.port, self.plan, self.stop, self.pause_s = port, plan, stop, pause_s
+        self.ms: dict[str, list[float]] = {kind: [] for kind, _, _ in plan}
+        self.errors = 0
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Content-Type": "application/json"}
+        i = 0
+        while not self.stop.is_set():
+            kind, path, body = self.plan[i % len(self.plan)]
+            i += 1
+            t0 = time.perf_counter()
+            try:
+                if body:
+                    conn.request("POST", path, body=body, headers=headers)
+                else:
+                    conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            if ok:
+                self.ms[kind].append((time.perf_counter() - t0) * 1000.0)
+            else:
+                self.errors += 1
+            if self.pause_s:
+                self.stop.wait(self.pause_s)
+        conn.close()
+
+
+def load_phase(base: str, target: str, clients: int, duration: float) -> dict[str, Any]:
+    port = int(base.rsplit(":", 1)[1])
+    one = json.dumps({"items": [ITEMS[target]], "targets": [target]}).encode()
+    rank = json.dumps(RANK_BODY).encode()
+    plan = [("predict", "/v1/predict", one)] * (RANK_EVERY - 1) + [("rank", "/v1/rank-dopants", rank)]
+    stop = threading.Event()
+    workers = [
+        Client(port, plan[k % RANK_EVERY :] + plan[: k % RANK_EVERY], stop, 0.0) for k in range(clients)
+    ]
+    prober = Client(port, [("health", "/health", b"")], stop, 0.02)
+    t0 = time.perf_counter()
+    for w in [*workers, prober]:
+        w.start()
+    time.sleep(duration)
+    stop.set()
+    for w in [*workers, prober]:
+        w.join(timeout=120)
+    elapsed = time.perf_counter() - t0
+    ms: dict[str, list[float]] = {"predict": [], "rank": [], "health": prober.ms["health"]}
+    for w in workers:
+        for kind in ("predict", "rank"):
+            ms[kind].extend(w.ms.get(kind, []))
+    n = len(ms["predict"]) + len(ms["rank"])
+    return {
+        "req_s": n / elapsed,
+        "predict_s": len(ms["predict"]) / elapsed,
+        "errors": sum(w.errors for w in workers) + prober.errors,
+        **{f"{k}_p50": percentile(v, 50) for k, v in ms.items()},
+        **{f"{k}_p99": percentile(v, 99) for k, v in ms.items()},
+    }
+
+
+def concurrent(args: argparse.Namespace, uri: str) -> None:
+    target = "ionic_conductivity"  # rank-dopants on NASICON needs the conductivity champion
+    reference_env = {"NASCREEN_INLINE_MAX_ITEMS": "16"}
+    with (
+        server(uri, target, args.batch_size, 1, reference_env, args.startup_timeout) as (ref_base, _),
+        server(uri, target, args.batch_size, args.workers, {}, args.startup_timeout) as (new_base, _),
+    ):
+        for base in (ref_base, new_base):  # warm-up: lazy imports and caches in every worker
+            load_phase(base, target, args.clients, 3.0)
+        rounds: dict[str, list[dict[str, Any]]] = {"reference": [], "current": []}
+        for r in range(args.repeats):
+            for name, base in (("reference", ref_base), ("current", new_base)):
+                res = load_phase(base, target, args.clients, args.duration)
+                rounds[name].append(res)
+                print(
+                    f"round {r + 1} {name:>9}: {res['req_s']:6.1f} req/s "
+                    f"({res['predict_s']:.1f} predicts/s)  "
+                    f"predict p50/p99 {res['predict_p50']:.1f}/{res['predict_p99']:.1f} ms  "
+                    f"rank {res['rank_p50']:.1f}/{res['rank_p99']:.1f} ms  "
+                    f"/health p99 {res['health_p99']:.1f} ms  errors {res['errors']}",
+                    flush=True,
+                )
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in rounds.items()}
+    ref, cur = med["reference"], med["current"]
+    print(
+        f"\n{args.clients} concurrent clients (1 in {RANK_EVERY} requests rank-dopants, the rest one-item "
+        f"predicts) + /health every 20 ms, {args.duration:.0f} s x {args.repeats} rounds, medians; "
+        f"current = --workers {args.workers}, reference = 1 worker computing small predicts on the event loop"
+    )
+    print(f"{'':<22}{'reference':>12}{'current':>12}{'ratio':>9}")
+    rows = [
+        ("requests/s", "req_s", True),
+        ("one-item predicts/s", "predict_s", True),
+        ("predict p50 ms", "predict_p50", False),
+        ("predict p99 ms", "predict_p99", False),
+        ("rank p50 ms", "rank_p50", False),
+        ("rank p99 ms", "rank_p99", False),
+        ("/health p50 ms", "health_p50", False),
+        ("/health p99 ms", "health_p99", False),
+        ("errors", "errors", False),
+    ]
+    for label, key, higher_better in rows:
+        a, b = ref[key], cur[key]
+        ratio = (b / a if higher_better else a / b) if a and b else float("nan")
+        print(f"{label:<22}{a:>12.1f}{b:>12.1f}{ratio:>8.2f}x")
+    print("(ratio > 1: current better; goals: >= 300 predicts/s, predict p99 <= 50 ms, /health p99 <= 20 ms)")
+
+
+def main() -> int:
+    from service.cli.serve import default_workers
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mode", choices=["latency", "concurrent", "both"], default="both")
+    parser.add_argument("--tracking-uri", default=None, help="default: the project store under mlruns/")
+    parser.add_argument("--target", default="ionic_conductivity", choices=sorted(ITEMS))
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), help="server workers (default: CPUs)"
+    )
+    parser.add_argument("--n-single", type=int, default=1000)
+    parser.add_argument("--n-batches", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--time-budget", type=float, default=60.0, help="seconds per latency phase (cap)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrent load phase")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating reference/current rounds")
+    parser.add_argument("--startup-timeout", type=float, default=240.0)
+    args = parser.parse_args()
+
+    from models.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(ROOT)
+    print(f"models from {uri}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    if args.mode in ("latency", "both"):
+        latency(args, uri)
+    if args.mode in ("concurrent", "both"):
+        concurrent(args, uri)
     return 0
 
 

@@ -1,9 +1,12 @@
 """Screening throughput: generate + featurise + predict (every target of the spec, with uncertainty and
 domain) + merge + rank, single process vs local Ray, for N candidates (default 100,000 and 1,000,000).
 
-    .venv/bin/python benchmarks/screen.py --n 100000 1000000 [--spec SPEC] [--tracking-uri URI]
+    .venv/bin/python benchmarks/screen.py --n 100000 1000000 [--repeats 3] [--spec SPEC] [--tracking-uri URI]
+        [--executors local-1t local ray ray-worker-load]
 
-Prints candidates/s per executor, the Ray speed-up (measured in the same run) and peak memory: the driver's
+Prints candidates/s per executor, the Ray speed-ups against the single-threaded and the default local run
+(measured in the same run; with --repeats the executors are interleaved round by round and medians are
+compared, so load from other work on the machine hits all of them alike) and peak memory: the driver's
 RSS and the summed RSS of the driver and every process under it (the Ray workers), sampled every 0.2 s.
 The first N candidates of the spec's space are screened; the fraction grid of the spec is refined until the
 space holds at least N candidates. Needs champion models in the MLflow store (`nascreen train`).
@@ -14,10 +17,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +104,31 @@ def spec_with_at_least(path: Path, n: int):
     raise ValueError(f"{path}: even a 1e-8 fraction step gives fewer than {n} candidates")
 
 
+EXECUTORS = {
+    "local-1t": "single process, one thread (BLAS/OpenMP/torch/joblib limited to 1)",
+    "local": "single process, default threads (the default local run)",
+    "ray": "local Ray, models loaded once in the driver and shared with the actors",
+    "ray-worker-load": "local Ray, every actor loading the models itself (the previous design)",
+}
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    from joblib import parallel_config
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    saved = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1), parallel_config(backend="sequential"):
+            yield
+    finally:
+        if torch is not None and saved is not None:
+            torch.set_num_threads(saved)
+
+
 def run_once(spec, n: int, executor_name: str, tracking_uri: str, chunk_size: int) -> dict:
     from models.tracking import champion_version
     from screening.chunks import plan_chunks
@@ -107,11 +138,12 @@ def run_once(spec, n: int, executor_name: str, tracking_uri: str, chunk_size: in
 
     versions = {t.value: str(champion_version(t, tracking_uri)) for t in spec.targets}
     factory = SpecScorerFactory(spec=spec, tracking_uri=tracking_uri, model_versions=versions)
-    with tempfile.TemporaryDirectory() as tmp, PeakMemory() as memory:
+    limit = single_threaded() if executor_name == "local-1t" else nullcontext()
+    with tempfile.TemporaryDirectory() as tmp, PeakMemory() as memory, limit:
         store = ChunkStore(Path(tmp))
         store.open(Manifest("bench", versions, chunk_size, n), resume=False)
         start, cpu_start = time.perf_counter(), time.process_time()
-        if executor_name == "local":
+        if executor_name.startswith("local"):
             report = run_chunks(plan_chunks(n, chunk_size), factory, LocalExecutor(), store)
             init_s = 0.0
         else:
@@ -120,7 +152,8 @@ def run_once(spec, n: int, executor_name: str, tracking_uri: str, chunk_size: in
             t0 = time.perf_counter()
             with ray_session():
                 init_s = time.perf_counter() - t0
-                report = run_chunks(plan_chunks(n, chunk_size), factory, RayExecutor(), store)
+                executor = RayExecutor(share_scorer=executor_name == "ray")
+                report = run_chunks(plan_chunks(n, chunk_size), factory, executor, store)
         chunks_done = time.perf_counter()
         ranked = rank(store.read("scored", columns=result_columns(spec)), spec.ranking)
         seconds = time.perf_counter() - start
@@ -146,28 +179,47 @@ def main() -> None:
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--chunk-size", type=int, default=25_000)
-    parser.add_argument("--executors", nargs="+", default=["local", "ray"], choices=["local", "ray"])
+    parser.add_argument(
+        "--executors", nargs="+", default=["local-1t", "local", "ray"], choices=list(EXECUTORS)
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="rounds; executors interleaved per round, medians reported"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     from models.tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri(ROOT)
-    print(f"spec {args.spec.name}; models from {uri}; chunk size {args.chunk_size}; {os.cpu_count()} CPUs")
+    print(
+        f"spec {args.spec.name}; models from {uri}; chunk size {args.chunk_size}; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    for name in args.executors:
+        print(f"  {name}: {EXECUTORS[name]}")
     for n in args.n:
         spec = spec_with_at_least(args.spec, n)
-        results = {name: run_once(spec, n, name, uri, args.chunk_size) for name in args.executors}
+        runs: dict[str, list[dict]] = {name: [] for name in args.executors}
+        for r in range(args.repeats):
+            for name in args.executors:  # interleaved: every executor sees the same machine load
+                res = run_once(spec, n, name, uri, args.chunk_size)
+                runs[name].append(res)
+                print(f"N={n:>9,} round {r + 1} {name:>15}: {res['seconds']:8.1f} s", flush=True)
+        results = {name: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for name, rs in runs.items()}
         for name, r in results.items():
             print(
-                f"N={n:>9,} {name:>5}: {r['seconds']:8.1f} s  {n / r['seconds']:9,.0f} candidates/s  "
-                f"(driver CPU {r['cpu_s']:.1f} s: {n / r['cpu_s']:,.0f} candidates/CPU-s)  "
-                f"(ray init {r['ray_init_s']:.1f} s, chunks {r['chunks_s']:.1f} s, merge+rank "
-                f"{r['merge_s']:.1f} s)  ranked rows {r['rows']:,}  "
+                f"N={n:>9,} {name:>15}: {r['seconds']:8.1f} s  {n / r['seconds']:9,.0f} candidates/s  "
+                f"(driver CPU {r['cpu_s']:.1f} s)  (ray init {r['ray_init_s']:.1f} s, chunks "
+                f"{r['chunks_s']:.1f} s, merge+rank {r['merge_s']:.1f} s)  ranked rows {r['rows']:,.0f}  "
                 f"peak RSS driver {r['driver_mb']:,.0f} MB, driver+workers {r['total_mb']:,.0f} MB"
             )
-        if {"local", "ray"} <= results.keys():
-            speedup = results["local"]["seconds"] / results["ray"]["seconds"]
-            print(f"N={n:>9,} Ray speed-up vs single process: {speedup:.2f}x")
+        for ray_name in ("ray", "ray-worker-load"):
+            if ray_name not in results:
+                continue
+            for ref in ("local-1t", "local", "ray-worker-load"):
+                if ref in results and ref != ray_name:
+                    speedup = results[ref]["seconds"] / results[ray_name]["seconds"]
+                    print(f"N={n:>9,} {ray_name} speed-up vs {ref}: {speedup:.2f}x (medians, same run)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ Grammar (what battery researchers write), applied in this order:
    ``P2-type Na0.67MnO2`` is accepted too. So ``P2-Na0.67MnO2`` is P2-type Na0.67MnO2 (never
    diphosphorus + Na0.67MnO2), while ``P2O5-Li2O`` is a mixture ("P2O5" is not a stacking token).
    Consequence, by design: ``O2-LiCoO2`` is O2-type LiCoO2 (a real polymorph), not oxygen + LiCoO2.
-3. Mixture: the rest is split at top-level "-", "+" and middle dots into components, each with an
+3. Mixture: the rest is split at top-level "-", "+", "@" (endohedral: ``Y3N@C80``) and middle dots
+   (hydrates: ``CuSO4·5H2O``) into components, each with an
    optional coefficient: a number (``0.8``, ``1/3``), a variable (``x``, needs ``variables={"x": ..}``),
    a number times a variable (``0.5x``) or a parenthesised expression of those (``(1-x)``). The
    composition is the coefficient-weighted SUM of the components (``0.8Na2O2-HfCl4`` =
@@ -45,7 +46,7 @@ import re
 import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -70,18 +71,32 @@ MAX_FORMULA_LENGTH = 200
 #: Amounts and atomic fractions are rounded to this many decimals, i.e. to ``AMOUNT_TOLERANCE``.
 AMOUNT_DECIMALS = 8
 AMOUNT_TOLERANCE = 10.0**-AMOUNT_DECIMALS
+#: Smallest amount accepted: below the tolerance an amount would be rounded up to it (or to zero).
+_MIN_AMOUNT = AMOUNT_TOLERANCE * (1 - 1e-9)
 #: Size of the per-process cache of parsed strings (batches repeat formulas a lot).
 PARSE_CACHE_SIZE = 2**17
 
 _SHOW_MAX = 80
+#: Largest amount of one element after summing a mixture (a formula unit, not a mole count).
+MAX_AMOUNT = 1e6
+
+
+def _escape(text: str) -> str:
+    """``text`` with every control, format, private-use or unassigned character and lone surrogate (Unicode
+    category C: NUL, CR, "\\ud800") written as a Python escape, so an error message is always printable
+    and UTF-8 safe."""
+    if text.isprintable():
+        return text
+    return "".join(ascii(ch)[1:-1] if unicodedata.category(ch)[0] == "C" else ch for ch in text)
 
 
 def _show(text: object) -> str:
-    """How an input is named in an error message: the string in double quotes, else its repr."""
+    """How an input is named in an error message: the string in double quotes (non-printable characters
+    escaped, long text cut), else its repr."""
     if isinstance(text, str):
         shown = text if len(text) <= _SHOW_MAX else text[: _SHOW_MAX - 3] + "..."
-        return '"' + shown + '"'
-    return repr(text)
+        return '"' + _escape(shown) + '"'
+    return _escape(repr(text))
 
 
 class CompositionError(ValueError):
@@ -90,7 +105,7 @@ class CompositionError(ValueError):
     def __init__(self, text: object, problem: str = "invalid formula") -> None:
         self.text = text
         self.problem = problem
-        super().__init__(f"{_show(text)}: {problem}")
+        super().__init__(f"{_show(text)}: {_escape(problem)}")
 
     def __reduce__(self) -> tuple[Any, ...]:  # keep (text, problem) across pickling (process pools, Ray)
         return (type(self), (self.text, self.problem))
@@ -108,8 +123,6 @@ class Composition:
     elements: tuple[str, ...]
     amounts: tuple[float, ...]
     structure_type: str | None = None
-    _fractions: tuple[float, ...] = field(init=False, repr=False)
-    _key: tuple[Any, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.elements) != len(self.amounts) or not self.elements:
@@ -119,14 +132,19 @@ class Composition:
             raise ValueError(f"elements must be unique and sorted by atomic number: {self.elements}")
         if not all(math.isfinite(a) and a > 0 for a in self.amounts):
             raise ValueError(f"amounts must be finite and positive: {self.amounts}")
-        self._derive()
 
-    def _derive(self) -> None:
+    # fractions and key are derived on first use (a parse that only featurises never needs the key)
+    def _derive_fractions(self) -> tuple[float, ...]:
         total = math.fsum(self.amounts)
         fractions = tuple([a / total for a in self.amounts])
-        object.__setattr__(self, "_fractions", fractions)
-        key_fracs = tuple([round(f, AMOUNT_DECIMALS) for f in fractions])
-        object.__setattr__(self, "_key", (self.elements, key_fracs, self.structure_type))
+        self.__dict__["_fractions"] = fractions
+        return fractions
+
+    def _derive_key(self) -> tuple[Any, ...]:
+        fractions = self.__dict__.get("_fractions") or self._derive_fractions()
+        key = (self.elements, tuple([round(f, AMOUNT_DECIMALS) for f in fractions]), self.structure_type)
+        self.__dict__["_key"] = key
+        return key
 
     @classmethod
     def _trusted(
@@ -138,7 +156,6 @@ class Composition:
         obj.__dict__.update(
             formula=formula, elements=elements, amounts=amounts, structure_type=structure_type
         )
-        obj._derive()
         return obj
 
     @classmethod
@@ -152,25 +169,32 @@ class Composition:
     @property
     def fractions(self) -> tuple[float, ...]:
         """Atomic fractions aligned with ``elements``; they sum to 1."""
-        return self._fractions
+        return self.__dict__.get("_fractions") or self._derive_fractions()
 
     @property
     def key(self) -> tuple[Any, ...]:
         """(elements, rounded fractions, structure_type): what equality and hashing use."""
-        return self._key
+        return self.__dict__.get("_key") or self._derive_key()
 
     @property
     def label(self) -> str:
-        """Formula with the polymorph prefix, e.g. "P2-Na0.67MnO2"; parses back to an equal composition."""
-        return f"{self.structure_type}-{self.formula}" if self.structure_type else self.formula
+        """Formula with the polymorph prefix, e.g. "P2-Na0.67MnO2"; ``parse_formula(c.label) == c`` for every
+        composition. pymatgen's formula text rounds amounts (1e-8 is written "0", 1.00000001 "1"); when it
+        would not parse back to this composition the label writes the exact amounts instead
+        ("Fe1C1e-08")."""
+        label = self.__dict__.get("_label")
+        if label is None:
+            label = _round_trip_label(self)
+            object.__setattr__(self, "_label", label)
+        return label
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Composition):
             return NotImplemented
-        return self._key == other._key
+        return self.key == other.key
 
     def __hash__(self) -> int:
-        return hash(self._key)
+        return hash(self.key)
 
     def __str__(self) -> str:
         return self.label
@@ -187,7 +211,7 @@ class Composition:
         """Atomic fraction of ``el`` (0.0 for an element that is absent; ValueError for a non-element)."""
         atomic_number(el)
         try:
-            return self._fractions[self.elements.index(el)]
+            return self.fractions[self.elements.index(el)]
         except ValueError:
             return 0.0
 
@@ -225,10 +249,16 @@ _TRANSLATE = str.maketrans(
 _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon"}
 _STACK = r"(?:(?:OP|[OP])'?[1-9]|T'?[1-9]?)"
 _PHASE = r"(?:[αβγδε]|(?i:alpha|beta|gamma|delta|epsilon))'{0,2}"
+#: One-letter phase labels of cathode databases: L(ayered), and the crystal systems m(onoclinic),
+#: o(rthorhombic), t(etragonal), c(ubic), h(exagonal), r(hombohedral); a(morphous).
+_LETTER = r"(?:L|[motchra])"
 _PREFIX_RE = re.compile(
-    rf"^(?P<st>{_STACK}(?:/{_STACK})*|{_PHASE})\s*-\s*(?:(?i:type)\b[\s-]*)?(?P<rest>\S.*)$", re.DOTALL
+    rf"^(?P<st>{_STACK}(?:/{_STACK})*|{_PHASE}|{_LETTER})\s*-\s*(?:(?i:type)\b[\s-]*)?(?P<rest>\S.*)$",
+    re.DOTALL,
 )
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+#: A decimal amount, optionally in scientific notation with a lower-case "e" ("1e-3", "2.5e2"; an
+#: upper-case E would be read as the start of Er/Es/Eu).
+_NUMBER = r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?)"
 _COEF_RE = re.compile(
     rf"^(?:(?P<num>{_NUMBER}(?:/{_NUMBER})?)(?P<numvar>[a-z][a-z0-9_]*)?"
     r"|(?P<var>[a-z][a-z0-9_]*)|\((?P<expr>[^()A-Z]*[a-z0-9][^()A-Z]*)\))"
@@ -237,12 +267,21 @@ _FRACTION_RE = re.compile(rf"({_NUMBER})/({_NUMBER})")
 _VACANCY_RE = re.compile(rf"(?:□|Vac){_NUMBER}?")
 _TOKEN_RE = re.compile(rf"(?P<el>[A-Z][a-z]*)|(?P<num>{_NUMBER})|(?P<open>[(\[{{])|(?P<close>[)\]}}])")
 _VARIABLE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_SEPARATORS = frozenset("-+·")
+_SEPARATORS = frozenset("-+·@")
+#: The sign of an exponent ("1e-3"), which is not a mixture separator.
+_EXPONENT_SIGN_RE = re.compile(r"(?<=[\d.]e)[-+](?=\d)")
+#: "CuSO4.5H2O": an ASCII-dot hydrate that pymatgen (and a decimal reading) turns into O4.5 H2O.
+#: (integer part >= 1, a water count of 1-2 digits: "Na0.5H2O" and "S2.0H2O" stay decimals).
+_DOT_HYDRATE_RE = re.compile(r"(?<![\d.])[1-9]\d*\.[1-9]\d?[HD]2O(?![a-z\d])")
+#: A mixture component that is one element symbol with an optional amount ("6Al", "Mg4").
+_SINGLE_ELEMENT_RE = re.compile(rf"[A-Z][a-z]?{_NUMBER}?")
 _CLOSING = {")": "(", "]": "[", "}": "{"}
 #: A flat formula (element symbols with optional plain amounts, nothing else): the common case.
 _FLAT_RE = re.compile(rf"(?:[A-Z][a-z]*{_NUMBER}?)+")
 _FLAT_TOKEN_RE = re.compile(rf"([A-Z][a-z]*)({_NUMBER})?")
 _Z_OF = {sym: atomic_number(sym) for sym in ELEMENTS}
+#: pymatgen's amount tolerance: amounts this close to an integer count as integers in its reduction.
+_PMG_TOLERANCE: float = PmgComposition.amount_tolerance
 
 
 def _structure_type(token: str) -> str:
@@ -259,13 +298,14 @@ def _split_top_level(text: str) -> list[str]:
     parts: list[str] = []
     stack: list[str] = []
     start = 0
+    exponent_signs = {m.start() for m in _EXPONENT_SIGN_RE.finditer(text)} if "e" in text else set()
     for i, ch in enumerate(text):
         if ch in "([{":
             stack.append(ch)
         elif ch in _CLOSING:
             if not stack or stack.pop() != _CLOSING[ch]:
                 raise _Problem(f"unbalanced brackets (unexpected '{ch}')")
-        elif ch in _SEPARATORS and not stack:
+        elif ch in _SEPARATORS and not stack and i not in exponent_signs:
             parts.append(text[start:i])
             start = i + 1
     if stack:
@@ -369,28 +409,35 @@ def _component_amounts(part: str) -> dict[str, float]:
             ch = text[pos]
             if ch.islower():
                 raise _Problem(f"unexpected '{ch}' in {part!r} (element symbols start with a capital letter)")
-            raise _Problem(f"unexpected character '{ch}' in {part!r}")
+            raise _Problem(f"unexpected character {ch!a} in {part!r}")
         kind = m.lastgroup or ""
         tok = m.group(0)
+        if last_el and kind != "num":  # the previous element had no amount: 1
+            flat[last_el] = flat.get(last_el, 0.0) + 1.0
+            last_el = ""
         if kind == "el":
             if not is_element(tok):
                 raise _Problem(f"unknown element {tok}")
             symbols.add(tok)
-            flat[tok] = flat.get(tok, 0.0) + 1.0
             last_el = tok
         elif kind == "num":
             if prev not in ("el", "close"):
                 raise _Problem(f"amount {tok} in {part!r} does not follow an element or a bracket")
             if float(tok) == 0:
                 raise _Problem(f"zero amount in {part!r}")
+            if not float(tok) <= MAX_AMOUNT:
+                raise _Problem(f"amount {tok[:20]} is too large (at most {MAX_AMOUNT:g})")
             if prev == "el":
-                flat[last_el] += float(tok) - 1.0
+                flat[last_el] = flat.get(last_el, 0.0) + float(tok)
+                last_el = ""
         elif kind == "close" and prev == "open":
             raise _Problem(f"empty brackets in {part!r}")
         if kind in ("open", "close"):
             nested = True
         prev = kind
         pos = m.end()
+    if last_el:
+        flat[last_el] = flat.get(last_el, 0.0) + 1.0
     if not symbols:
         raise _Problem(f"no elements in {part!r}")
     if not nested:
@@ -403,6 +450,18 @@ def _component_amounts(part: str) -> dict[str, float]:
     if set(amounts) != symbols or not all(math.isfinite(a) and a > 0 for a in amounts.values()):
         raise _Problem(f"cannot parse {part!r}")
     return amounts
+
+
+#: round(amount, AMOUNT_DECIMALS) of amounts already checked to be in range (batches repeat amounts).
+_ROUNDED: dict[float, float] = {}
+_ROUNDED_MAX = 2**16
+
+
+def _round_amount(amount: float) -> float:
+    r = round(amount, AMOUNT_DECIMALS)
+    if len(_ROUNDED) < _ROUNDED_MAX:
+        _ROUNDED[amount] = r
+    return r
 
 
 def _canonical(
@@ -420,12 +479,21 @@ def _canonical(
                 raise _Problem(f"unknown element {el}")
             if not isinstance(amt, int | float) or not math.isfinite(amt) or amt <= 0:
                 raise _Problem(f"amount of {el} must be positive and finite (got {amt!r})")
-    rounded = {el: round(amt, AMOUNT_DECIMALS) for el, amt in total.items()}
+    rounded: dict[str, float] = {}
+    cached = _ROUNDED.get
+    for el, amt in total.items():
+        r = cached(amt)
+        if r is None:
+            if not amt <= MAX_AMOUNT:
+                raise _Problem(
+                    f"amount of {el} is too large ({amt:g}; at most {MAX_AMOUNT:g} per formula unit)"
+                )
+            if amt < _MIN_AMOUNT:
+                raise _Problem(f"amount of {el} ({amt:g}) is below the tolerance {AMOUNT_TOLERANCE:g}")
+            r = _round_amount(amt)
+        rounded[el] = r
     if not rounded:
         raise _Problem("empty composition")
-    if min(rounded.values()) <= 0:
-        tiny = [el for el, amt in rounded.items() if amt <= 0]
-        raise _Problem(f"amount of {tiny[0]} is below the tolerance {AMOUNT_TOLERANCE:g}")
     formula, factor = (_reduce_reference if reference else _reduce)(rounded)
     # == pymatgen's get_reduced_composition_and_factor() (composition / factor), without a second object
     order = sorted(rounded, key=_Z_OF.__getitem__)
@@ -469,7 +537,7 @@ def _reduce(amounts: dict[str, float]) -> tuple[str, float]:
     the special formulas such as O2, H2O2). ``tests/featurize/test_composition_fast.py`` checks it
     against pymatgen on thousands of compositions."""
     x, order = _pauling()
-    tol = PmgComposition.amount_tolerance
+    tol = _PMG_TOLERANCE
     syms = sorted(amounts, key=order.__getitem__)
     for v in amounts.values():
         if abs(v - round(v)) >= tol:
@@ -502,33 +570,143 @@ def _parse_cached(text: str, variables: tuple[tuple[str, float], ...]) -> Compos
 
 def _flat_amounts(text: str) -> dict[str, float] | None:
     """Amounts of a flat ASCII formula ("Na0.6Li0.2Mn0.7Ru0.1O2"), summed with the same float operations
-    as the general path; None when the text needs the general path (not flat, or any token it would
-    refuse or rewrite: non-elements such as "Xx" or "Vac", zero amounts)."""
-    if not (text.isascii() and _FLAT_RE.fullmatch(text)):
+    as the general path (and pymatgen: each token's amount added once); None when the text needs the
+    general path (not flat, or any token it would refuse or rewrite: non-elements such as "Xx" or "Vac",
+    zero amounts, an ASCII-dot hydrate)."""
+    tokens = _FLAT_TOKEN_RE.findall(text)
+    # the tokens cover the whole text iff their lengths add up (each match is non-empty and they do not
+    # overlap): one regex pass instead of a fullmatch and a findall
+    if not tokens or sum([len(a) + len(b) for a, b in tokens]) != len(text) or not text.isascii():
+        return None
+    if "2O" in text and _DOT_HYDRATE_RE.search(text):
         return None
     flat: dict[str, float] = {}
     get = flat.get
-    for sym, num in _FLAT_TOKEN_RE.findall(text):
-        if sym not in _Z_OF:
+    z_of = _Z_OF
+    for sym, num in tokens:
+        if sym not in z_of:
             return None
         if num:
             value = float(num)
             if value == 0:
                 return None
-            flat[sym] = (get(sym, 0.0) + 1.0) + (value - 1.0)  # the general path's two steps
+            flat[sym] = get(sym, 0.0) + value
         else:
             flat[sym] = get(sym, 0.0) + 1.0
     return flat
 
 
+@dataclass(frozen=True)
+class _Skeleton:
+    """The element sequence of a flat formula, its atomic-number order and pymatgen's formula order
+    (cached: files and screens repeat a few hundred sequences over millions of formulas)."""
+
+    symbols: tuple[str, ...]
+    z_order: tuple[int, ...]
+    en_order: tuple[int, ...]
+    elements: tuple[str, ...]
+
+
+_SKELETONS: dict[tuple[str, ...], _Skeleton | None] = {}
+
+
+def _skeleton(symbols: tuple[str, ...]) -> _Skeleton | None:
+    if symbols in _SKELETONS:
+        return _SKELETONS[symbols]
+    skel: _Skeleton | None = None
+    if len(set(symbols)) == len(symbols) and all(s in _Z_OF for s in symbols):
+        _x, order = _pauling()
+        idx = range(len(symbols))
+        z_order = tuple(sorted(idx, key=lambda i: _Z_OF[symbols[i]]))
+        en_order = tuple(sorted(idx, key=lambda i: order[symbols[i]]))
+        skel = _Skeleton(symbols, z_order, en_order, tuple(symbols[i] for i in z_order))
+    if len(_SKELETONS) < 4096:
+        _SKELETONS[symbols] = skel
+    return skel
+
+
+def _flat_fractional(text: str) -> Composition | None:
+    """The commonest case on its own path: a flat formula, each element once, some amount non-integer
+    ("Na0.67Mn0.6Ni0.3Fe0.1O2"). Same result as ``_canonical(_flat_amounts(text))`` (pymatgen's formula
+    for non-integer amounts, factor 1), from a cached element sequence instead of dicts and sorts; None
+    for anything else (the general path decides)."""
+    tokens = _FLAT_TOKEN_RE.findall(text)
+    if not tokens or sum([len(a) + len(b) for a, b in tokens]) != len(text) or not text.isascii():
+        return None
+    skel = _skeleton(tuple([a for a, _b in tokens]))
+    if skel is None or ("2O" in text and _DOT_HYDRATE_RE.search(text)):
+        return None
+    cached = _ROUNDED.get
+    rounded: list[float] = []
+    integer = True
+    for _sym, num in tokens:
+        if not num:
+            rounded.append(1.0)
+            continue
+        value = float(num)
+        r = cached(value)
+        if r is None:
+            if not _MIN_AMOUNT <= value <= MAX_AMOUNT:
+                return None
+            r = _round_amount(value)
+        if integer and abs(r - round(r)) >= _PMG_TOLERANCE:
+            integer = False
+        rounded.append(r)
+    if integer:
+        return None
+    formula = "".join([skel.symbols[i] + _amount_text(rounded[i]) for i in skel.en_order])
+    return Composition._trusted(formula, skel.elements, tuple([rounded[i] for i in skel.z_order]), None)
+
+
+def _check_characters(text: str) -> None:
+    """Refuse control, format and unassigned characters and lone surrogates (a NUL from a file must not
+    end the formula early; a stray control character must not vanish as whitespace)."""
+    if text.isprintable():
+        return
+    for ch in text.strip(" \t\r\n"):
+        if (
+            unicodedata.category(ch)[0] == "C"
+        ):  # Cc control, Cf format, Cs surrogate, Co private, Cn unassigned
+            raise _Problem(f"unexpected character {ch!a} (a control or non-printable character)")
+
+
+def _split_component(part: str, variables: Mapping[str, float]) -> tuple[float, str]:
+    if not part:
+        raise _Problem("empty mixture component (doubled or dangling '-'; amounts must be positive)")
+    return _coefficient(part, variables)
+
+
+def _check_not_alloy(parts: list[str], split: list[tuple[float, str]]) -> None:
+    """Refuse "Ti-6Al-4V" (alloy notation: weight percent) and "Li-2Mg4": a mixture in which a bare
+    element is combined with coefficients is not a sum of compounds that pymatgen or a chemist would read."""
+    coefficients = any(part != body for part, (_coef, body) in zip(parts, split, strict=True))
+    single = [body for _coef, body in split if _SINGLE_ELEMENT_RE.fullmatch(body)]
+    if coefficients and single:
+        raise _Problem(
+            f"ambiguous mixture: a single element ({single[0]}) with coefficients reads as alloy notation "
+            "(Ti-6Al-4V means weight percent) or a negative amount; write one formula (TiAl6V4) or a sum of "
+            "compounds"
+        )
+
+
 def _parse(text: str, variables: Mapping[str, float], *, reference: bool = False) -> Composition:
     """Parse ``text``; ``reference=True`` reduces through pymatgen objects (the slow reference path)."""
+    if not reference:
+        fast = _flat_fractional(text)
+        if fast is not None:
+            return fast
     flat = _flat_amounts(text)
     if flat is not None:  # fast path: same result as below (no prefix, mixture or coefficient)
         return _canonical(flat, None, reference=reference, checked=True)
+    _check_characters(text)
     s = unicodedata.normalize("NFKC", text).translate(_TRANSLATE).strip()
     if not s:
         raise _Problem("empty formula")
+    if _DOT_HYDRATE_RE.search(s):
+        raise _Problem(
+            "ambiguous '.' before water: a decimal amount or a hydrate? Write the hydrate with a middle dot "
+            "or '+' (CuSO4·5H2O, CuSO4+5H2O)"
+        )
     structure_type: str | None = None
     m = _PREFIX_RE.match(s)
     if m is not None:
@@ -536,10 +714,11 @@ def _parse(text: str, variables: Mapping[str, float], *, reference: bool = False
         s = m.group("rest")
     s = "".join(s.split())
     total: dict[str, float] = {}
-    for part in _split_top_level(s):
-        if not part:
-            raise _Problem("empty mixture component (doubled or dangling '-'; amounts must be positive)")
-        coef, body = _coefficient(part, variables)
+    parts = _split_top_level(s)
+    split = [_split_component(part, variables) for part in parts]
+    if len(split) > 1:
+        _check_not_alloy(parts, split)
+    for coef, body in split:
         amounts = _component_amounts(body)
         if coef == 0:
             continue
@@ -548,6 +727,21 @@ def _parse(text: str, variables: Mapping[str, float], *, reference: bool = False
     if not total:
         raise _Problem("empty composition (every component has coefficient 0)")
     return _canonical(total, structure_type, reference=reference)
+
+
+def _exact_amount(amount: float) -> str:
+    text = repr(float(amount))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _round_trip_label(comp: Composition) -> str:
+    prefix = f"{comp.structure_type}-" if comp.structure_type else ""
+    back = _parse_cached(comp.formula, ())
+    if isinstance(back, Composition) and back.key[:2] == comp.key[:2]:
+        return prefix + comp.formula
+    return prefix + "".join(
+        [el + _exact_amount(a) for el, a in zip(comp.elements, comp.amounts, strict=True)]
+    )
 
 
 def _variables_key(variables: Mapping[str, float] | None) -> tuple[tuple[str, float], ...]:

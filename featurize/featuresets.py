@@ -11,6 +11,9 @@ Any change to what a set computes gets a new version, never an edit of an existi
 ``oxidation_v1``       matminer ``IonProperty`` labels (3) + ``OxidationStates`` labels (4), from
                        ``featurize.oxidation``'s charge-balance assignment (see its module)
 ``composite_v1``       all of the above, concatenated in that order (153)
+``oxidation_v2``       the same 7 labels from the current ``featurize.oxidation`` rules (O at -2,
+                       near-neutral tolerance, redox order by couple potential; v1 keeps the old rules)
+``composite_v2``       magpie_v1 + stoichiometry_v1 + valence_orbital_v1 + oxidation_v2 (153)
 =====================  ===========================================================================
 
 Short aliases (``magpie``, ``stoichiometry``, ``valence_orbital``, ``oxidation``, ``composite``) resolve to
@@ -53,6 +56,12 @@ def _oxidation() -> FeatureSet:
     return OxidationV1()
 
 
+def _oxidation_v2() -> FeatureSet:
+    from featurize.sets.oxidation import OxidationV2
+
+    return OxidationV2()
+
+
 class CompositeV1(FeatureSet):
     """magpie_v1 + stoichiometry_v1 + valence_orbital_v1 + oxidation_v1, columns in that order."""
 
@@ -77,8 +86,20 @@ class CompositeV1(FeatureSet):
         return np.concatenate([part.compute_reference(comps) for part in self.parts], axis=1)
 
 
+class CompositeV2(CompositeV1):
+    """magpie_v1 + stoichiometry_v1 + valence_orbital_v1 + oxidation_v2, columns in that order."""
+
+    name: ClassVar[str] = "composite_v2"
+    version: ClassVar[int] = 2
+    PARTS: ClassVar[tuple[str, ...]] = ("magpie_v1", "stoichiometry_v1", "valence_orbital_v1", "oxidation_v2")
+
+
 def _composite() -> FeatureSet:
     return CompositeV1()
+
+
+def _composite_v2() -> FeatureSet:
+    return CompositeV2()
 
 
 _FACTORIES: dict[str, Callable[[], FeatureSet]] = {
@@ -87,7 +108,10 @@ _FACTORIES: dict[str, Callable[[], FeatureSet]] = {
     "valence_orbital_v1": _valence_orbital,
     "oxidation_v1": _oxidation,
     "composite_v1": _composite,
+    "oxidation_v2": _oxidation_v2,
+    "composite_v2": _composite_v2,
 }
+#: Short name -> newest version (the dict keeps insertion order, so a later version wins).
 _ALIASES: dict[str, str] = {name.rsplit("_v", 1)[0]: name for name in _FACTORIES}
 
 FEATURE_SET_NAMES: tuple[str, ...] = tuple(_FACTORIES)

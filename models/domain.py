@@ -15,6 +15,12 @@ Three independent tests, each with a reason a user can act on (reasons of one ro
   training rows so no feature dominates by its unit). The threshold is the ``quantile`` of the same distance
   for held-out rows of grouped CV (each measured to its own training folds), so "too far" means farther
   than ``quantile`` of genuinely new groups were, in the model's own cross-validation.
+- same-ion support (with the chemistry-class rule): a query containing a target ion (Na) must also be within
+  the same threshold of the ``k`` nearest training rows containing that ion. The class rule alone lets a
+  Na compound through when its anion set occurs in any Na row (beta-alumina NaAl11O17 "is" a Na oxide like
+  the NASICONs) while the nearest evidence is Li aluminates: measured, such rows were the in-domain
+  predictions 5-6 decades off. Li analogues do not count as support because they were measured not to
+  carry Na conductivities across (see the Li-analogue study in models.studies).
 
 Pure: arrays in, arrays out. ``UncertainRegressor`` (models/uncertain.py) produces the held-out distances.
 """
@@ -205,9 +211,35 @@ class ApplicabilityDomain(BaseEstimator):
         self.training_elements_ = frozenset(training_elements)
         self.ion_elements_ = tuple(ion_elements)
         self.class_counts_: dict[ClassPair, int] | None = None
+        self.ion_neighbours_: dict[str, NearestNeighbors] = {}
         if training_classes is not None:
-            self.class_counts_ = dict(Counter(pair for cls in training_classes for pair in cls))
+            classes = list(training_classes)
+            self.class_counts_ = dict(Counter(pair for cls in classes for pair in cls))
+            scaled = self._standardise(np.asarray(Z, dtype=float))
+            k = self.distance_.k_
+            for ion in self.ion_elements_:
+                rows = [i for i, cls in enumerate(classes) if any(p[0] == ion for p in cls)]
+                if len(rows) >= k:  # same standardisation as the global distance: one threshold for both
+                    self.ion_neighbours_[ion] = NearestNeighbors(n_neighbors=k).fit(scaled[rows])
         return self
+
+    def _standardise(self, Z: np.ndarray) -> np.ndarray:
+        return (Z - self.distance_.center_) / self.distance_.scale_
+
+    def ion_distances(self, Z: Any) -> dict[str, np.ndarray]:
+        """Per target ion: mean distance of each row to the k nearest training rows containing that ion
+        (NaN for non-finite rows); empty when the same-ion rule is off."""
+        refs: dict[str, NearestNeighbors] = getattr(self, "ion_neighbours_", None) or {}
+        Z = np.asarray(Z, dtype=float)
+        ok = np.isfinite(Z).all(axis=1)
+        out: dict[str, np.ndarray] = {}
+        for ion, nn in refs.items():
+            d = np.full(len(Z), np.nan)
+            if ok.any():
+                dist, _ = nn.kneighbors(self._standardise(Z[ok]))
+                d[ok] = dist.mean(axis=1)
+            out[ion] = d
+        return out
 
     def class_reason(self, cls: ChemClass) -> str:
         """Empty when every (ion, anions) pair of ``cls`` occurs in the training data, else why not."""
@@ -239,6 +271,21 @@ class ApplicabilityDomain(BaseEstimator):
             )
         return "; ".join(parts)
 
+    def _ion_support_reason(self, cls: ChemClass, ion_dist: dict[str, np.ndarray], i: int) -> str:
+        """ "" when row ``i`` is within the threshold of the training rows of one of its ions."""
+        ions = sorted(p[0] for p in cls if p[0] is not None and p[0] in ion_dist)
+        if not ions:
+            return ""
+        values = [float(ion_dist[ion][i]) for ion in ions]
+        best = min(values)
+        if not np.isfinite(best) or best <= self.threshold_:
+            return ""
+        who = "/".join(ions)
+        return (
+            f"no close {who} compound in the training data: distance {best:.3g} to the "
+            f"{self.distance_.k_} nearest {who} rows > threshold {self.threshold_:.3g}"
+        )
+
     def distances(self, Z: Any) -> np.ndarray:
         check_is_fitted(self, "distance_")
         return self.distance_.mean_knn_distance(Z)
@@ -267,6 +314,7 @@ class ApplicabilityDomain(BaseEstimator):
         unseen_reason: dict[frozenset[str], str] = {}  # a batch has few distinct element sets
         in_domain = np.ones(len(dist), dtype=bool)
         reasons: list[str] = []
+        ion_dist = self.ion_distances(Z) if classes is not None else {}
         for i, elements in enumerate(element_sets):
             key = elements if isinstance(elements, frozenset) else frozenset(elements)
             unseen = unseen_reason.get(key)
@@ -281,6 +329,9 @@ class ApplicabilityDomain(BaseEstimator):
                     new_class = class_reasons[cls] = self.class_reason(cls)
                 if new_class:
                     unseen = f"{unseen}; {new_class}" if unseen else new_class
+                support = self._ion_support_reason(cls, ion_dist, i)
+                if support:
+                    unseen = f"{unseen}; {support}" if unseen else support
             if finite[i] and not far[i]:
                 in_domain[i] = not unseen
                 reasons.append(unseen)

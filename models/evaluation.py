@@ -192,3 +192,44 @@ def subset_reports(oof: pd.DataFrame, subsets: Mapping[str, Any]) -> pd.DataFram
     return pd.DataFrame.from_dict(
         {name: grouped_cv_report(oof, m) for name, m in subsets.items()}, orient="index"
     )
+
+
+# ----------------------------------------------------------------------------- within-study pairs (retention)
+MIN_PAIR_GAP = 5.0  # points of retention: closer pairs are within the measurement scatter of one lab
+
+
+def within_study_pairs(
+    groups: Any, formulas: Any, y: Any, *, same: Any = None, min_gap: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (a, b) of rows of one study (same ``groups`` value) with different formulas, equal
+    ``same`` keys (e.g. the cycle count; None: any) and ``|y_a - y_b| >= min_gap``; a < b."""
+    g = np.asarray(groups)
+    f = np.asarray(formulas, dtype=object)
+    y_arr = np.asarray(y, dtype=float)
+    key = np.zeros(len(g)) if same is None else np.asarray(same)
+    frame = pd.DataFrame({"g": g.astype(str), "k": key, "i": np.arange(len(g))})
+    first: list[np.ndarray] = []
+    second: list[np.ndarray] = []
+    for _, block in frame.groupby(["g", "k"], sort=False):
+        idx = block["i"].to_numpy()
+        if len(idx) < 2:
+            continue
+        a, b = np.triu_indices(len(idx), k=1)
+        a, b = idx[a], idx[b]
+        keep = (f[a] != f[b]) & (np.abs(y_arr[a] - y_arr[b]) >= min_gap)
+        first.append(a[keep])
+        second.append(b[keep])
+    if not first:
+        return np.empty(0, dtype=int), np.empty(0, dtype=int)
+    return np.concatenate(first), np.concatenate(second)
+
+
+def pair_concordance(y: Any, pred: Any, a: np.ndarray, b: np.ndarray) -> float:
+    """Share of pairs ordered like the measurement (a prediction tie counts one half); NaN: no pairs."""
+    if len(a) == 0:
+        return float("nan")
+    y_arr = np.asarray(y, dtype=float)
+    p = np.asarray(pred, dtype=float)
+    dy = np.sign(y_arr[a] - y_arr[b])
+    dp = np.sign(p[a] - p[b])
+    return float(np.mean(np.where(dp == 0, 0.5, dy == dp)))

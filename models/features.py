@@ -12,8 +12,9 @@ compute features differently:
     -> SimpleImputer(median) -> StandardScaler -> regressor
 
 Inputs per target (``INPUT_SPECS``):
-- ionic_conductivity: ``formula``. Na vs Li enters as the Na and Li atomic fractions of the formula (a
-  mobile-ion feature derived from the formula itself, so no extra input column is needed).
+- ionic_conductivity: ``formula`` + ``phase`` (optional: crystalline, amorphous, glass, glass-ceramic or
+  unknown, the default; ``models.phase``). Na vs Li enters as the Na and Li atomic fractions of the formula
+  (a mobile-ion feature derived from the formula itself, so no extra input column is needed).
 - capacity_retention: ``formula`` + ``cycles`` (required, >= 0) + ``current_mA_g``, ``voltage_low_V``,
   ``voltage_high_V`` (optional, imputed with a missing indicator) + ``structure_type`` (optional; taken from
   a polymorph prefix of the formula, "P2-Na0.67MnO2", when the column is absent or empty).
@@ -22,6 +23,8 @@ Inputs per target (``INPUT_SPECS``):
 
 from __future__ import annotations
 
+import numbers
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from featurize.composition import Composition, CompositionError, parse_formula
 from featurize.transformer import CompositionFeaturizer
+from models.phase import PHASE_COLUMN, normalize_phase
 from models.targets import TargetName
 
 UNKNOWN = "unknown"
@@ -69,6 +73,7 @@ class InputSpec:
 INPUT_SPECS: dict[TargetName, InputSpec] = {
     TargetName.IONIC_CONDUCTIVITY: InputSpec(
         target=TargetName.IONIC_CONDUCTIVITY,
+        categorical=(PHASE_COLUMN,),
         ion_fractions=("Na", "Li"),
     ),
     TargetName.CAPACITY_RETENTION: InputSpec(
@@ -89,10 +94,34 @@ def input_spec(target: TargetName | str) -> InputSpec:
     return INPUT_SPECS[TargetName(target)]
 
 
+# A plain ASCII decimal: "100", "-0.5", ".5", "1e3"; "inf"/"nan" are read so they can be reported as not
+# finite. Not numbers: "1_000" (Python's float() takes it), non-ASCII digits, "0x10", "1,5".
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity|nan)", re.ASCII | re.I)
+
+
+def parse_number(value: object) -> float:
+    """The one rule for reading a numeric input (``cycles``, ``current_mA_g``, ...), used by validation
+    (``row_errors``) and by the model's inputs (``prepare_inputs``) alike: a real number (not a bool), or
+    text that is a plain ASCII decimal, surrounding spaces allowed. Raises ValueError otherwise."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    raise ValueError(f"{value!r} is not a number")
+
+
+def _number_or_nan(value: object) -> float:
+    try:
+        return parse_number(value)
+    except ValueError:
+        return np.nan
+
+
 def _numeric(series: pd.Series) -> pd.Series:
-    # Row validation (row_errors) reports non-numeric text; here it only becomes NaN for the imputer.
-    values = [np.nan if _missing(v) else v for v in series]
-    return pd.Series(pd.to_numeric(values, errors="coerce"), index=series.index, dtype=float)
+    # Row validation (row_errors) reports what parse_number refuses; here it only becomes NaN for the imputer.
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype(float)
+    return pd.Series([_number_or_nan(v) for v in series], index=series.index, dtype=float)
 
 
 def prepare_inputs(target: TargetName | str, df: pd.DataFrame) -> pd.DataFrame:
@@ -114,6 +143,8 @@ def prepare_inputs(target: TargetName | str, df: pd.DataFrame) -> pd.DataFrame:
         values = [None if _missing(v) else str(v).strip() for v in given]
         if col == "structure_type":
             values = [v if v else _prefix(f) for v, f in zip(values, formulas, strict=True)]
+        elif col == PHASE_COLUMN:  # spelling variants -> one of models.phase.PHASES (bad text: unknown)
+            values = [normalize_phase(v)[0] for v in values]
         default = DEFAULT_WORKING_ION if col == "working_ion" else UNKNOWN
         # (an empty frame's column is float64, as pandas gave it when the columns were assigned one by one)
         columns[col] = np.array([v if v else default for v in values], dtype=object if n else float)
@@ -145,6 +176,9 @@ def row_errors(
     n = len(df)
     numeric = {col: df[col].tolist() if col in df.columns else [None] * n for col in spec.numeric}
     ions = df["working_ion"].tolist() if "working_ion" in df.columns else [None] * n
+    phases = (
+        df[PHASE_COLUMN].tolist() if PHASE_COLUMN in spec.categorical and PHASE_COLUMN in df.columns else []
+    )
     errors: list[str] = []
     for i, comp in enumerate(comps):
         problems: list[str] = []
@@ -157,8 +191,8 @@ def row_errors(
                     problems.append(f"{col} is required")
                 continue
             try:
-                value = float(raw)
-            except (TypeError, ValueError):
+                value = parse_number(raw)
+            except ValueError:
                 problems.append(f"{col}={raw!r} is not a number")
                 continue
             if not np.isfinite(value):
@@ -169,6 +203,10 @@ def row_errors(
             ion = ions[i]
             if not _missing(ion) and str(ion).strip() not in WORKING_IONS:
                 problems.append(f"working_ion={ion!r} is not one of {', '.join(WORKING_IONS)}")
+        if phases:
+            phase_error = normalize_phase(phases[i])[1]
+            if phase_error:
+                problems.append(phase_error)
         if (
             "working_ion" in spec.categorical
             and not isinstance(comp, CompositionError)
@@ -233,19 +271,26 @@ class IonFractions(TransformerMixin, BaseEstimator):
 
 
 def build_pipeline(
-    target: TargetName | str, feature_set: str, regressor: Any, *, clip_z: float | None = None
+    target: TargetName | str,
+    feature_set: str,
+    regressor: Any,
+    *,
+    clip_z: float | None = None,
+    extra_blocks: Sequence[tuple[str, Any, list[str]]] = (),
 ) -> Pipeline:
     """The whole model: inputs -> features -> imputation/scaling [-> clip] -> ``regressor``.
 
     ``clip_z`` clips the standardised features to [-clip_z, clip_z]: smooth models (the MLP ensemble)
     otherwise extrapolate wildly on a row with a feature many standard deviations out (measured on the
-    voltage set: a 4000 V prediction without clipping, max error 3.8 V with clip_z=5)."""
+    voltage set: a 4000 V prediction without clipping, max error 3.8 V with clip_z=5).
+    ``extra_blocks``: more (name, transformer, columns) feature blocks (e.g. ``models.transfer``)."""
     spec = input_spec(target)
     blocks: list[tuple[str, Any, list[str]]] = [
         ("composition", CompositionFeaturizer(feature_set=feature_set, formula_column="formula"), ["formula"])
     ]
     if spec.ion_fractions:
         blocks.append(("ions", IonFractions(spec.ion_fractions), ["formula"]))
+    blocks.extend(extra_blocks)
     if spec.log_columns:
         blocks.append(
             (

@@ -12,6 +12,7 @@ groups the calibration never saw. The served intervals use the calibration on al
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -62,12 +63,20 @@ def parse_compositions(formulas: pd.Series | list[Any], *, what: str = "formula"
     return [p for p in parsed if isinstance(p, Composition)]
 
 
-def fit_pipeline(estimator: Pipeline, X: pd.DataFrame, y: np.ndarray) -> tuple[Pipeline, np.ndarray]:
+def fit_pipeline(
+    estimator: Pipeline, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[Pipeline, np.ndarray]:
     """Fit a clone of ``estimator`` exactly as ``Pipeline.fit`` does (each step ``fit_transform`` then the
-    regressor), and also return the training rows' features so they are not computed a second time."""
+    regressor), and also return the training rows' features so they are not computed a second time.
+    A regressor whose ``fit`` takes ``groups`` (models.estimators.StudyOffsetRegressor: per-study offsets)
+    gets the rows' groups."""
     est = clone(estimator)
     z = est[:-1].fit_transform(X, y)  # the slice shares its step objects with ``est``
-    est.steps[-1][1].fit(z, y)
+    regressor = est.steps[-1][1]
+    if groups is not None and "groups" in inspect.signature(regressor.fit).parameters:
+        regressor.fit(z, y, groups=groups)
+    else:
+        regressor.fit(z, y)
     return est, np.asarray(z)
 
 
@@ -157,7 +166,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         class_seen = np.empty(len(X), dtype=bool)
         have_sigma = True
         for k, (train, test) in enumerate(cv.split(X, y_arr, g)):
-            est, z_train = fit_pipeline(self.estimator, X.iloc[train], y_arr[train])
+            est, z_train = fit_pipeline(self.estimator, X.iloc[train], y_arr[train], g[train])
             z_test = est[:-1].transform(X.iloc[test])
             mean, spread = predict_mean_std(est[-1], z_test)
             pred[test] = mean
@@ -200,7 +209,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.n_splits_ = n_splits
         self.training_elements_ = frozenset().union(*element_sets)
 
-        self.estimator_, z_all = fit_pipeline(self.estimator, X, y_arr)
+        self.estimator_, z_all = fit_pipeline(self.estimator, X, y_arr, g)
         self.domain_ = ApplicabilityDomain(self.domain_k, self.domain_quantile).fit(
             z_all,
             training_elements=self.training_elements_,

@@ -1,9 +1,10 @@
 """The Ray executor: the only module of nascreen that imports Ray.
 
 Design (one level of parallelism, memory-bounded, models loaded once per worker):
-- one actor per CPU (``num_cpus=1`` each); its ``__init__`` calls the scorer factory once, which is where
-  the champion predictors are loaded; the actor then scores chunk ranges (it regenerates its candidates
-  from the spec it was given: the driver ships index ranges, never data);
+- one actor per CPU (``num_cpus=1`` each); the driver calls the scorer factory once (this is where the
+  champion predictors are loaded), puts the scorer in the object store and hands it to every actor, which
+  then scores chunk ranges (it regenerates its candidates from the spec it was given: the driver ships
+  index ranges, never data); with ``share_scorer=False`` each actor calls the factory itself, once;
 - inside workers everything runs single-threaded: OMP/MKL/OpenBLAS thread counts are set to 1 through the
   runtime environment and torch is set to one thread, so N actors use N cores instead of N x N threads;
 - at most ``per_worker`` chunks are in flight per actor (``ray.wait`` one at a time), so the driver holds a
@@ -19,7 +20,7 @@ import logging
 import os
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from screening.chunks import (
     ChunkOutcome,
     ChunkRange,
     ChunkResult,
+    ChunkScorer,
     ScorerFactory,
     merge_results,
     split_range,
@@ -40,6 +42,9 @@ from screening.chunks import (
 logger = logging.getLogger(__name__)
 
 LOCAL_NODE_IP = "127.0.0.1"
+# Ray gives its raylet a fixed 30 s to register (ray/_private/node.py); on a machine busy with other work
+# that was missed now and then, so an embedded start is tried again before giving up.
+EMBEDDED_START_ATTEMPTS = 2
 # Candidates per actor task: ~1 s of scoring on one core when every candidate is scored, far above Ray's
 # few ms per task, and small enough that the last tasks of a screen finish close together.
 DEFAULT_MAX_TASK_SIZE = 5_000
@@ -122,14 +127,22 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         with _loopback_only() if loopback else nullcontext():
             ray.init(address=address, **common)
     else:
-        with _loopback_only():
-            ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                _node_ip_address=LOCAL_NODE_IP,
-                **common,
-            )
+        for attempt in range(1, EMBEDDED_START_ATTEMPTS + 1):
+            try:
+                with _loopback_only():
+                    ray.init(
+                        address="local",
+                        num_cpus=num_cpus,
+                        include_dashboard=False,
+                        _node_ip_address=LOCAL_NODE_IP,
+                        **common,
+                    )
+                break
+            except Exception as exc:  # Ray raises a bare Exception when its raylet misses its 30 s start
+                if "timed out during startup" not in str(exc) or attempt == EMBEDDED_START_ATTEMPTS:
+                    raise
+                logger.warning("the embedded Ray did not start (%s); starting it again", exc)
+                ray.shutdown()
     try:
         yield dict(ray.cluster_resources())
     finally:
@@ -151,19 +164,36 @@ class _Task:
 
 
 class _ChunkWorker:
-    """Actor body: builds the scorer once (loads the models), then scores chunk ranges."""
+    """Actor body: scores chunk ranges with a scorer it is handed (``adopt``: the one the driver built and
+    put in the object store once) or builds itself (``build=True``: calls the factory, i.e. loads the
+    models). An actor that Ray restarted after a crash has lost its scorer and builds its own on its first
+    task: the factory is passed by value, so a restart never depends on an object-store argument."""
 
-    def __init__(self, factory: ScorerFactory) -> None:
+    def __init__(self, factory: ScorerFactory, build: bool = True) -> None:
+        self._factory = factory
+        self._scorer: ChunkScorer | None = None
+        self._single_threaded()
+        if build:
+            self._scorer = factory()
+            self._single_threaded()  # the factory may have imported torch (MLP ensembles)
+
+    @staticmethod
+    def _single_threaded() -> None:
         if "torch" in sys.modules:  # the runtime env already sets OMP_NUM_THREADS=1 before torch imports
             sys.modules["torch"].set_num_threads(1)
-        self._scorer = factory()
-        if "torch" in sys.modules:  # the factory may have imported torch (MLP ensembles)
-            sys.modules["torch"].set_num_threads(1)
+
+    def adopt(self, scorer: ChunkScorer) -> int:
+        self._scorer = scorer
+        self._single_threaded()  # unpickling the models may have imported torch
+        return os.getpid()
 
     def ready(self) -> int:
         return os.getpid()
 
     def score(self, start: int, stop: int) -> ChunkResult:
+        if self._scorer is None:  # restarted by Ray after a crash: rebuild from the factory
+            self._scorer = self._factory()
+            self._single_threaded()
         return self._scorer(start, stop)
 
 
@@ -178,6 +208,11 @@ class RayExecutor:
     whole chunks one worker was often left alone with the last expensive chunk, and a screen with a single
     expensive chunk ran on one core;
     ``per_worker``: tasks queued per actor (2 keeps an actor busy while the driver stores a result);
+    ``share_scorer``: build the scorer once in the driver (load the models once per screen), put it in the
+    object store and hand it to every actor, instead of every actor calling the factory (importing MLflow
+    and loading the models itself: seconds per worker, on the cores the screen needs). The workers then
+    read the model arrays from shared memory. Off: each actor calls the factory (a driver that must not
+    load models, e.g. on a machine without the model store);
     ``max_restarts`` / ``max_task_retries``: Ray's own recovery of a crashed actor process.
     """
 
@@ -188,6 +223,7 @@ class RayExecutor:
         max_restarts: int = 2,
         max_task_retries: int = 2,
         max_task_size: int | None = DEFAULT_MAX_TASK_SIZE,
+        share_scorer: bool = True,
     ) -> None:
         if max_task_size is not None and max_task_size < 1:
             raise ValueError(f"max_task_size must be >= 1 or None, got {max_task_size}")
@@ -196,6 +232,7 @@ class RayExecutor:
         self.max_task_size = max_task_size
         self.max_restarts = max_restarts
         self.max_task_retries = max_task_retries
+        self.share_scorer = share_scorer
 
     def _worker_count(self, n_chunks: int) -> int:
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -212,17 +249,30 @@ class RayExecutor:
             num_cpus=1, max_restarts=self.max_restarts, max_task_retries=self.max_task_retries
         )(_ChunkWorker)
         # The factory (spec + store URI + versions, a few kB) is passed by value, not as an object-store
-        # reference, so a restarted actor can always rebuild itself (ray-project/ray#53727).
-        factory_ref = factory
+        # reference, so a restarted actor can always rebuild itself (ray-project/ray#53727). The shared
+        # scorer goes to each actor as a task argument (``adopt``), which a restart does not replay.
         n_workers = self._worker_count(len(chunks))
-        actors: list[Any] = [actor_cls.remote(factory_ref) for _ in range(n_workers)]
+        share = self.share_scorer
+        actors: list[Any] = [actor_cls.remote(factory, not share) for _ in range(n_workers)]
+        shared: Any = None
+
+        def start_actor() -> Any:
+            handle: Any = actor_cls.remote(factory, shared is None)
+            if shared is not None:
+                handle.adopt.remote(shared)  # runs before any score task (actor tasks run in order)
+            return handle
+
         try:
+            if share:  # the actors' processes start (and import) while the driver loads the models
+                shared = ray.put(factory())
+                for actor in actors:
+                    actor.adopt.remote(shared)
             try:
                 pids = ray.get([a.ready.remote() for a in actors])
             except RayError as exc:
                 raise RuntimeError(f"screening workers could not start: {_describe(exc)}") from exc
             logger.info("%d Ray workers ready (pids %s)", n_workers, pids)
-            yield from self._schedule(actors, actor_cls, factory_ref, chunks, max_attempts)
+            yield from self._schedule(actors, start_actor, chunks, max_attempts)
         finally:
             for actor in actors:
                 ray.kill(actor)
@@ -230,8 +280,7 @@ class RayExecutor:
     def _schedule(
         self,
         actors: list[Any],
-        actor_cls: Any,
-        factory_ref: Any,
+        start_actor: Callable[[], Any],
         chunks: Sequence[ChunkRange],
         max_attempts: int,
     ) -> Iterator[ChunkOutcome]:
@@ -279,7 +328,7 @@ class RayExecutor:
                     # Ray gave up restarting this actor: replace it so the remaining chunks still run.
                     logger.warning("Ray worker %d died (%s); starting a new one", slot, reason)
                     ray.kill(actor)
-                    actors[slot] = actor_cls.remote(factory_ref)
+                    actors[slot] = start_actor()
                 if chunk.index not in given_up:
                     errors.setdefault(chunk.index, []).append(reason)
                     n = attempts[task.key]

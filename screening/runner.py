@@ -32,6 +32,24 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 25_000
 DEFAULT_MAX_ATTEMPTS = 3
+# `--executor auto` runs a screen of fewer candidates than this in one process: local Ray pays a fixed cost
+# (ray.init, worker start-up, model hand-over) that a small screen never earns back on 2 cores. Measured
+# with benchmarks/screen.py (same run, both executors, see the README): at 100k candidates Ray took 2x as
+# long as one process, and the break-even of the two measured lines (fixed cost + per-candidate rate) lay
+# at about 400k on the quiet 2-core machine.
+AUTO_RAY_MIN_CANDIDATES = 400_000
+
+
+def choose_executor(n_candidates: int, cpus: int, address: str | None = None) -> tuple[str, str]:
+    """``("ray" | "local", why)`` for ``--executor auto``: an existing cluster (``address``) always gets
+    Ray; otherwise Ray only when there are at least 2 CPUs and ``AUTO_RAY_MIN_CANDIDATES`` candidates."""
+    if address:
+        return "ray", f"auto: the Ray cluster at {address}"
+    if cpus < 2:
+        return "local", f"auto: {cpus} CPU"
+    if n_candidates < AUTO_RAY_MIN_CANDIDATES:
+        return "local", f"auto: {n_candidates:,} candidates < {AUTO_RAY_MIN_CANDIDATES:,}"
+    return "ray", f"auto: {n_candidates:,} candidates on {cpus} CPUs"
 
 
 @dataclass(frozen=True)

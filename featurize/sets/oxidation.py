@@ -26,14 +26,15 @@ compared (agreement rate) rather than required to be equal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import numpy as np
 
+from featurize import oxidation as current_rules
 from featurize import reference
-from featurize.oxidation import charge_balance_batch
 from featurize.properties import element_symbols, pymatgen_electronegativity
+from featurize.sets import _oxidation_v1_rules as v1_rules
 from featurize.sets.base import (
     CompositionLike,
     ElementBatch,
@@ -61,9 +62,20 @@ def ionic_character(batch: ElementBatch) -> tuple[np.ndarray, np.ndarray]:
     return pair.max(axis=1), (frac[:, i] * frac[:, j] * pair).sum(axis=1)
 
 
-def assigned_states(batch: ElementBatch) -> tuple[np.ndarray, np.ndarray]:
-    """(m, k) oxidation states and the (m,) balanced mask from ``charge_balance_batch``; a single
-    element is 0 and counts as balanced (pymatgen/matminer's convention)."""
+BalanceFn = Callable[[list[str], np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _v1_balance(symbols: list[str], amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return v1_rules.charge_balance_batch(symbols, amounts)
+
+
+def _v2_balance(symbols: list[str], amounts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return current_rules.charge_balance_batch(symbols, amounts, allow_peroxide=False)
+
+
+def assigned_states(batch: ElementBatch, balance: BalanceFn = _v1_balance) -> tuple[np.ndarray, np.ndarray]:
+    """(m, k) oxidation states and the (m,) balanced mask from ``balance`` (the frozen v1 rules unless
+    told); a single element is 0 and counts as balanced (pymatgen/matminer's convention)."""
     if batch.k == 1:
         return np.zeros((batch.n, 1)), np.ones(batch.n, dtype=bool)
     present, column = np.unique(batch.index, return_inverse=True)
@@ -71,13 +83,16 @@ def assigned_states(batch: ElementBatch) -> tuple[np.ndarray, np.ndarray]:
     dense = np.zeros((batch.n, len(present)), dtype=np.float64)
     np.put_along_axis(dense, column, batch.amounts, axis=1)
     symbols = [element_symbols()[i] for i in present]
-    states_dense, balanced = charge_balance_batch(symbols, dense)
+    states_dense, balanced = balance(symbols, dense)
     return np.take_along_axis(states_dense, column, axis=1), balanced
 
 
 class OxidationV1(FeatureSet):
+    """The frozen v1 rules (``featurize.sets._oxidation_v1_rules``: peroxide O allowed, fixed redox order)."""
+
     name: ClassVar[str] = "oxidation_v1"
     version: ClassVar[int] = 1
+    balance: ClassVar[BalanceFn] = staticmethod(_v1_balance)
 
     def feature_labels(self) -> list[str]:
         return [*ION_LABELS, *STATE_LABELS]
@@ -87,7 +102,7 @@ class OxidationV1(FeatureSet):
 
     def compute_batch(self, batch: ElementBatch) -> np.ndarray:
         max_ic, avg_ic = ionic_character(batch)
-        states, balanced = assigned_states(batch)
+        states, balanced = assigned_states(batch, type(self).balance)
         values = states.T[:, :, None]  # (k, m, 1)
         minimum, maximum = stat_minimum(values)[:, 0], stat_maximum(values)[:, 0]
         std = stat_std_dev(values, batch.amounts, stat_mean(values, batch.amounts))[:, 0]
@@ -100,3 +115,13 @@ class OxidationV1(FeatureSet):
         return np.concatenate(
             [reference.ion_property_reference(pmg), reference.oxidation_state_reference(pmg)], axis=1
         )
+
+
+class OxidationV2(OxidationV1):
+    """Same labels and statistics as v1, from the current ``featurize.oxidation`` rules with O pinned at
+    -2 (a formula does not say whether its O is a peroxide; ``compound possible`` is strict neutrality
+    within ``featurize.oxidation.near_neutral_tolerance``)."""
+
+    name: ClassVar[str] = "oxidation_v2"
+    version: ClassVar[int] = 2
+    balance: ClassVar[BalanceFn] = staticmethod(_v2_balance)

@@ -1,4 +1,5 @@
-"""Ionic-conductivity curation: Na rows of Kang 2023 and Xu 2020, Li rows of OBELiX and Liverpool.
+"""Ionic-conductivity curation: Na rows of Kang 2023, Xu 2020 and the hand-curated Na non-NASICON set
+(halides, oxyhalides, sulfides, selenides, hydroborates, beta-alumina), Li rows of OBELiX and Liverpool.
 
 Pure functions: raw DataFrames (read with keep_default_na=False) in, a CurationResult out. The rules are
 documented in data/README.md; every dropped or merged raw row is named in the report with its reason.
@@ -7,6 +8,7 @@ documented in data/README.md; every dropped or merged raw row is named in the re
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -14,11 +16,14 @@ import pandas as pd
 
 from models.data.formulas import canonicalize
 from models.data.report import DROPPED, MERGED, CurationResult, concat_reports, report_rows
+from models.phase import DEFAULT_PHASE, phase_from_description, phase_from_family
 
 TARGET = "ionic_conductivity"
 KANG_DOI = "10.1021/acs.jpcc.3c02908"
 XU_DOI = "10.1088/2399-6528/ab92d8"
 ROOM_TEMPERATURE_C = (15.0, 35.0)
+NA_NON_NASICON = "na_non_nasicon"
+PHASE_STATED_DATASETS = (NA_NON_NASICON,)
 NOMINAL_ROOM_TEMPERATURE_C = 25.0
 
 COLUMNS = [
@@ -26,6 +31,7 @@ COLUMNS = [
     "log10_sigma_s_cm",
     "mobile_ion",
     "structure_family",
+    "phase",
     "temperature_c",
     "temperature_reported",
     "censored",
@@ -64,6 +70,13 @@ _FAMILY_SYNONYMS = {
     "glass": "Glass",
     "glass-ceramic": "Glass-ceramic",
     "other": "Other",
+    "oxyhalide": "Oxyhalide",
+    "selenide": "Selenide",
+    "sulfide": "Sulfide",
+    "borohydride": "Hydroborate",
+    "hydroborate": "Hydroborate",
+    "beta_alumina": "Beta-alumina",
+    "beta-alumina": "Beta-alumina",
     "": "unknown",
 }
 
@@ -74,6 +87,7 @@ _STD = [
     "sigma_text",
     "mobile_ion",
     "structure_family",
+    "phase",
     "temperature_c",
     "temperature_reported",
     "source",
@@ -107,7 +121,58 @@ def _std_frame(raw: pd.DataFrame, **columns: Any) -> pd.DataFrame:
     out = pd.DataFrame({"raw_row": np.arange(len(raw))}, index=raw.index)
     for name, value in columns.items():
         out[name] = value
+    if "phase" not in columns:  # sources without a phase column: the phase their family label implies
+        out["phase"] = out["structure_family"].astype(str).map(phase_from_family)
     return out[_STD].reset_index(drop=True)
+
+
+_DOI = re.compile(r"DOI:\s*(10\.\d{4,9}/[^\s;,()]+)", re.IGNORECASE)
+_ARXIV = re.compile(r"arXiv:\s*(\d{4}\.\d{4,5})", re.IGNORECASE)
+_PII = re.compile(r"PII\s+(S[0-9A-Z()\-]+)")
+
+
+def source_id(text: str) -> str:
+    """The citable id of a hand-curated row's ``source`` cell: the DOI it names (the last one when a thesis
+    names the article inside it), else arXiv id, else Elsevier PII, else "ref:<first author>"."""
+    dois = _DOI.findall(text)
+    if dois:
+        return dois[-1].rstrip(".")
+    for pattern, prefix in ((_ARXIV, "arXiv:"), (_PII, "PII:")):
+        found = pattern.search(text)
+        if found:
+            return prefix + found.group(1)
+    if text.startswith("Kang, Kim & Min"):
+        return KANG_DOI
+    first = re.split(r"[,;(' ]", text.strip(), maxsplit=1)[0]
+    return f"ref:{first or 'unnamed'}"
+
+
+def _temperature_cell(text: str) -> tuple[float, bool]:
+    """(temperature in C, reported) of a hand-curated cell: a number is reported; the source's own words
+    "RT", "ambient", "not stated" (in a set of room-temperature values) are nominal 25 C, not reported."""
+    try:
+        return float(text), True
+    except ValueError:
+        return NOMINAL_ROOM_TEMPERATURE_C, False
+
+
+def standardize_na_non_nasicon(raw: pd.DataFrame) -> pd.DataFrame:
+    """The hand-curated Na halide/oxyhalide/sulfide/... set: phase from the source's wording, DOI source."""
+    temps = raw["temperature_C"].astype(str).str.strip().map(_temperature_cell)
+    return _std_frame(
+        raw,
+        formula_raw=raw["formula"].astype(str),
+        sigma_text=raw["sigma_S_cm"].astype(str),
+        mobile_ion="Na",
+        structure_family=raw["family"].astype(str).map(normalize_family),
+        phase=raw["crystalline_or_amorphous"].astype(str).map(phase_from_description),
+        temperature_c=temps.map(lambda t: t[0]),
+        temperature_reported=temps.map(lambda t: t[1]),
+        source=raw["source"].astype(str).map(source_id),
+        dataset="na_non_nasicon",
+        report_dataset="na_non_nasicon",
+        obelix_split="",
+    )
 
 
 def standardize_kang(kang: pd.DataFrame) -> pd.DataFrame:
@@ -218,7 +283,7 @@ def _assign_mobile_ion(frame: pd.DataFrame, reports: list[pd.DataFrame]) -> pd.D
     els = frame["elements"].str.split("-")
     has_na = els.map(lambda e: "Na" in e)
     has_li = els.map(lambda e: "Li" in e)
-    na_set = frame["dataset"].isin(["kang2023", "xu2020"])
+    na_set = frame["dataset"].isin(["kang2023", "xu2020", "na_non_nasicon"])
     frame = frame.assign(mobile_ion=frame["mobile_ion"].where(~na_set, "Na"))
     frame = _drop(
         frame,
@@ -231,13 +296,17 @@ def _assign_mobile_ion(frame: pd.DataFrame, reports: list[pd.DataFrame]) -> pd.D
 
 
 def _merge_within(frame: pd.DataFrame, reports: list[pd.DataFrame]) -> pd.DataFrame:
-    """One row per (dataset, formula, mobile ion): median log10 sigma of the measured values.
+    """One row per (dataset, formula, mobile ion): median log10 sigma of the measured values; in the
+    hand-curated Na set (which states the phase per row) one row per (formula, phase).
 
     Censored duplicates only bound the value: when a formula has measured values, its censored rows are
     dropped (reported); when all are censored, the tightest (smallest) bound is kept, still censored.
     The kept row carries every source of the rows used (";"-joined) and their median temperature.
     """
-    keys = ["dataset", "formula", "mobile_ion", "obelix_split"]
+    # only the hand-curated set states a phase per row; elsewhere it is implied by a family label, which
+    # sources spell differently for one material (a missing label must not split a formula in two)
+    frame = frame.assign(merge_phase=frame["phase"].where(frame["dataset"].isin(PHASE_STATED_DATASETS), ""))
+    keys = ["dataset", "formula", "mobile_ion", "merge_phase", "obelix_split"]
     frame = frame.sort_values([*keys, "report_dataset", "raw_row"], kind="stable")
     group = frame.groupby(keys, sort=False).ngroup()
     measured_any = (~frame["censored"]).groupby(group).transform("any")
@@ -252,6 +321,7 @@ def _merge_within(frame: pd.DataFrame, reports: list[pd.DataFrame]) -> pd.DataFr
     )
     sources = u["source"].groupby(ug).agg(lambda x: ";".join(sorted(set(x))))
     temperature = u["temperature_c"].astype(float).groupby(ug).median()
+    phases = u["phase"].groupby(ug).agg(lambda x: x.iloc[0] if x.nunique() == 1 else DEFAULT_PHASE)
     n_used = ug.groupby(ug).size()
     n_all = group.groupby(group).size()
 
@@ -263,6 +333,7 @@ def _merge_within(frame: pd.DataFrame, reports: list[pd.DataFrame]) -> pd.DataFr
     rep["source"] = sources.loc[rep_group].to_numpy()
     rep["temperature_c"] = temperature.loc[rep_group].to_numpy()
     rep["n_measurements"] = n_used.loc[rep_group].to_numpy()
+    rep["phase"] = phases.loc[rep_group].to_numpy()
 
     others = frame[~rep_mask]
     og = group[~rep_mask]
@@ -311,6 +382,7 @@ def curate_conductivity(
     obelix_train: pd.DataFrame,
     obelix_test: pd.DataFrame,
     liverpool: pd.DataFrame,
+    na_non_nasicon: pd.DataFrame | None = None,
 ) -> CurationResult:
     """Build the conductivity table (columns COLUMNS) and the report of every dropped/merged raw row."""
     reports: list[pd.DataFrame] = []
@@ -320,6 +392,7 @@ def curate_conductivity(
             standardize_xu(xu_train, xu_test),
             standardize_obelix(obelix_all, obelix_train, obelix_test),
             standardize_liverpool(liverpool),
+            *([] if na_non_nasicon is None else [standardize_na_non_nasicon(na_non_nasicon)]),
         ],
         ignore_index=True,
     )
@@ -352,13 +425,22 @@ def curate_conductivity(
     frame = _assign_mobile_ion(frame, reports)
     frame = _merge_within(frame, reports)
     frame = _drop_cross_source(
+        frame,
+        "na_non_nasicon",
+        "kang2023",
+        "hand-curated with the source's quote and phase",
+        reports,
+    )
+    frame = _drop_cross_source(
         frame, "kang2023", "xu2020", "the later, larger compilation with per-row references", reports
     )
     frame = _drop_cross_source(
         frame, "obelix", "liverpool", "OBELiX's official train/test split must stay intact", reports
     )
     table = (
-        frame[COLUMNS].sort_values(["mobile_ion", "dataset", "formula"], kind="stable").reset_index(drop=True)
+        frame[COLUMNS]
+        .sort_values(["mobile_ion", "dataset", "formula", "phase"], kind="stable")
+        .reset_index(drop=True)
     )
     table = table.astype(
         {"censored": bool, "temperature_reported": bool, "n_measurements": int, "log10_sigma_s_cm": float}

@@ -27,6 +27,7 @@ RAW_FILES: dict[str, str] = {
     "obelix_train": "raw/conductivity/obelix/train.csv",
     "obelix_test": "raw/conductivity/obelix/test.csv",
     "liverpool": "raw/conductivity/obelix/LiIonDatabase.csv",
+    "na_non_nasicon": "raw/conductivity/na_non_nasicon/na_non_nasicon_conductivity.csv",
     "retention": "raw/retention/na_layered_oxide_cathodes/cathode_mats230911.csv",
     "voltage": "raw/voltage/mp_insertion_electrodes/mp_batteries_2019.csv",
 }
@@ -44,6 +45,7 @@ _TEXT_COLUMNS = {
     "dataset",
     "obelix_split",
     "structure_family",
+    "phase",
     "structure_type",
     "coating",
     "doi",
@@ -92,6 +94,7 @@ def curate_all(data_dir: Path) -> Curated:
             _raw(data_dir, "obelix_train"),
             _raw(data_dir, "obelix_test"),
             _raw(data_dir, "liverpool"),
+            _raw(data_dir, "na_non_nasicon"),
         ),
         TargetName.CAPACITY_RETENTION: curate_retention(_raw(data_dir, "retention")),
         TargetName.AVERAGE_VOLTAGE: curate_voltage(_raw(data_dir, "voltage")),

@@ -24,10 +24,14 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
     - RandomForestRegressor / ExtraTreesRegressor: standard deviation of the per-tree predictions.
     - BaggingRegressor: standard deviation of the member predictions.
     - MLPEnsembleRegressor: standard deviation of the ensemble members.
+    - StudyOffsetRegressor: its own ``predict_mean_std`` (tree spread and/or a residual-scale model).
     - GaussianProcessRegressor, BayesianRidge, ARDRegression: their own predictive std.
     - anything else (GradientBoosting, HistGradientBoosting, linear models, ...): None.
     The mean is always ``regressor.predict(Xt)``, so it equals what the pipeline's ``predict`` returns.
     """
+    if hasattr(regressor, "predict_mean_std"):  # a regressor that knows its own spread (models.transfer)
+        mean, std = regressor.predict_mean_std(Xt)
+        return np.asarray(mean, dtype=float), None if std is None else np.asarray(std, dtype=float)
     if isinstance(regressor, MLPEnsembleRegressor):
         mean, std = regressor.predict(Xt, return_std=True)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)

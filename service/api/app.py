@@ -11,15 +11,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.middleware import RequestContextMiddleware
+from service.api.responses import SafeJSONResponse, is_json_safe, json_safe, safe_text
 from service.api.routes import health, jobs, models, predict, rank
 from service.api.settings import ApiSettings
 from service.api.state import build_state
+from service.web.router import mount_web
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +35,15 @@ applicability-domain flag. Synchronous prediction and dopant ranking; large scre
 """
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
-    """Build the app for `settings`. Nothing is loaded until the lifespan starts."""
+def create_app(settings: ApiSettings, *, recover_jobs: bool = True) -> FastAPI:
+    """Build the app for `settings`. Nothing is loaded until the lifespan starts.
+
+    ``recover_jobs=False``: a worker of a multi-process server, whose supervisor already marked the jobs
+    of a previous run as interrupted (a worker doing it would also hit jobs its siblings just started)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = build_state(settings)
+        state = build_state(settings, recover_jobs=recover_jobs)
         app.state.nascreen = state
         try:
             yield
@@ -49,11 +55,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
         version=API_VERSION,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
     app.include_router(health.router)
     for module in (models, predict, rank, jobs):
         app.include_router(module.router, prefix="/v1")
+    mount_web(app)  # the screening page at / (static files shipped in service/web/static)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -61,23 +71,52 @@ def create_app(settings: ApiSettings) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        max_json_depth=settings.max_json_depth,
+    )
     return app
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """422 listing each problem with where it is (e.g. body.items.3.cycles) and why; the offending input
-    is echoed only when short, so a huge body is never reflected back."""
+    """422 listing each problem with where it is (e.g. body.items.3.cycles) and why. The offending input is
+    echoed only when it is a short scalar that renders as JSON unchanged: never a huge body, and never a
+    non-finite number (NaN, Infinity, 1e999) or a lone surrogate, which JSON cannot carry."""
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
         item: dict[str, object] = {
-            "loc": list(err.get("loc", ())),
-            "msg": str(err.get("msg", "")),
+            "loc": [p if isinstance(p, int) else safe_text(str(p)) for p in err.get("loc", ())],
+            "msg": safe_text(str(err.get("msg", ""))),
             "type": str(err.get("type", "")),
         }
         value = err.get("input")
-        if isinstance(value, str | int | float | bool) and len(repr(value)) <= 200:
+        if isinstance(value, str | int | float | bool) and len(repr(value)) <= 200 and is_json_safe(value):
             item["input"] = value
         problems.append(item)
-    return JSONResponse(status_code=422, content={"detail": problems})
+    return SafeJSONResponse(status_code=422, content={"detail": problems})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Errors raised as HTTPException, with a detail that always renders (it may quote the request)."""
+    assert isinstance(exc, StarletteHTTPException)
+    headers = getattr(exc, "headers", None)
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=headers)
+    return SafeJSONResponse(
+        status_code=exc.status_code, content={"detail": json_safe(exc.detail)}, headers=headers
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug answered as JSON with the request id to quote, never a traceback (the server logs that)."""
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    logger.error(
+        "unhandled %s in %s %s (request %s)", type(exc).__name__, request.method, request.url.path, request_id
+    )
+    return JSONResponse(
+        status_code=500,
+        content={"detail": f"internal error; quote request id {request_id} when reporting it"},
+    )

@@ -140,5 +140,6 @@ class JobManager:
         top_k: list[dict[str, Any]] | None,
     ) -> None:
         self.store.update_progress(job_id, done, total, top_k)
-        if cancel.is_set():
+        # the store's flag too: with several server workers the cancel request may reach another process
+        if cancel.is_set() or self.store.get(job_id).cancel_requested:
             raise JobCancelled(job_id)

@@ -36,10 +36,18 @@ class ApiSettings(BaseModel):
     )
 
     inline_max_items: int = Field(
-        default=16, ge=0, description="Predict requests up to this size run on the event loop (latency)."
+        default=0,
+        ge=0,
+        description="Predict requests up to this size run on the event loop (0: none; they would block it).",
     )
     max_items_per_request: int = Field(default=1000, ge=1, description="Items in one /v1/predict call.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Request bodies above this get 413.")
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="Whole request body must arrive within this, else 408."
+    )
+    max_json_depth: int = Field(
+        default=64, ge=2, le=256, description="JSON bodies nested deeper than this get 400."
+    )
     max_fraction_grid: int = Field(default=50, ge=1, description="Fractions in one rank/screen request.")
     max_rank_candidates: int = Field(
         default=2000, ge=1, description="Candidates /v1/rank-dopants scores synchronously."

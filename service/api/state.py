@@ -27,18 +27,19 @@ class AppState:
     compute: SingleThreadedCompute
 
     def close(self) -> None:
-        """Stop the job manager (running jobs stop at their next chunk) and close the job store."""
+        """Stop the job manager (running jobs stop at their next chunk), the compute pool, the job store."""
         self.manager.shutdown()
+        self.compute.shutdown()
         self.jobs.close()
 
 
-def build_state(settings: ApiSettings) -> AppState:
-    """Load the champions, open the job store (marking jobs a previous process left running as
-    interrupted) and start the job manager."""
+def build_state(settings: ApiSettings, *, recover_jobs: bool = True) -> AppState:
+    """Load the champions, open the job store (``recover_jobs``: marking jobs a previous process left
+    running as interrupted; not in the workers of a multi-process server) and start the job manager."""
     loaded, missing = load_champions(settings)
     compute = SingleThreadedCompute()
     store = JobStore(settings.resolved_jobs_db)
-    interrupted = store.mark_interrupted()
+    interrupted = store.mark_interrupted() if recover_jobs else []
     if interrupted:
         logger.warning("marked %d job(s) from a previous run as interrupted", len(interrupted))
     manager = JobManager(store, settings, loaded, compute)

@@ -37,6 +37,9 @@ def _register() -> None:
     from service.cli import models as _models
 
     _models.register(app)
+    from service.cli import predict as _predict
+
+    _predict.register(app)
     from service.cli import screen as _screen
 
     _screen.register(app)

@@ -1,22 +1,31 @@
-"""`nascreen featurize INPUT.csv --features magpie -o OUT.csv`: formulas in, matminer-named features out.
+"""`nascreen featurize INPUT -f magpie -o OUT.csv|OUT.parquet`: formulas in, matminer-named features out.
 
-One output row per input row, in input order, input columns kept, then the feature columns, then an
-``error`` column: "" for rows that featurised, the reason for rows that did not (their features are
-empty). A bad row never stops the others. The formula column is read as text, so "NaN" is sodium nitride
-and an empty cell is reported as an empty formula.
+One output row per input row, in input order, input columns kept as they were read (CSV cells as their
+exact text), then the feature columns, then an ``error`` column: "" for rows that featurised, the reason
+for rows that did not (their features are empty). A bad row never stops the others. The formula column is
+read as text, so "NaN" is sodium nitride and an empty cell is reported as an empty formula.
+
+The table is read and written in batches (``service.cli.tables``), so memory stays bounded whatever the
+file size; ``--jobs N`` featurises and formats batches in N worker processes (parsing is pure Python, so
+threads would share one core), and the output keeps the input order.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    import pandas as pd
+if TYPE_CHECKING:  # Arrow is imported by the command, so that `nascreen --help` stays fast
+    import pyarrow as pa
+
+    from service.cli.tables import TableSource
 
 logger = logging.getLogger(__name__)
 
@@ -24,32 +33,82 @@ _FEATURES_HELP = (
     "Feature set: magpie, stoichiometry, valence_orbital, oxidation, composite "
     "(or a versioned name such as magpie_v1)."
 )
+#: Failures kept per batch for the console summary (all of them are in the error column).
+_SHOWN_FAILURES = 10
 
 
-def read_formula_csv(path: Path, formula_column: str) -> pd.DataFrame:
-    """The CSV as a DataFrame, with ``formula_column`` read verbatim as strings (no NA conversion)."""
-    import pandas as pd
+@dataclass(frozen=True)
+class BatchResult:
+    """One featurised batch: the output (a record batch, or its CSV bytes), its size and failures."""
 
-    header = pd.read_csv(path, nrows=0)
-    if formula_column not in header.columns:
-        raise typer.BadParameter(
-            f"{path} has no {formula_column!r} column (columns: {', '.join(map(str, header.columns))})",
-            param_hint="INPUT",
-        )
-    df = pd.read_csv(path)
-    df[formula_column] = pd.read_csv(path, usecols=[formula_column], dtype=str, keep_default_na=False)[
-        formula_column
-    ]
-    return df
+    payload: pa.RecordBatch | bytes
+    rows: int
+    n_failed: int
+    failures: list[tuple[int, str]]  # (row within the batch, reason), the first few
+
+
+def featurize_batch(
+    batch: pa.RecordBatch, formula_column: str, feature_set: str, *, reference: bool, as_csv: bool
+) -> BatchResult:
+    """Input columns + features + error for one batch (runs in the main process or in a worker)."""
+    import pyarrow as pa
+
+    from featurize.transformer import featurize_formulas
+    from service.cli.tables import encode_csv, float_column
+
+    formulas = batch.column(formula_column).to_pylist()
+    features = featurize_formulas(formulas, feature_set, reference=reference)
+    columns = [*batch.columns, *(float_column(col) for col in features.X.T), pa.array(features.errors)]
+    names = [*batch.schema.names, *features.feature_names, "error"]
+    out = pa.RecordBatch.from_arrays(columns, names=names)
+    failures = [(i, e) for i, e in enumerate(features.errors) if e][:_SHOWN_FAILURES]
+    payload: pa.RecordBatch | bytes = encode_csv(out, header=False) if as_csv else out
+    return BatchResult(payload, batch.num_rows, features.n_failed, failures)
+
+
+def output_schema(source: TableSource, labels: list[str]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([*source.schema, *(pa.field(n, pa.float64()) for n in labels), ("error", pa.string())])
+
+
+def _results(
+    source: TableSource, formula_column: str, feature_set: str, reference: bool, as_csv: bool, jobs: int
+) -> Iterator[BatchResult]:
+    """Featurised batches in input order; with ``jobs > 1`` at most 2 x jobs batches are in flight."""
+    if jobs <= 1:
+        for batch in source.batches():
+            yield featurize_batch(batch, formula_column, feature_set, reference=reference, as_csv=as_csv)
+        return
+    import multiprocessing
+
+    # spawn, not fork: Arrow's and OpenMP's threads in this process do not survive a fork safely
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: list[Future[BatchResult]] = []
+        for batch in source.batches():
+            pending.append(
+                pool.submit(
+                    featurize_batch, batch, formula_column, feature_set, reference=reference, as_csv=as_csv
+                )
+            )
+            if len(pending) >= 2 * jobs:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
 
 
 def featurize_command(
-    input_csv: Annotated[
+    input_table: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV with a formula column."),
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="CSV or Parquet with a formula column."
+        ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", dir_okay=False, help="Output CSV (- for stdout).")
+        Path,
+        typer.Option(
+            "--output", "-o", dir_okay=False, help="Output: .parquet/.pq is Parquet, else CSV (- for stdout)."
+        ),
     ],
     features: Annotated[str, typer.Option("--features", "-f", help=_FEATURES_HELP)] = "magpie",
     formula_column: Annotated[
@@ -59,41 +118,62 @@ def featurize_command(
         bool,
         typer.Option("--reference", help="Compute with matminer's own featurizers (slow; the reference)."),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes (2 uses both cores of a 2-core machine; pays off above ~100k rows).",
+        ),
+    ] = 1,
 ) -> None:
-    """Featurise the formulas of a CSV with a named feature set (matminer's column names)."""
-    import pandas as pd
-
+    """Featurise the formulas of a CSV or Parquet table with a named feature set (matminer's column names)."""
     from featurize.featuresets import get_feature_set
-    from featurize.transformer import featurize_formulas
+    from service.cli.tables import STDOUT, ProgressBar, TableError, TableWriter, open_table
 
     try:
         fs = get_feature_set(features)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--features") from None
-    df = read_formula_csv(input_csv, formula_column)
-    clash = [c for c in [*fs.feature_labels(), "error"] if c in df.columns]
+    try:
+        source = open_table(input_table, text_columns=[formula_column])
+    except TableError as exc:
+        raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+    labels = fs.feature_labels()
+    clash = [c for c in [*labels, "error"] if c in source.columns]
     if clash:
-        raise typer.BadParameter(f"{input_csv} already has output columns: {', '.join(clash[:5])}")
+        source.close()
+        raise typer.BadParameter(f"{input_table} already has output columns: {', '.join(clash[:5])}")
 
     start = time.perf_counter()
-    batch = featurize_formulas(list(df[formula_column]), fs.name, reference=reference)
+    rows = n_failed = 0
+    failures: list[tuple[int, str]] = []
+    try:
+        with TableWriter(output) as writer, ProgressBar(source, f"featurize {input_table.name}") as bar:
+            writer.start(output_schema(source, labels))
+            as_csv = writer.format == "csv"
+            for result in _results(source, formula_column, fs.name, reference, as_csv, jobs):
+                writer.write_encoded(result.payload, result.rows)
+                failures += [(rows + i, e) for i, e in result.failures][: _SHOWN_FAILURES - len(failures)]
+                rows += result.rows
+                n_failed += result.n_failed
+                bar.update(rows)
+    except TableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     elapsed = time.perf_counter() - start
-    out = pd.concat([df, batch.to_frame(index=df.index)], axis=1)
-    if str(output) == "-":
-        typer.echo(out.to_csv(index=False), nl=False)
-    else:
-        out.to_csv(output, index=False)
 
     path = "matminer reference" if reference else "fast path"
     typer.echo(
-        f"{len(df)} rows, {fs.name} ({len(fs.feature_labels())} features, {path}) in {elapsed:.2f} s; "
-        f"{batch.n_failed} failed" + ("" if str(output) == "-" else f" -> {output}"),
+        f"{rows} rows, {fs.name} ({len(labels)} features, {path}) in {elapsed:.2f} s; "
+        f"{n_failed} failed" + ("" if str(output) == STDOUT else f" -> {output}"),
         err=True,
     )
-    for row, reason in list(batch.failures().items())[:10]:
+    for row, reason in failures:
         typer.echo(f"  row {row}: {reason}", err=True)
-    if batch.n_failed > 10:
-        typer.echo(f"  ... {batch.n_failed - 10} more (see the error column)", err=True)
+    if n_failed > len(failures):
+        typer.echo(f"  ... {n_failed - len(failures)} more (see the error column)", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`nascreen train`, `nascreen predict`, `nascreen models`: training, batch prediction and the registry.
+"""`nascreen train`, `nascreen models`: training and the registry (`predict` is in service/cli/predict.py).
 
 The MLflow store defaults to sqlite:///<project root>/mlruns/mlflow.db; `--tracking-uri` or the
 MLFLOW_TRACKING_URI environment variable (read here, at the edge, and passed down) point elsewhere.
@@ -168,54 +168,6 @@ def train(
     console.print(f"done in {time.perf_counter() - start:.0f} s")
 
 
-def predict(
-    input_csv: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV with a formula column")
-    ],
-    target: Annotated[
-        str, typer.Option("--target", "-t", help="ionic_conductivity | capacity_retention | average_voltage")
-    ],
-    output: Annotated[Path, typer.Option("--output", "-o", dir_okay=False, help="Output CSV")],
-    tracking_uri: TrackingOption = None,
-) -> None:
-    """Predict every row of INPUT.csv; OUT keeps every input row and column in order and adds prediction,
-    std, lower_90, upper_90, in_domain, domain_reason, model_version, error."""
-    import pandas as pd
-    from rich.console import Console
-
-    from models.predictor import OUTPUT_COLUMNS, load_predictors
-    from models.tracking import NoChampionError
-
-    console = Console(stderr=True)
-    names = _targets(target)
-    if len(names) != 1:
-        raise typer.BadParameter("predict takes one target", param_hint="--target")
-    # Every cell as text ("NaN" is sodium nitride, "" stays ""), so the input comes back unchanged.
-    frame = pd.read_csv(input_csv, dtype=str, keep_default_na=False, na_filter=False)
-    if "formula" not in frame.columns:
-        raise typer.BadParameter(f"{input_csv} has no 'formula' column", param_hint="INPUT_CSV")
-    clash = [c for c in OUTPUT_COLUMNS if c in frame.columns]
-    if clash:
-        raise typer.BadParameter(
-            f"{input_csv} already has output column(s) {', '.join(clash)}", param_hint="INPUT_CSV"
-        )
-    try:
-        predictor = load_predictors(names, resolve_tracking_uri(tracking_uri))[names[0]]
-    except NoChampionError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(code=1) from None
-    answers = predictor.predict_frame(frame)
-    out = pd.concat([frame, answers], axis=1)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(output, index=False)
-    n_bad = int((answers["error"] != "").sum())
-    n_out = int((~answers["in_domain"] & (answers["error"] == "")).sum())
-    console.print(
-        f"{len(out)} rows -> {output} (model {predictor.target.value} v{predictor.model_version}); "
-        f"{n_bad} rows with errors, {n_out} predicted out of domain"
-    )
-
-
 def list_models(tracking_uri: TrackingOption = None) -> None:
     """Registered models, versions, aliases and their CV metrics."""
     from rich.console import Console
@@ -262,5 +214,4 @@ def list_models(tracking_uri: TrackingOption = None) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
-    app.command("predict")(predict)
     app.command("models")(list_models)

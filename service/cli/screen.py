@@ -25,7 +25,7 @@ from service.cli.models import (
 )
 
 SCREENING_EXPERIMENT = "nascreen-screening"
-EXECUTORS = ("ray", "local")
+EXECUTORS = ("auto", "ray", "local")
 
 
 def _fmt(value: object) -> str:
@@ -186,6 +186,18 @@ def _prepare(
     return _Prepared(spec=spec, uri=uri, versions=versions, out_dir=out_dir, units=units)
 
 
+def _resolve_executor(executor: str, spec: Any, num_cpus: int | None, address: str | None) -> tuple[str, str]:
+    """``--executor auto``: ``ray`` or ``local`` and why (``screening.runner.choose_executor``)."""
+    if executor != "auto":
+        return executor, ""
+    import os
+
+    from screening.candidates import count_candidates
+    from screening.runner import choose_executor
+
+    return choose_executor(count_candidates(spec), num_cpus or os.cpu_count() or 1, address)
+
+
 def _run(
     prep: _Prepared,
     executor: str,
@@ -329,8 +341,12 @@ def screen(
         Path, typer.Argument(metavar="SPEC", exists=True, dir_okay=False, help="Screening spec (YAML/TOML).")
     ],
     executor: Annotated[
-        str, typer.Option(help="'ray' (embedded local Ray, or --address) or 'local' (one process).")
-    ] = "ray",
+        str,
+        typer.Option(
+            help="'ray' (embedded local Ray, or --address), 'local' (one process) or 'auto' (Ray for an "
+            "existing cluster or >= 400,000 candidates on >= 2 CPUs, else local)."
+        ),
+    ] = "auto",
     address: Annotated[
         str | None,
         typer.Option(
@@ -373,6 +389,7 @@ def screen(
         )
     prep = _prepare(spec_path, out, tracking_uri, train_if_missing, data_dir, console)
     spec, size = prep.spec, chunk_size or DEFAULT_CHUNK_SIZE
+    executor, chosen = _resolve_executor(executor, spec, num_cpus, address)
     console.print(
         f"screen [bold]{spec.name}[/bold] ({spec.family.name}): targets "
         + ", ".join(t.value for t in spec.targets)
@@ -380,6 +397,7 @@ def screen(
         + ", ".join(f"{k} v{v}" for k, v in prep.versions.items())
         + f"; ranked by {describe(spec.ranking)}; executor {executor}"
         + (f" at {address}" if executor == "ray" and address else "")
+        + (f" ({chosen})" if chosen else "")
     )
     result = _run(prep, executor, address, num_cpus, size, resume, console)
     summary = summarise(spec, result, top)

@@ -1,12 +1,43 @@
-"""`nascreen serve`: the HTTP API on uvicorn (127.0.0.1:8000 by default; models load once at start-up)."""
+"""`nascreen serve`: the HTTP API on uvicorn (127.0.0.1:8000 by default; models load once per worker).
+
+``--workers`` (default: the CPUs this process may run on) starts that many uvicorn worker processes
+sharing the port; each loads the champion models once in its lifespan and computes single-threaded (see
+``service.api.compute``), so N workers use N cores. With one worker the app runs in this process.
+Jobs left queued/running by a previous server are marked interrupted once here, before any worker starts,
+so a worker that finishes loading its models late cannot mark a job another worker already runs.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+# Set by the supervisor for its worker processes: the jobs of a previous run were already recovered.
+_JOBS_RECOVERED_ENV = "NASCREEN_JOBS_RECOVERED"
+
+
+def default_workers() -> int:
+    """One worker process per CPU this process may use (its affinity mask, else the CPU count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process: settings from the NASCREEN_* environment the supervisor set."""
+    from service.api.app import create_app
+    from service.api.settings import settings_from_env
+
+    _json_access_log()
+    return create_app(settings_from_env(), recover_jobs=os.environ.get(_JOBS_RECOVERED_ENV) != "1")
 
 
 def serve(
@@ -23,6 +54,14 @@ def serve(
     ] = Path("."),
     executor: Annotated[
         str | None, typer.Option(help="Screening jobs on 'ray' (default) or 'local' (in-process).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            envvar="NASCREEN_WORKERS",
+            help="Server worker processes, each loading the models once (default: one per CPU).",
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -43,20 +82,54 @@ def serve(
         project_root=project_root.resolve(),
         job_executor=executor,
     )
-    _json_access_log()
+    n_workers = workers or default_workers()
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,  # the app writes its own structured (JSON) access log
+        "server_header": False,
+    }
+    if n_workers == 1:
+        _json_access_log()
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+
+    from service.api.job_store import JobStore
+
+    store = JobStore(settings.resolved_jobs_db)
+    try:
+        interrupted = store.mark_interrupted()
+    finally:
+        store.close()
+    if interrupted:
+        logging.getLogger(__name__).warning(
+            "marked %d job(s) from a previous run as interrupted", len(interrupted)
+        )
+    # The workers are fresh processes: they read their settings from the environment, as given here.
+    os.environ.update(
+        {
+            "NASCREEN_HOST": settings.host,
+            "NASCREEN_PORT": str(settings.port),
+            "NASCREEN_TRACKING_URI": settings.resolved_tracking_uri,
+            "NASCREEN_PROJECT_ROOT": str(settings.project_root),
+            "NASCREEN_JOB_EXECUTOR": settings.job_executor,
+            _JOBS_RECOVERED_ENV: "1",
+        }
+    )
     uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,  # the app writes its own structured (JSON) access log
-        server_header=False,
+        "service.cli.serve:app_from_env",
+        factory=True,
+        workers=n_workers,
+        **common,  # type: ignore[arg-type]
     )
 
 
 def _json_access_log() -> None:
     """Request logs go to stderr as bare JSON lines (one object per request), ready for a log shipper."""
     access = logging.getLogger("nascreen.api.access")
+    if access.handlers:
+        return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(handler)

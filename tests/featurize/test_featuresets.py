@@ -35,8 +35,11 @@ def test_registry_names_and_aliases() -> None:
         "valence_orbital_v1",
         "oxidation_v1",
         "composite_v1",
+        "oxidation_v2",
+        "composite_v2",
     }
     assert resolve_name("magpie") == "magpie_v1"
+    assert resolve_name("oxidation") == "oxidation_v2" and resolve_name("composite") == "composite_v2"
     assert resolve_name("Magpie_V1") == "magpie_v1"
     assert get_feature_set("magpie") is get_feature_set("magpie_v1")
     assert get_feature_set("magpie_v1").name == "magpie_v1"

@@ -213,3 +213,70 @@ def test_family_labels_are_normalised_across_sources():
     assert normalize_family("garnet") == normalize_family("Garnet") == "Garnet"
     assert normalize_family("") == "unknown"
     assert normalize_family("Phenakite") == "Phenakite"
+
+
+def na_non_nasicon(rows: list[tuple[str, str, str, str, str]]) -> pd.DataFrame:
+    """(formula, family, phase wording, sigma, temperature) rows in the hand-curated file's columns."""
+    return pd.DataFrame(
+        {
+            "formula": [r[0] for r in rows],
+            "label": [r[0] for r in rows],
+            "family": [r[1] for r in rows],
+            "crystalline_or_amorphous": [r[2] for r in rows],
+            "sigma_S_cm": [r[3] for r in rows],
+            "log10_sigma": ["" for _ in rows],
+            "temperature_C": [r[4] for r in rows],
+            "source": [f"DOI:10.1000/p{i} (Author et al.); read at github:x/y" for i in range(len(rows))],
+            "quote": ["q"] * len(rows),
+            "notes": ["primary"] * len(rows),
+        },
+        dtype=object,
+    )
+
+
+def test_na_non_nasicon_keeps_phases_apart_and_merges_within_one_phase():
+    o_all, o_train, o_test = obelix([])
+    raw = na_non_nasicon(
+        [
+            ("NaTaCl6", "halide", "amorphous", "4e-3", "RT"),
+            ("NaTaCl6", "halide", "crystalline", "1e-4", "RT"),
+            ("NaTaCl6", "halide", "crystalline (annealed)", "1e-6", "25"),
+            ("Na3PS4", "sulfide", "amorphous (glass)", "6e-6", "RT"),
+            ("Na3PS4", "sulfide", "glass-ceramic (cubic crystals)", "2e-4", "not stated"),
+            ("NaTaOCl4", "oxyhalide", "not stated", "1.5e-3", "40"),
+        ]
+    )
+    res = curate_conductivity(
+        kang([("Na3PS4", "1e-4", "10.1/k")]), xu([]), xu([], paper=True), o_all, o_train, o_test,
+        liverpool([]), raw,
+    )  # fmt: skip
+    t = res.table.set_index(["formula", "phase"])
+    assert t.loc[("NaTaCl6", "amorphous"), "log10_sigma_s_cm"] == pytest.approx(math.log10(4e-3))
+    crystalline = t.loc[("NaTaCl6", "crystalline")]
+    assert crystalline["log10_sigma_s_cm"] == pytest.approx(-5.0)  # median of -4 and -6 in log10
+    assert crystalline["n_measurements"] == 2
+    assert crystalline["source"] == "10.1000/p1;10.1000/p2"  # the DOIs, not the prose of the cell
+    assert t.loc[("Na3PS4", "glass"), "structure_family"] == "Sulfide"
+    assert not t.loc[("Na3PS4", "glass-ceramic"), "temperature_reported"]  # "not stated": nominal 25 C
+    assert t.loc[("Na3PS4", "glass-ceramic"), "temperature_c"] == 25.0
+    assert set(res.table["dataset"]) == {"na_non_nasicon"}  # the Kang Na3PS4 yields to the hand-curated rows
+    reasons = set(res.report["reason"])
+    assert any("na_non_nasicon kept" in r for r in reasons)
+    # 40 C is not room temperature: dropped with its reason, never read as 25 C
+    assert ("NaTaOCl4" not in set(res.table["formula"])) and any("not room temperature" in r for r in reasons)
+
+
+def test_phase_wording_and_family_labels_map_to_the_five_phases():
+    from models.phase import normalize_phase, phase_from_description, phase_from_family
+
+    assert phase_from_description("crystalline (not explicit; notes disorder)") == "unknown"
+    assert phase_from_description("crystalline-amorphous heterostructure") == "glass-ceramic"
+    assert phase_from_description("amorphous (viscoelastic glass)") == "glass"
+    assert phase_from_description("crystalline (phase not stated)") == "crystalline"
+    assert phase_from_family("NASICON") == "crystalline"
+    assert phase_from_family("Glass") == "glass"
+    assert phase_from_family("Halide") == "unknown"
+    assert normalize_phase(" Glass_Ceramic ") == ("glass-ceramic", "")
+    assert normalize_phase(None) == ("unknown", "")
+    phase, error = normalize_phase("liquid")
+    assert phase == "unknown" and "liquid" in error

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import models
 from models.data import dataset_hash, load_curated, read_raw_csv, summarize_table
 from models.data.loader import CURATED_DIR, RAW_FILES, REPORT_FILE, curated_path, to_csv_text
+from models.phase import PHASES
 from models.targets import TargetName, get_target
 from service.cli import app
 from service.cli import data as data_cli
@@ -23,6 +24,7 @@ REPO_DATA = Path(models.__file__).resolve().parents[1] / "data"
 RAW_ROWS = {
     TargetName.IONIC_CONDUCTIVITY: [
         "kang2023", "xu2020_train", "xu2020_test", "obelix_all", "obelix_train", "obelix_test", "liverpool",
+        "na_non_nasicon",
     ],
     TargetName.CAPACITY_RETENTION: ["retention"],
     TargetName.AVERAGE_VOLTAGE: ["voltage"],
@@ -80,9 +82,10 @@ def test_every_raw_row_is_in_the_table_or_the_report(fresh: Path, target: Target
 def test_conductivity_table_invariants():
     df = load_curated(TargetName.IONIC_CONDUCTIVITY, REPO_DATA)
     assert np.isfinite(df["log10_sigma_s_cm"]).all()
-    assert not df.duplicated(["formula", "mobile_ion"]).any()
+    assert not df.duplicated(["formula", "mobile_ion", "phase"]).any()
+    assert set(df["phase"]) <= set(PHASES)
     assert set(df["mobile_ion"]) == {"Na", "Li"}
-    assert set(df.loc[df["mobile_ion"] == "Na", "dataset"]) == {"kang2023", "xu2020"}
+    assert set(df.loc[df["mobile_ion"] == "Na", "dataset"]) == {"kang2023", "xu2020", "na_non_nasicon"}
     assert set(df.loc[df["mobile_ion"] == "Li", "dataset"]) == {"obelix", "liverpool"}
     assert set(df.loc[df["dataset"] == "obelix", "obelix_split"]) == {"train", "test"}
     assert (df.loc[df["dataset"] != "obelix", "obelix_split"] == "").all()

@@ -45,7 +45,7 @@ def test_censored_labels_are_excluded(conductivity: pd.DataFrame) -> None:
     assert excluded["censored"] == n_censored
     assert len(X) == len(y) == len(groups) == len(conductivity) - n_censored
     assert not kept["censored"].any()
-    assert list(X.columns) == ["formula"]
+    assert list(X.columns) == ["formula", "phase"]
 
 
 def test_subsample_keeps_whole_groups(conductivity: pd.DataFrame) -> None:
@@ -77,6 +77,8 @@ def test_metrics_table_model_vs_dummy_all_and_na(conductivity_result, conductivi
 
 def test_studies_and_card(conductivity_result) -> None:
     li = conductivity_result.studies["li_helps_na"]
+    assert list(li["scope"].unique()) == ["all Na rows", "Na beyond NASICON"]
+    li = li.loc[li["scope"] == "all Na rows"]
     assert list(li["training"]) == ["Na rows only", "Na + Li rows (joint)", "dummy median of Na rows"]
     assert (li["n"] == li["n"].iloc[0]).all()  # same held-out Na rows for every setting
     obelix = conductivity_result.studies["obelix"]
@@ -91,6 +93,30 @@ def test_studies_and_card(conductivity_result) -> None:
     for png in conductivity_result.figures.values():
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert pipeline_feature_set(conductivity_result.model.estimator_) == "magpie_v1"
+
+
+def test_na_family_study_reports_every_family_beside_the_dummy(conductivity_result, conductivity) -> None:
+    fam = conductivity_result.studies["na_families"]
+    assert set(fam["scheme"]) == {"by source", "leave one family out"}
+    beyond = conductivity.loc[conductivity["dataset"] == "na_non_nasicon"]
+    for scheme, t in fam.groupby("scheme"):
+        t = t.set_index("family")
+        assert t.loc["all", "n"] == len(beyond), scheme
+        assert set(t.index) == {"all", *beyond["structure_family"]}
+        assert t[["mae", "dummy_mae", "coverage_90", "in_domain_share"]].notna().all().all()
+        assert t["in_domain_share"].between(0, 1).all()
+    rows = conductivity_result.studies["na_family_rows"]
+    out = rows.loc[~rows["in_domain"].astype(bool)]
+    assert (out["domain_reason"] != "").all()  # out of domain always says why
+    goals = conductivity_result.studies["na_family_goals"]
+    assert {"90% coverage in 0.85-0.95", ">= half of the rows in domain"} <= set(goals["goal"])
+    contrast = conductivity_result.studies["phase_contrast"].set_index(["formula", "phase"])
+    assert {("NaTaCl6", "amorphous"), ("NaTaCl6", "crystalline"), ("Na3PS4", "unknown")} <= set(
+        contrast.index
+    )
+    assert contrast["prediction"].notna().all()
+    flat = conductivity_result.flat_metrics()
+    assert np.isfinite(flat["na_families_by_source_all_mae"])
 
 
 def test_seed_checks_report_measured_vs_predicted(conductivity_result) -> None:
@@ -172,3 +198,14 @@ def test_clip_bounds_the_standardised_features_of_smooth_models() -> None:
     assert np.abs(Z).max() <= 5.0
     unclipped = build_pipeline(TargetName.AVERAGE_VOLTAGE, "magpie_v1", mlp).fit(X, y)
     assert np.abs(unclipped[:-1].transform(X)).max() > 5.0  # the data do have far-out features
+
+
+def test_conductivity_phase_input_defaults_to_unknown_and_rejects_bad_text() -> None:
+    df = pd.DataFrame({"formula": ["NaTaCl6", "NaTaCl6", "Na3PS4", "Na3PS4"]})
+    assert prepare_inputs(TargetName.IONIC_CONDUCTIVITY, df)["phase"].tolist() == ["unknown"] * 4
+    df["phase"] = ["Amorphous", "", "glass ceramic", "liquid"]
+    prepared = prepare_inputs(TargetName.IONIC_CONDUCTIVITY, df)
+    assert prepared["phase"].tolist() == ["amorphous", "unknown", "glass-ceramic", "unknown"]
+    errors = row_errors(TargetName.IONIC_CONDUCTIVITY, df, parse_formulas(df["formula"].tolist()))
+    assert errors[:3] == ["", "", ""]
+    assert "phase='liquid'" in errors[3] and "crystalline" in errors[3]

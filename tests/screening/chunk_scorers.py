@@ -3,6 +3,7 @@ like the real pipeline, so any process that scores a chunk gives the same rows."
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class ArithmeticScorer:
     fail_starts: tuple[int, ...] = ()
     failures_per_start: int = 1
     failures_dir: Path | None = None
+    crash_start: int | None = None  # the process exits (once: a marker file in failures_dir) on this start
 
     def __post_init__(self) -> None:
         self.calls: list[tuple[int, int]] = []
@@ -67,6 +69,11 @@ class ArithmeticScorer:
             (self.failures_dir / f"fail-{start}-{n}").touch()
 
     def __call__(self, start: int, stop: int) -> ChunkResult:
+        if start == self.crash_start and self.failures_dir is not None:
+            marker = self.failures_dir / f"crashed-{start}"
+            if not marker.exists():
+                marker.touch()
+                os._exit(1)  # a worker process dying, not an exception
         self.calls.append((start, stop))
         if self.calls_file is not None:
             with self.calls_file.open("a") as fh:
@@ -86,12 +93,15 @@ class ArithmeticFactory:
     fail_starts: tuple[int, ...] = ()
     failures_per_start: int = 1
     failures_dir: Path | None = None
+    crash_start: int | None = None
 
     def __call__(self) -> ArithmeticScorer:
         if self.inits_file is not None:
             with self.inits_file.open("a") as fh:
                 fh.write("init\n")
-        return ArithmeticScorer(self.calls_file, self.fail_starts, self.failures_per_start, self.failures_dir)
+        return ArithmeticScorer(
+            self.calls_file, self.fail_starts, self.failures_per_start, self.failures_dir, self.crash_start
+        )
 
 
 def recorded_calls(path: Path) -> list[tuple[int, int]]:

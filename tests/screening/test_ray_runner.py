@@ -37,9 +37,38 @@ def test_ray_run_equals_single_process_run(ray_local: dict, tmp_path: Path) -> N
     assert ray_report.computed == list(range(20)) and not ray_report.failed
     for kind in ("scored", "rejected"):
         pd.testing.assert_frame_equal(ray_store.read(kind), local_store.read(kind))
-    # one scorer (model load) per worker, not per chunk; every chunk scored exactly once
-    assert len(inits.read_text().split()) == 2
+    # one scorer (model load) per screen, built in the driver and shared; every chunk scored exactly once
+    assert len(inits.read_text().split()) == 1
     assert sorted(recorded_calls(calls)) == [(c.start, c.stop) for c in plan_chunks(1000, 50)]
+
+
+def test_ray_workers_can_build_their_own_scorer_once_each(ray_local: dict, tmp_path: Path) -> None:
+    from screening.ray_runner import RayExecutor
+
+    inits = tmp_path / "inits.txt"
+    store, report = _run(RayExecutor(share_scorer=False), tmp_path / "ray", ArithmeticFactory(inits))
+    local_store, _ = _run(LocalExecutor(), tmp_path / "local", ArithmeticFactory())
+    assert report.computed == list(range(20)) and not report.failed
+    pd.testing.assert_frame_equal(store.read("scored"), local_store.read("scored"), check_exact=True)
+    assert len(inits.read_text().split()) == 2  # one per worker, not per chunk
+
+
+def test_a_crashed_worker_is_restarted_and_rebuilds_its_scorer(ray_local: dict, tmp_path: Path) -> None:
+    from screening.ray_runner import RayExecutor
+
+    inits = tmp_path / "inits.txt"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # the worker scoring [300, 350) exits once; Ray restarts it and retries the task, and the restarted
+    # actor (which lost the shared scorer) builds its own from the factory
+    factory = ArithmeticFactory(inits, failures_dir=marks, crash_start=300)
+    store, report = _run(RayExecutor(), tmp_path / "ray", factory)
+    local_store, _ = _run(LocalExecutor(), tmp_path / "local", ArithmeticFactory())
+    assert (marks / "crashed-300").exists()
+    assert report.computed == list(range(20)) and not report.failed
+    for kind in ("scored", "rejected"):
+        pd.testing.assert_frame_equal(store.read(kind), local_store.read(kind), check_exact=True)
+    assert len(inits.read_text().split()) == 2  # the driver's, and the restarted worker's
 
 
 def test_ray_run_in_sub_ranges_equals_single_process_run(ray_local: dict, tmp_path: Path) -> None:

@@ -76,12 +76,11 @@ def test_a_bad_item_fails_alone_with_its_reason(client: TestClient) -> None:
         assert results[i]["predictions"]["ionic_conductivity"]["error"] is None
 
 
-@pytest.mark.parametrize("repeat", [1, 10], ids=["on the event loop", "in the thread pool"])
+@pytest.mark.parametrize("repeat", [1, 10], ids=["4 items", "40 items"])
 def test_answers_equal_the_in_process_predictor(
     client: TestClient, served_settings: ApiSettings, repeat: int
 ) -> None:
     formulas = ["Na3Zr2Si2PO12", "Na3.2Zr1.8Sc0.2Si2PO12", "Na2ZrCl6", "Na3PS4"] * repeat
-    assert (len(formulas) <= served_settings.inline_max_items) == (repeat == 1)
     r = client.post(
         "/v1/predict",
         json={"items": [{"formula": f} for f in formulas], "targets": ["ionic_conductivity"]},

@@ -126,3 +126,96 @@ def test_real_server_runs_a_screening_job_on_ray(
         assert done["progress"]["done"] == done["progress"]["total"] == 9
         parquet = client.get(done["results"]["parquet"])
         assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
+
+
+def _worker_processes(parent: int) -> list[int]:
+    """The uvicorn worker processes (multiprocessing spawn children) of a server process."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_nascreen_serve_with_two_workers_answers_like_the_predictor(
+    served_settings: ApiSettings, tmp_path: Any
+) -> None:
+    """`nascreen serve --workers 2` as users start it: two processes behind one port, each with its models;
+    /health and the predictions (exactly the in-process predictor's, in the documented schema) from both."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from models.predictor import load_predictors
+    from models.targets import TargetName
+    from service.api.schemas.predict import PredictResponse
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "NASCREEN_TARGETS": "ionic_conductivity",
+        "NASCREEN_JOB_EXECUTOR": "local",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    cmd = [
+        sys.executable, "-c", "from service.cli import main; main()", "serve", "--workers", "2",
+        "--host", "127.0.0.1", "--port", str(port), "--project-root", str(tmp_path),
+        "--tracking-uri", served_settings.resolved_tracking_uri, "--log-level", "warning",
+    ]  # fmt: skip
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    formulas = ["Na3Zr2Si2PO12", "Na3.2Zr1.8Sc0.2Si2PO12", "Na2XyO3", "Na3PS4"]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            deadline = time.monotonic() + 180
+            while True:
+                assert proc.poll() is None, (tmp_path / "server.log").read_text()
+                try:
+                    if client.get("/health").json()["ready"]:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not start in 180 s"
+                time.sleep(0.2)
+            assert len(_worker_processes(proc.pid)) == 2
+            # new connections are spread over the workers: every answer must be the same
+            bodies = []
+            for _ in range(60):
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as fresh:
+                    r = fresh.post(
+                        "/v1/predict",
+                        json={"items": [{"formula": f} for f in formulas], "targets": ["ionic_conductivity"]},
+                    )
+                assert r.status_code == 200, r.text
+                bodies.append(r.json())
+            assert all(b == bodies[0] for b in bodies)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    body = bodies[0]
+    assert PredictResponse.model_validate(body).model_dump(mode="json") == body
+    got = [x["predictions"]["ionic_conductivity"] for x in body["results"]]
+    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
+        TargetName.IONIC_CONDUCTIVITY
+    ]
+    want = predictor.predict_frame(pd.DataFrame({"formula": formulas}))
+    for answer, (_, row) in zip(got, want.iterrows(), strict=True):
+        if row["error"]:
+            assert answer["value"] is None and "Xy" in answer["error"]
+            continue
+        assert answer["value"] == row["prediction"] and answer["std"] == row["std"]  # bit for bit
+        assert answer["lower_90"] == row["lower_90"] and answer["upper_90"] == row["upper_90"]
+        assert answer["in_domain"] == bool(row["in_domain"])
+        assert answer["domain_reason"] == row["domain_reason"]

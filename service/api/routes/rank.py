@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, status
 
@@ -29,7 +29,7 @@ _REPEATED = ["ranked_by", "template", "host", "family"]
     responses={**ERROR_RESPONSES, 503: {"description": "No model is loaded for a target the family needs"}},
     summary="Rank dopants x fractions on a host site (small screens; larger ones are screening jobs)",
 )
-def rank_dopants(
+async def rank_dopants(
     predictors: PredictorsDep,
     settings: SettingsDep,
     compute: ComputeDep,
@@ -37,6 +37,11 @@ def rank_dopants(
 ) -> RankResponse:
     """Every candidate is charge-balance checked (rejected ones come back with their reason), scored on the
     family's targets with uncertainty and domain flags, and ranked by the requested mode."""
+    # on the server's compute thread: the event loop (and /health) never waits behind a ranking
+    return await compute.run(lambda: _rank(body, predictors, settings))
+
+
+def _rank(body: RankRequest, predictors: Any, settings: Any) -> RankResponse:
     if len(body.fractions) > settings.max_fraction_grid:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -57,8 +62,7 @@ def rank_dopants(
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"no champion model is loaded for {', '.join(absent)}"
         )
-    with compute():
-        result = rank_small(spec, n, predictors)
+    result = rank_small(spec, n, predictors)
     rejected = [
         RejectedCandidate(candidate=str(r.get("formula", r.get("description", ""))), reason=str(r["reason"]))
         for r in records(result.rejected.head(100))

@@ -1,0 +1,61 @@
+"""Retention under grouped CV by DOI: old champion vs study-aware variants vs the median baseline.
+
+For each model, the same grouped folds (UncertainRegressor's, GroupKFold shuffled by seed) give:
+absolute MAE, 90% coverage, Spearman(|error|, std), within-paper pair concordance (pairs in one paper,
+same cycle count, different formulas, measured >= 5 points apart), relative (delta) MAE and delta-interval
+coverage on those pairs, anchored MAE (leave-one-row-in per paper), and the seed contrast
+(P2 Na0.6Li0.2Mn0.8O2 vs Na0.6Li0.2Mn0.7Ru0.1O2 at 200 cycles).
+
+    PYTHONPATH=. nice -n 10 python -P benchmarks/retention_study.py [--models a,b] [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from models.data import load_curated
+from models.relative import relative_report
+from models.studies import seed_inputs
+from models.targets import TargetName
+from models.training import TrainingConfig, default_candidates, fit_uncertain, training_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default="")
+    parser.add_argument("--seeds", default="0")
+    args = parser.parse_args()
+    table = load_curated(TargetName.CAPACITY_RETENTION, ROOT / "data")
+    X, y, groups, kept, _ = training_frame(TargetName.CAPACITY_RETENTION, table)
+    facts = pd.read_csv(ROOT / "data" / "seed_facts.csv", keep_default_na=False)
+    seeds = seed_inputs(TargetName.CAPACITY_RETENTION, facts)
+    p2 = seeds.loc[seeds["formula"].isin(["Na0.6Li0.2Mn0.8O2", "Na0.6Li0.2Mn0.7Ru0.1O2"])]
+    wanted = [m for m in args.models.split(",") if m]
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for cand in default_candidates(TargetName.CAPACITY_RETENTION, n_jobs=1, random_state=seed):
+            label = f"{cand.name}/{cand.feature_set}"
+            if wanted and cand.name not in wanted:
+                continue
+            start = time.perf_counter()
+            config = TrainingConfig(n_jobs=1, random_state=seed)
+            model = fit_uncertain(TargetName.CAPACITY_RETENTION, cand, X, y, groups, config)
+            report = relative_report(model.oof_, kept)
+            seed_pred = model.predict(p2.drop(columns=["material", "measured"]))
+            row = {"model": label, "seed": seed, **report, "seconds": time.perf_counter() - start}
+            row["seed_NLMO"], row["seed_NLMRO"] = float(seed_pred[0]), float(seed_pred[1])
+            rows.append(row)
+            print(label, seed, f"{time.perf_counter() - start:.0f} s", flush=True)
+    out = pd.DataFrame(rows)
+    pd.set_option("display.width", 250)
+    print(out.groupby("model").mean(numeric_only=True).round(3).T.to_string())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""Predictions relative to a reference: what a dopant changes vs the host under one protocol, and absolute
+predictions anchored to the user's own measured rows. Pure: values in, typed frames out.
+
+Why: the study (cell build, electrolyte, loading) moves every retention of a paper by a shared offset
+that composition features cannot see (about half of the variance lies between papers). The difference of
+two predictions under the same protocol, ``delta = f(candidate) - f(host)``, does not carry that offset,
+and a user who measured the host in their lab knows their own offset: ``anchored = f(candidate) +
+mean(measured - f(measured rows))``.
+
+Uncertainty of a difference is calibrated on differences: ``RelativeCalibration`` is split-conformal on
+out-of-fold pairs of rows of one held-out study (``UncertainRegressor.oof_``: predictions of a fold's
+papers by a model that never saw them). The nonconformity of a pair is ``|dy - dyhat| / (s_ab + eps)``
+with ``s_ab = |dyhat| + sqrt(sigma_a^2 + sigma_b^2)`` from the regressor's raw spread (``pair_spread``),
+the floor ``eps`` chosen on cross-fold width (``select_normalised_floor``). ``p_better`` reads the
+calibrated delta interval as a normal: ``P(delta > 0) = Phi(delta / delta_std)`` (higher is better).
+
+``RelativeUncertainRegressor`` is the artifact: an ``UncertainRegressor`` whose ``fit`` also fits the
+relative calibration (``relative_calibration_``) and keeps the held-out pair report (``relative_report_``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from featurize.composition import CompositionError, parse_formula
+from models.conformal import (
+    SPREAD_FLOOR_GRID,
+    ConformalCalibration,
+    cross_fold_intervals,
+    fit_conformal,
+)
+from models.estimators.spread import predict_mean_std
+from models.evaluation import (
+    MIN_PAIR_GAP,
+    coverage,
+    dummy_median_oof,
+    mae,
+    pair_concordance,
+    spearman,
+    within_study_pairs,
+)
+from models.fast_transform import transform_steps
+from models.targets import TARGETS, TargetName
+from models.uncertain import UncertainRegressor
+
+RELATIVE_COLUMNS = (
+    "formula",
+    "reference_formula",
+    "prediction",
+    "reference_prediction",
+    "delta",
+    "delta_std",
+    "delta_lower_90",
+    "delta_upper_90",
+    "p_better",
+    "anchored_prediction",
+    "anchored_lower_90",
+    "anchored_upper_90",
+    "n_anchors",
+    "in_domain",
+    "domain_reason",
+    "model_version",
+    "error",
+)
+MEASURED_COLUMN = "measured"
+
+
+@dataclass(frozen=True)
+class RelativeCalibration:
+    """Conformal scale of the difference of two predictions of one study (see module)."""
+
+    calibration: ConformalCalibration
+    n_pairs: int
+    # share of one anchor's residual (measured - predicted) that carries over to another row of its study,
+    # fitted on held-out pairs: cov(r_a, r_b) / var(r_b); 1 = take the anchor's offset in full
+    anchor_shrinkage: float = 1.0
+    anchored: ConformalCalibration | None = None  # absolute calibration of anchored residuals (one anchor)
+
+    def half_width(self, pair_sigma: np.ndarray | None, n: int) -> np.ndarray:
+        sigma = pair_sigma if self.calibration.normalized else None
+        return self.calibration.half_width(sigma, n)
+
+    def std(self, pair_sigma: np.ndarray | None, n: int) -> np.ndarray:
+        return self.half_width(pair_sigma, n) / self.calibration.z
+
+
+def study_pairs(groups: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (a, b), a < b, of rows of one study (any formula, any conditions)."""
+    g = np.asarray(groups).astype(str)
+    return within_study_pairs(g, np.arange(len(g)).astype(str), np.zeros(len(g)))
+
+
+def _pair_arrays(
+    oof: pd.DataFrame, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    y = oof["y_true"].to_numpy(float)
+    p = oof["prediction"].to_numpy(float)
+    dy = y[a] - y[b]
+    dp = p[a] - p[b]
+    s = oof["sigma_hat"].to_numpy(float) if "sigma_hat" in oof.columns else np.full(len(oof), np.nan)
+    pair_sigma = pair_spread(dp, s[a], s[b]) if np.isfinite(s).all() else None
+    return dy, dp, pair_sigma, oof["fold"].to_numpy()[a]
+
+
+def pair_spread(delta: np.ndarray, sigma_a: np.ndarray, sigma_b: np.ndarray) -> np.ndarray:
+    """Raw spread of a predicted difference: ``|delta| + sqrt(sigma_a^2 + sigma_b^2)``. A large predicted
+    change is the less certain one (on held-out pairs Spearman with |error| ~0.15, vs ~0.09 for the
+    members' spread alone)."""
+    return np.asarray(np.abs(delta) + np.sqrt(np.square(sigma_a) + np.square(sigma_b)))
+
+
+def select_normalised_floor(
+    dy: np.ndarray, dp: np.ndarray, sigma: np.ndarray | None, folds: np.ndarray, coverage_level: float = 0.9
+) -> float | None:
+    """The spread floor (``SPREAD_FLOOR_GRID``) with the narrowest cross-fold delta intervals. Unlike the
+    absolute intervals, a constant width is not an option when a spread exists: the user compares
+    candidates by P(better), which needs a per-candidate std (the width cost is measured and reported)."""
+    if sigma is None:
+        return None
+    widths = []
+    for fraction in SPREAD_FLOOR_GRID:
+        lower, upper, _ = cross_fold_intervals(dy, dp, sigma, folds, coverage_level, eps_fraction=fraction)
+        widths.append(float(np.mean(upper - lower)))
+    return SPREAD_FLOOR_GRID[int(np.argmin(widths))]
+
+
+def fit_relative_calibration(oof: pd.DataFrame, coverage_level: float = 0.9) -> RelativeCalibration:
+    """Calibrate delta intervals on every out-of-fold pair of rows of one held-out study."""
+    a, b = study_pairs(oof["group"].to_numpy())
+    if len(a) < 20:
+        raise ValueError(f"relative calibration needs at least 20 within-study pairs, got {len(a)}")
+    dy, dp, pair_sigma, folds = _pair_arrays(oof, a, b)
+    floor = select_normalised_floor(dy, dp, pair_sigma, folds, coverage_level)
+    sigma = None if floor is None else pair_sigma
+    fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
+    cal = fit_conformal(dy, dp, sigma, coverage_level, eps_fraction=fraction)
+    k = anchor_shrinkage(oof, a, b)
+    resid = oof["y_true"].to_numpy(float) - oof["prediction"].to_numpy(float)
+    anchored = fit_conformal(resid[a] - k * resid[b], np.zeros(len(a)), None, coverage_level)
+    return RelativeCalibration(cal, n_pairs=len(a), anchor_shrinkage=k, anchored=anchored)
+
+
+def anchor_shrinkage(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> float:
+    """Least-squares share k of an anchor row's residual to add to another row of its study, in [0, 1]:
+    ``k = sum r_a r_b / sum r_b^2`` over held-out pairs (both orders), r = measured - predicted."""
+    r = oof["y_true"].to_numpy(float) - oof["prediction"].to_numpy(float)
+    num = float(np.sum(r[a] * r[b]))  # symmetric: both orders give the same numerator
+    den = float(np.sum(r[a] ** 2 + r[b] ** 2)) / 2.0
+    return float(np.clip(num / den, 0.0, 1.0)) if den > 0 else 0.0
+
+
+def _cross_fold_delta(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
+    """Honest delta intervals of pairs (calibrated on the other folds' pairs only)."""
+    dy, dp, pair_sigma, folds = _pair_arrays(oof, a, b)
+    floor = select_normalised_floor(dy, dp, pair_sigma, folds)
+    sigma = None if floor is None else pair_sigma
+    fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
+    lower, upper, std = cross_fold_intervals(dy, dp, sigma, folds, eps_fraction=fraction)
+    return pd.DataFrame({"dy": dy, "dp": dp, "lower": lower, "upper": upper, "std": std})
+
+
+def _cross_fold_anchored(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
+    """Leave-one-row-in per study, honestly: row b of a held-out paper is the measured anchor, row a is
+    predicted as ``p_a + k (y_b - p_b)``; k and the interval come from the other folds' pairs only.
+    Both orders of every pair are scored."""
+    a, b = np.concatenate([a, b]), np.concatenate([b, a])
+    y = oof["y_true"].to_numpy(float)
+    p = oof["prediction"].to_numpy(float)
+    folds = oof["fold"].to_numpy()[a]
+    out = pd.DataFrame({"y": y[a], "full": p[a] + (y[b] - p[b])})
+    anchored = np.empty(len(a))
+    lower = np.empty(len(a))
+    upper = np.empty(len(a))
+    ks = np.empty(len(a))
+    r = y - p
+    for fold in np.unique(folds):
+        test = folds == fold
+        train = ~test
+        k = anchor_shrinkage(oof, a[train], b[train])
+        cal = fit_conformal(r[a[train]] - k * r[b[train]], np.zeros(int(train.sum())), None)
+        anchored[test] = p[a[test]] + k * r[b[test]]
+        lower[test], upper[test] = cal.interval(anchored[test], None)
+        ks[test] = k
+    out["anchored"], out["lower"], out["upper"], out["k"] = anchored, lower, upper, ks
+    return out
+
+
+def relative_report(oof: pd.DataFrame, kept: pd.DataFrame) -> dict[str, float]:
+    """The issue-8 measures from an out-of-fold table (rows aligned with ``kept``, the training rows):
+
+    absolute MAE / coverage / Spearman(|err|, std) for the model and the median baseline on the same folds;
+    within-paper pair concordance (same cycles, different formula, >= 5 points apart); relative MAE and
+    delta-interval coverage on same-cycle pairs (delta of the median baseline is 0); anchored MAE and
+    coverage (leave-one-row-in per paper: every row of a paper in turn is the one measured row)."""
+    y = oof["y_true"].to_numpy(float)
+    pred = oof["prediction"].to_numpy(float)
+    groups = oof["group"].to_numpy()
+    dummy = dummy_median_oof(y, oof["fold"].to_numpy(), groups)
+    formulas = kept["formula"].to_numpy(object)
+    cycles = kept["cycles"].to_numpy(float)
+    out: dict[str, float] = {
+        "n": float(len(y)),
+        "mae": mae(y, pred),
+        "dummy_mae": mae(y, dummy["prediction"]),
+        "coverage_90": coverage(y, oof["lower_90"], oof["upper_90"]),
+        "width_90": float(np.mean(oof["upper_90"] - oof["lower_90"])),
+        "spearman_abs_err_std": spearman(np.abs(y - pred), oof["std"]),
+        "std_distinct": float(np.unique(np.round(oof["std"].to_numpy(float), 6)).size),
+    }
+    out["mae_ratio"] = out["mae"] / out["dummy_mae"]
+    a, b = within_study_pairs(groups, formulas, y, same=cycles, min_gap=MIN_PAIR_GAP)
+    out["n_concordance_pairs"] = float(len(a))
+    out["concordance"] = pair_concordance(y, pred, a, b)
+    same_a, same_b = within_study_pairs(groups, formulas, y, same=cycles)
+    rel = _cross_fold_delta(oof, same_a, same_b)
+    out["n_relative_pairs"] = float(len(same_a))
+    out["relative_mae"] = mae(rel["dy"], rel["dp"])
+    out["relative_dummy_mae"] = float(np.mean(np.abs(rel["dy"])))
+    out["relative_coverage_90"] = coverage(rel["dy"], rel["lower"], rel["upper"])
+    out["relative_width_90"] = float(np.mean(rel["upper"] - rel["lower"]))
+    out["relative_spearman_abs_err_std"] = spearman(np.abs(rel["dy"] - rel["dp"]), rel["std"])
+    all_a, all_b = study_pairs(groups)
+    anchored = _cross_fold_anchored(oof, all_a, all_b)
+    out["n_anchored_pairs"] = float(len(all_a))
+    out["anchored_mae"] = mae(anchored["y"], anchored["anchored"])
+    out["anchored_full_offset_mae"] = mae(anchored["y"], anchored["full"])
+    out["anchor_shrinkage"] = float(anchored["k"].mean())
+    out["anchored_coverage_90"] = coverage(anchored["y"], anchored["lower"], anchored["upper"])
+    out["anchored_width_90"] = float(np.mean(anchored["upper"] - anchored["lower"]))
+    # the same pairs scored absolutely (what anchoring improves on) and the baseline "measured anchor as is"
+    both = np.concatenate([all_a, all_b])
+    out["anchored_pairs_absolute_mae"] = float(np.mean(np.abs(y[both] - pred[both])))
+    out["anchored_pairs_dummy_mae"] = float(np.mean(np.abs(y[both] - dummy["prediction"].to_numpy()[both])))
+    out["anchored_copy_anchor_mae"] = float(np.mean(np.abs(y[all_a] - y[all_b])))
+    return out
+
+
+class RelativeUncertainRegressor(UncertainRegressor):
+    """``UncertainRegressor`` + the calibration of within-study differences (``relative_calibration_``).
+
+    Same parameters and contract; ``fit(X, y, groups)`` additionally calibrates delta intervals on the
+    out-of-fold within-study pairs (``models.relative.fit_relative_calibration``)."""
+
+    def fit(self, X: pd.DataFrame, y: Any, groups: Any = None) -> RelativeUncertainRegressor:
+        super().fit(X, y, groups)
+        self.relative_calibration_ = fit_relative_calibration(self.oof_, self.coverage)
+        return self
+
+    def predict_mean_spread(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """Point prediction and the regressor's raw (uncalibrated) spread per row."""
+        X = self._check_frame(X)
+        z = transform_steps(self.estimator_.steps[:-1], X)
+        return predict_mean_std(self.estimator_[-1], z)
+
+
+# ------------------------------------------------------------------------------------------ serving API
+def _with_conditions(frame: pd.DataFrame, conditions: Mapping[str, Any] | None) -> pd.DataFrame:
+    out = frame.copy()
+    for key, value in (conditions or {}).items():
+        if key == "formula":
+            raise ValueError("conditions cannot set 'formula'")
+        if key not in out.columns:
+            out[key] = value
+        else:
+            out[key] = [value if pd.isna(v) else v for v in out[key]]
+    return out
+
+
+def _spread(model: Any, frame: pd.DataFrame) -> np.ndarray | None:
+    method = getattr(model, "predict_mean_spread", None)
+    if not callable(method) or frame.empty:
+        return None
+    _, sigma = method(frame)
+    return None if sigma is None else np.asarray(sigma, dtype=float)
+
+
+def _relative_calibration(model: Any) -> RelativeCalibration:
+    cal = getattr(model, "relative_calibration_", None)
+    if not isinstance(cal, RelativeCalibration):
+        raise ValueError(
+            "this model has no relative calibration (trained before relative predictions existed): retrain "
+            "it with `nascreen train --target <target>`"
+        )
+    return cal
+
+
+def predict_relative(
+    predictor: Any,
+    candidates: pd.DataFrame,
+    reference: str,
+    conditions: Mapping[str, Any] | None = None,
+    *,
+    anchors: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Each candidate vs ``reference`` (the host formula) under the candidate row's own protocol.
+
+    ``candidates``: a frame with ``formula`` and the target's condition columns (retention: ``cycles``,
+    optional ``current_mA_g``, ``voltage_low_V``, ``voltage_high_V``, ``structure_type``); ``conditions``
+    fills condition columns the frame lacks (or leaves empty), for candidates and reference alike.
+    ``anchors``: the user's own measured rows (``formula``, the conditions they were measured under, and
+    ``measured``; the host, and maybe a few dopants). With anchors, ``anchored_prediction`` is the
+    candidate's prediction + k_n x the mean of (measured - predicted) over the n anchors (k_1 fitted on
+    held-out papers, ``RelativeCalibration.anchor_shrinkage``), with the interval of one-anchor residuals
+    calibrated on held-out papers (conservative for several anchors).
+
+    Returns one row per candidate (same index, columns ``RELATIVE_COLUMNS``): ``delta`` = candidate -
+    reference prediction, ``delta_std``/``delta_lower_90``/``delta_upper_90`` from the relative calibration,
+    ``p_better`` = P(candidate beats the reference) (higher is better for retention and voltage), the
+    anchored columns (NaN without anchors), the candidate's domain flag, and ``error`` (a bad row keeps its
+    reason and NaN numbers; a bad reference or anchor raises ValueError naming it)."""
+    target = TargetName(predictor.target)
+    cal = _relative_calibration(predictor.model)
+    if "formula" not in candidates.columns:
+        raise ValueError("candidates have no 'formula' column")
+    cand = _with_conditions(candidates.reset_index(drop=True), conditions)
+    ref = cand.copy()
+    ref["formula"] = reference
+    try:
+        parse_formula(reference)
+    except CompositionError as exc:
+        raise ValueError(f"reference {reference!r}: {exc}") from None
+    c_answer = predictor.predict_frame(cand)
+    r_answer = predictor.predict_frame(ref)
+    good = (c_answer["error"] == "").to_numpy() & (r_answer["error"] == "").to_numpy()
+    n = len(cand)
+    delta = np.full(n, np.nan)
+    delta_std = np.full(n, np.nan)
+    lower = np.full(n, np.nan)
+    upper = np.full(n, np.nan)
+    p_better = np.full(n, np.nan)
+    anchored = np.full(n, np.nan)
+    a_lower = np.full(n, np.nan)
+    a_upper = np.full(n, np.nan)
+    n_anchors = 0
+    if good.any():
+        # unclipped differences (the served absolute values are clipped to the physical range)
+        c_raw = np.asarray(predictor.model.predict(cand.loc[good]), dtype=float)
+        r_raw = np.asarray(predictor.model.predict(ref.loc[good]), dtype=float)
+        s_c = _spread(predictor.model, cand.loc[good])
+        s_r = _spread(predictor.model, ref.loc[good])
+        d = c_raw - r_raw
+        pair_sigma = None if s_c is None or s_r is None else pair_spread(d, s_c, s_r)
+        half = cal.half_width(pair_sigma, len(d))
+        std = half / cal.calibration.z
+        delta[good], delta_std[good] = d, std
+        lower[good], upper[good] = d - half, d + half
+        sign = 1.0 if TARGETS[target].higher_is_better else -1.0
+        p_better[good] = norm.cdf(sign * d / np.maximum(std, 1e-12))
+        if anchors is not None:
+            offset, n_anchors = _anchor_offset(predictor, anchors, conditions)
+            # several anchors: their mean residual is less noisy; shrinkage k_n = n k / (1 + (n - 1) k)
+            # (the random-effects weight with k as the one-anchor weight); width as one anchor (conservative)
+            k1 = cal.anchor_shrinkage
+            k = n_anchors * k1 / (1.0 + (n_anchors - 1) * k1) if k1 > 0 else 0.0
+            anchored[good] = c_raw + k * offset
+            a_cal = cal.anchored or cal.calibration
+            a_half = a_cal.half_width(None, len(d)) if not a_cal.normalized else half
+            a_lower[good] = anchored[good] - a_half
+            a_upper[good] = anchored[good] + a_half
+            bounds = TARGETS[target].value_range
+            if bounds is not None:
+                for arr in (anchored, a_lower, a_upper):
+                    np.clip(arr, *bounds, out=arr)
+    errors = [
+        c if c else (f"reference {reference!r}: {r}" if r else "")
+        for c, r in zip(c_answer["error"], r_answer["error"], strict=True)
+    ]
+    out = pd.DataFrame(
+        {
+            "formula": cand["formula"].to_numpy(object),
+            "reference_formula": reference,
+            "prediction": c_answer["prediction"].to_numpy(float),
+            "reference_prediction": r_answer["prediction"].to_numpy(float),
+            "delta": delta,
+            "delta_std": delta_std,
+            "delta_lower_90": lower,
+            "delta_upper_90": upper,
+            "p_better": p_better,
+            "anchored_prediction": anchored,
+            "anchored_lower_90": a_lower,
+            "anchored_upper_90": a_upper,
+            "n_anchors": n_anchors,
+            "in_domain": c_answer["in_domain"].to_numpy(bool) & r_answer["in_domain"].to_numpy(bool),
+            "domain_reason": [
+                c if c else (f"reference: {r}" if r else "")
+                for c, r in zip(c_answer["domain_reason"], r_answer["domain_reason"], strict=True)
+            ],
+            "model_version": predictor.model_version,
+            "error": errors,
+        }
+    )
+    out.index = candidates.index
+    return out
+
+
+def _anchor_offset(
+    predictor: Any, anchors: pd.DataFrame, conditions: Mapping[str, Any] | None
+) -> tuple[float, int]:
+    """(mean measured - predicted, number of anchors); raises on a bad anchor."""
+    if MEASURED_COLUMN not in anchors.columns or "formula" not in anchors.columns:
+        raise ValueError(f"anchors need 'formula' and {MEASURED_COLUMN!r} columns")
+    if anchors.empty:
+        raise ValueError("anchors are empty: give at least one measured row or no anchors")
+    frame = _with_conditions(anchors.reset_index(drop=True), conditions)
+    measured = pd.to_numeric(frame[MEASURED_COLUMN], errors="coerce").to_numpy(float)
+    answer = predictor.predict_frame(frame.drop(columns=[MEASURED_COLUMN]))
+    for i, (err, value) in enumerate(zip(answer["error"], measured, strict=True)):
+        if err:
+            raise ValueError(f"anchor row {i} ({frame['formula'].iloc[i]!r}): {err}")
+        if not np.isfinite(value):
+            raise ValueError(f"anchor row {i} ({frame['formula'].iloc[i]!r}): measured value is not a number")
+    raw = np.asarray(predictor.model.predict(frame.drop(columns=[MEASURED_COLUMN])), dtype=float)
+    return float(np.mean(measured - raw)), len(frame)

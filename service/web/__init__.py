@@ -1,0 +1,1 @@
+"""The browser page served by `nascreen serve` at `/` (static HTML/JS/CSS, no build step)."""
