@@ -5,7 +5,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test lint check clean bench
+.PHONY: setup demo test test-fast lint check clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,12 @@ demo: $(STAMP)
 ## The test suite (what CI runs).
 test: $(STAMP)
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q
+
+## The fast loop while working (< 1 minute on a quiet machine): no Ray, no MLflow store, no training, no
+## server. Tests that need one carry the ray / mlflow / server / slow marker (tests/conftest.py marks every
+## test using a training fixture).
+test-fast: $(STAMP)
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -q -m "not slow and not ray and not mlflow and not server and not browser and not fuzz"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

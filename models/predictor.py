@@ -36,6 +36,15 @@ OUTPUT_COLUMNS = (
 _NUMERIC_OUTPUTS = ("prediction", "std", "lower_90", "upper_90")
 
 
+class PredictorLike(Protocol):
+    """What the screening core and the API need from a loaded model (``Predictor`` satisfies it; so does
+    any object answering ``predict_frame`` with OUTPUT_COLUMNS and naming its registry version)."""
+
+    model_version: str
+
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame: ...
+
+
 class UncertainModel(Protocol):
     """What the Predictor needs from a model (``models.uncertain.UncertainRegressor`` satisfies it)."""
 
@@ -115,6 +124,13 @@ class Predictor:
             domain_reason=str(result["domain_reason"]),
             model_version=self.model_version,
         )
+
+
+def training_elements(predictor: object) -> frozenset[str]:
+    """The elements in the training data of a predictor's model (``training_elements_`` of a fitted
+    ``UncertainRegressor``; empty for a model that does not record them)."""
+    model = getattr(predictor, "model", None)
+    return frozenset(getattr(model, "training_elements_", ()) or ())
 
 
 def load_predictors(targets: Iterable[TargetName | str], tracking_uri: str) -> dict[TargetName, Predictor]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +31,7 @@ import pandas as pd
 
 from featurize.composition import CompositionError, parse_formula
 from featurize.oxidation import assign_oxidation_states, charge_balance_batch
+from screening.schema import CANDIDATE_COLUMNS, REJECTED_COLUMNS, RejectCode
 from screening.spec import DopantOption, ScreeningSpec, candidate_space_size, format_amount
 from screening.templates import VALENCE_NAMES
 
@@ -39,30 +39,7 @@ __all__ = ["ACCEPTED_COLUMNS", "REJECTED_COLUMNS", "CandidateChunk", "candidate_
 
 log = logging.getLogger(__name__)
 
-ACCEPTED_COLUMNS = (
-    "candidate_id",
-    "formula",
-    "is_host",
-    "family",
-    "structure_type",
-    "host",
-    "template",
-    "site",
-    "dopant",
-    "dopant_valence",
-    "fraction",
-    "site2",
-    "dopant2",
-    "dopant2_valence",
-    "fraction2",
-    "compensation",
-    "cycles",
-    "current_mA_g",
-    "voltage_low_V",
-    "voltage_high_V",
-    "working_ion",
-)
-REJECTED_COLUMNS = ("candidate_id", "formula", "dopant", "fraction", "dopant2", "fraction2", "reason")
+ACCEPTED_COLUMNS = CANDIDATE_COLUMNS  # declared in screening.schema
 
 #: assign_oxidation_states is called (for an explanatory reason) at most this many times per chunk.
 MAX_REASON_LOOKUPS = 200
@@ -72,6 +49,8 @@ _SMALL = 4096
 
 @dataclass(frozen=True)
 class CandidateChunk:
+    """The candidates of one id range: accepted (charge-neutral) and rejected (with reason code + reason)."""
+
     accepted: pd.DataFrame
     rejected: pd.DataFrame
 
@@ -118,6 +97,7 @@ class _Block:
     ids: np.ndarray
     formula: np.ndarray
     reason: np.ndarray
+    code: np.ndarray  # RejectCode values ("" while accepted)
     columns: dict[str, object]
 
 
@@ -129,9 +109,134 @@ def _charge_reason(formula: str, allow_peroxide: bool) -> str:
     return oxi.reason or "no charge-neutral assignment within the allowed oxidation states"
 
 
+class _Rejections:
+    """Per row: the first failed check's sentence and code ("" while the row is still accepted)."""
+
+    def __init__(self, n: int) -> None:
+        self.reason = np.full(n, "", dtype=object)
+        self.code = np.full(n, "", dtype=object)
+
+    def __call__(self, mask: np.ndarray, text: np.ndarray | str, why: RejectCode) -> None:
+        new = mask & (self.reason == "")
+        self.reason[new] = text[new] if isinstance(text, np.ndarray) else text
+        self.code[new] = why.value
+
+
+def _reject_duplicates(
+    spec: ScreeningSpec,
+    opt1: DopantOption | None,
+    opt2: DopantOption | None,
+    d1: int,
+    d2: int,
+    n: int,
+    reject: _Rejections,
+) -> None:
+    same_site = spec.form == "template" or spec.site == spec.site2
+    if opt1 is None or opt2 is None or not same_site:
+        return
+    every = np.ones(n, dtype=bool)
+    if opt1.element == opt2.element:
+        reject(every, f"co-dopant {opt2.element} equals the dopant on the same site", RejectCode.DUPLICATE)
+    elif (
+        spec.form == "substitution"
+        and spec.dopants == spec.dopants2
+        and spec.grids[0].values == spec.grids[1].values
+        and d1 > d2
+    ):
+        reject(every, "duplicate: the same candidate with dopant and co-dopant swapped", RejectCode.DUPLICATE)
+
+
+def _reject_negative(elements: tuple[str, ...], amounts: np.ndarray, reject: _Rejections) -> None:
+    neg = amounts < -_TOL
+    if not neg.any():
+        return
+    first = np.argmax(neg, axis=1)
+    texts = np.full(amounts.shape[0], "", dtype=object)
+    for r in np.flatnonzero(neg.any(axis=1)):
+        texts[r] = f"{elements[first[r]]} content would be negative ({amounts[r, first[r]]:g})"
+    reject(np.asarray(neg.any(axis=1)), texts, RejectCode.NEGATIVE_AMOUNT)
+
+
+def _reject_compensation(
+    spec: ScreeningSpec,
+    elements: tuple[str, ...],
+    amounts: np.ndarray,
+    dopants: dict[str, str],
+    env: dict[str, np.ndarray | float],
+    opt1: DopantOption | None,
+    opt2: DopantOption | None,
+    reject: _Rejections,
+) -> None:
+    comp = spec.compensation
+    if spec.form != "substitution" or opt1 is None or comp.element is None:
+        return
+    n = amounts.shape[0]
+    charge = np.asarray(env["x"], dtype=float) * (opt1.valence - _state(spec, spec.site))
+    if opt2 is not None:
+        charge = charge + np.asarray(env["x2"], dtype=float) * (opt2.valence - _state(spec, spec.site2))
+    if comp.mode == "vacancy":
+        removed = np.broadcast_to(charge / _state(spec, comp.element), (n,))
+        reject(
+            removed < -_TOL,
+            f"vacancy compensation on the {comp.element} site cannot balance this dopant "
+            f"(it would need extra {comp.element}, not vacancies)",
+            RejectCode.COMPENSATION_LIMIT,
+        )
+    elif comp.mode == "variable_valence":
+        _variable_valence(spec, elements, amounts, dopants, env, opt1, opt2, reject)
+
+
+def _reject_unbalanced(
+    spec: ScreeningSpec,
+    elements: tuple[str, ...],
+    amounts: np.ndarray,
+    formula: np.ndarray,
+    reject: _Rejections,
+    lookups: list[int],
+) -> None:
+    """The project's neutrality check on the rows still accepted (explained for the first few)."""
+    todo = np.flatnonzero(reject.reason == "")
+    if not todo.size:
+        return
+    _, balanced = charge_balance_batch(list(elements), amounts[todo], allow_peroxide=spec.allow_peroxide)
+    bad = todo[~np.asarray(balanced, dtype=bool)]
+    reject.code[bad] = RejectCode.NOT_CHARGE_BALANCED.value
+    for r in bad:
+        if lookups[0] < MAX_REASON_LOOKUPS:
+            lookups[0] += 1
+            reject.reason[r] = "not charge balanced: " + _charge_reason(str(formula[r]), spec.allow_peroxide)
+        else:
+            reject.reason[r] = "not charge balanced within the allowed oxidation states"
+
+
+def _block_columns(
+    spec: ScreeningSpec,
+    template_text: str,
+    opt1: DopantOption | None,
+    opt2: DopantOption | None,
+    env: dict[str, np.ndarray | float],
+) -> dict[str, object]:
+    g0 = spec.grids[0] if spec.grids else None
+    g1 = spec.grids[1] if len(spec.grids) > 1 else None
+    columns: dict[str, object] = {
+        "template": template_text,
+        "dopant": opt1.element if opt1 else "",
+        "dopant_valence": opt1.valence if opt1 else np.nan,
+        "fraction": env[g0.name] if g0 else np.nan,
+        "dopant2": opt2.element if opt2 else "",
+        "dopant2_valence": opt2.valence if opt2 else np.nan,
+        "fraction2": env[g1.name] if g1 else np.nan,
+    }
+    if spec.form == "template":
+        for g in spec.grids:
+            columns[f"var_{g.name}"] = env[g.name]
+    return columns
+
+
 def _block(
     spec: ScreeningSpec, ids: np.ndarray, digits: tuple[np.ndarray, ...], lookups: list[int]
 ) -> _Block:
+    """One template and dopant choice over a run of grid points: formulas, then the checks in order."""
     t, d1, d2 = int(digits[0][0]), int(digits[1][0]), int(digits[2][0])
     n = ids.size
     template = spec.templates[t]
@@ -148,75 +253,13 @@ def _block(
     elements, amounts = template.amounts(dopants, env, n)
     amounts = np.round(amounts, spec.decimals) + 0.0  # "+ 0.0" turns -0.0 into 0.0
     formula = _formulas(elements, amounts, spec.decimals)
-    reason = np.full(n, "", dtype=object)
-
-    def reject(mask: np.ndarray, text: np.ndarray | str) -> None:
-        new = mask & (reason == "")
-        reason[new] = text[new] if isinstance(text, np.ndarray) else text
-
-    # 1. duplicate co-doping
-    same_site = spec.form == "template" or spec.site == spec.site2
-    if opt1 is not None and opt2 is not None and same_site:
-        if opt1.element == opt2.element:
-            reject(np.ones(n, dtype=bool), f"co-dopant {opt2.element} equals the dopant on the same site")
-        elif (
-            spec.form == "substitution"
-            and spec.dopants == spec.dopants2
-            and spec.grids[0].values == spec.grids[1].values
-            and d1 > d2
-        ):
-            reject(np.ones(n, dtype=bool), "duplicate: the same candidate with dopant and co-dopant swapped")
-    # 2. negative amounts
-    neg = amounts < -_TOL
-    if neg.any():
-        first = np.argmax(neg, axis=1)
-        rows = np.flatnonzero(neg.any(axis=1))
-        texts = np.full(n, "", dtype=object)
-        for r in rows:
-            texts[r] = f"{elements[first[r]]} content would be negative ({amounts[r, first[r]]:g})"
-        reject(np.asarray(neg.any(axis=1)), texts)
-    # 3. compensation limits
-    comp = spec.compensation
-    if spec.form == "substitution" and opt1 is not None and comp.element is not None:
-        charge = np.asarray(env["x"], dtype=float) * (opt1.valence - _state(spec, spec.site))
-        if opt2 is not None:
-            charge = charge + np.asarray(env["x2"], dtype=float) * (opt2.valence - _state(spec, spec.site2))
-        if comp.mode == "vacancy":
-            removed = np.broadcast_to(charge / _state(spec, comp.element), (n,))
-            reject(
-                removed < -_TOL,
-                f"vacancy compensation on the {comp.element} site cannot balance this dopant "
-                f"(it would need extra {comp.element}, not vacancies)",
-            )
-        elif comp.mode == "variable_valence":
-            _variable_valence(spec, elements, amounts, dopants, env, opt1, opt2, reject)
-    # 4. the project's neutrality check
-    todo = np.flatnonzero(reason == "")
-    if todo.size:
-        _, balanced = charge_balance_batch(list(elements), amounts[todo], allow_peroxide=spec.allow_peroxide)
-        bad = todo[~np.asarray(balanced, dtype=bool)]
-        for r in bad:
-            if lookups[0] < MAX_REASON_LOOKUPS:
-                lookups[0] += 1
-                reason[r] = "not charge balanced: " + _charge_reason(str(formula[r]), spec.allow_peroxide)
-            else:
-                reason[r] = "not charge balanced within the allowed oxidation states"
-
-    g0 = spec.grids[0] if spec.grids else None
-    g1 = spec.grids[1] if len(spec.grids) > 1 else None
-    columns: dict[str, object] = {
-        "template": template.text,
-        "dopant": opt1.element if opt1 else "",
-        "dopant_valence": opt1.valence if opt1 else np.nan,
-        "fraction": env[g0.name] if g0 else np.nan,
-        "dopant2": opt2.element if opt2 else "",
-        "dopant2_valence": opt2.valence if opt2 else np.nan,
-        "fraction2": env[g1.name] if g1 else np.nan,
-    }
-    if spec.form == "template":
-        for g in spec.grids:
-            columns[f"var_{g.name}"] = env[g.name]
-    return _Block(ids=ids, formula=formula, reason=reason, columns=columns)
+    reject = _Rejections(n)
+    _reject_duplicates(spec, opt1, opt2, d1, d2, n, reject)  # 1.
+    _reject_negative(elements, amounts, reject)  # 2.
+    _reject_compensation(spec, elements, amounts, dopants, env, opt1, opt2, reject)  # 3.
+    _reject_unbalanced(spec, elements, amounts, formula, reject, lookups)  # 4.
+    columns = _block_columns(spec, template.text, opt1, opt2, env)
+    return _Block(ids=ids, formula=formula, reason=reject.reason, code=reject.code, columns=columns)
 
 
 def _state(spec: ScreeningSpec, element: str | None) -> float:
@@ -234,7 +277,7 @@ def _variable_valence(
     env: dict[str, np.ndarray | float],
     opt1: DopantOption,
     opt2: DopantOption | None,
-    reject: Callable[[np.ndarray, np.ndarray | str], None],
+    reject: _Rejections,
 ) -> None:
     comp = spec.compensation
     e = str(comp.element)
@@ -263,6 +306,7 @@ def _variable_valence(
     reject(
         gone & (np.abs(others) > 1e-6),
         f"not charge balanced: {e} fully substituted and the rest is not neutral",
+        RejectCode.NOT_CHARGE_BALANCED,
     )
     high = need > hi + 1e-6
     low = need < lo - 1e-6
@@ -276,7 +320,7 @@ def _variable_valence(
             )
             texts = np.full(n, "", dtype=object)
             texts[mask] = words[codes]
-            reject(mask, texts)
+            reject(mask, texts, RejectCode.NOT_CHARGE_BALANCED)
 
 
 def _frame(spec: ScreeningSpec, blocks: list[_Block], accepted: bool) -> pd.DataFrame:
@@ -296,6 +340,7 @@ def _frame(spec: ScreeningSpec, blocks: list[_Block], accepted: bool) -> pd.Data
             parts.append(v[m] if isinstance(v, np.ndarray) else np.full(k, v, dtype=object))
         data[key] = np.concatenate(parts)
     if not accepted:
+        data["reason_code"] = np.concatenate([b.code[m] for b, m in zip(blocks, masks, strict=True)])
         data["reason"] = np.concatenate([b.reason[m] for b, m in zip(blocks, masks, strict=True)])
     return pd.DataFrame(data)
 
@@ -317,6 +362,7 @@ def _host_block(spec: ScreeningSpec) -> _Block:
         ids=np.array([0], dtype=np.int64),
         formula=np.array([spec.host_formula], dtype=object),
         reason=np.array([""], dtype=object),
+        code=np.array([""], dtype=object),
         columns=columns,
     )
 
@@ -326,7 +372,8 @@ def _finish(spec: ScreeningSpec, frame: pd.DataFrame, accepted: bool, host_in: b
     if accepted:
         cols = [*ACCEPTED_COLUMNS, *extra]
     else:
-        cols = [c for c in REJECTED_COLUMNS if c != "reason"] + extra + ["reason"]
+        tail = ["reason_code", "reason"]
+        cols = [c for c in REJECTED_COLUMNS if c not in tail] + extra + tail
     if frame.empty:
         frame = pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
         return frame

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from models.targets import TARGETS, TargetName
+from screening.schema import Field, column
 
 __all__ = [
     "MODES",
@@ -43,10 +44,14 @@ __all__ = [
 ]
 
 MODES = ("value", "ucb", "ei", "pareto")
+#: Upper bound of ``max_pareto_fronts`` (front numbers are int64; more fronts than this say nothing).
+MAX_PARETO_FRONTS = 100_000
 
 
 @dataclass(frozen=True)
 class Objective:
+    """One target to optimise: direction, weight, and the filters (threshold, max_std) it applies."""
+
     target: str
     direction: str  # "max" | "min"
     weight: float = 1.0
@@ -60,6 +65,8 @@ class Objective:
 
 @dataclass(frozen=True)
 class RankingConfig:
+    """How to rank: the mode (value, ucb, ei, pareto), the objectives and the mode's parameters."""
+
     mode: str = "value"
     objectives: tuple[Objective, ...] = ()
     kappa: float = 1.0
@@ -96,6 +103,54 @@ def _objective(target: str, raw: Mapping[str, Any], where: str) -> Objective:
     return Objective(target, direction, weight, threshold, max_std)
 
 
+def _objective_items(raw_obj: object) -> list[tuple[str, object, str]]:
+    """(target, settings, where) per objective from any accepted form."""
+    items: list[tuple[str, object, str]] = []
+    if isinstance(raw_obj, Mapping):
+        return [(str(k), v or {}, f"objectives.{k}") for k, v in raw_obj.items()]
+    if not isinstance(raw_obj, Sequence) or isinstance(raw_obj, str):
+        raise ValueError(f"objectives: needs a list or mapping, got {raw_obj!r}")
+    for i, o in enumerate(raw_obj):
+        if isinstance(o, str):
+            items.append((o, {}, f"objectives[{i}]"))
+        elif isinstance(o, Mapping) and "target" in o:
+            items.append((str(o["target"]), o, f"objectives[{i}]"))
+        else:
+            raise ValueError(f"objectives[{i}]: needs a target name or {{target: ...}}, got {o!r}")
+    return items
+
+
+def _objectives(raw_obj: object, allowed: list[str]) -> list[Objective]:
+    items = _objective_items(raw_obj)
+    if not items:
+        raise ValueError("objectives: empty")
+    objectives = []
+    for t, raw, where in items:
+        if t not in allowed:
+            raise ValueError(f"{where}: {t!r} is not a screened target ({', '.join(allowed)})")
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where}: needs a mapping, got {raw!r}")
+        objectives.append(_objective(t, raw, where))
+    if len({o.target for o in objectives}) != len(objectives):
+        raise ValueError("objectives: a target is listed twice")
+    if all(o.weight == 0 for o in objectives):
+        raise ValueError("objectives: all weights are 0")
+    return objectives
+
+
+def _baselines(base: object, allowed: list[str]) -> tuple[tuple[str, float], ...]:
+    if base == "host":
+        return ()
+    if not isinstance(base, Mapping):
+        raise ValueError(f"baseline: 'host' or {{target: value}}, got {base!r}")
+    out: tuple[tuple[str, float], ...] = ()
+    for k, v in base.items():
+        if k not in allowed:
+            raise ValueError(f"baseline.{k}: not a screened target ({', '.join(allowed)})")
+        out += ((str(k), _num(v, f"baseline.{k}")),)
+    return out
+
+
 def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str]) -> RankingConfig:
     """Ranking settings from a mapping; objectives default to ``targets`` with their natural direction.
 
@@ -111,52 +166,18 @@ def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str
     mode = mapping.get("mode", "value")
     if mode not in MODES:
         raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
-    raw_obj = mapping.get("objectives", allowed)
-    items: list[tuple[str, Mapping[str, Any], str]] = []
-    if isinstance(raw_obj, Mapping):
-        items = [(str(k), v or {}, f"objectives.{k}") for k, v in raw_obj.items()]
-    elif isinstance(raw_obj, Sequence) and not isinstance(raw_obj, str):
-        for i, o in enumerate(raw_obj):
-            if isinstance(o, str):
-                items.append((o, {}, f"objectives[{i}]"))
-            elif isinstance(o, Mapping) and "target" in o:
-                items.append((str(o["target"]), o, f"objectives[{i}]"))
-            else:
-                raise ValueError(f"objectives[{i}]: needs a target name or {{target: ...}}, got {o!r}")
-    else:
-        raise ValueError(f"objectives: needs a list or mapping, got {raw_obj!r}")
-    if not items:
-        raise ValueError("objectives: empty")
-    objectives = []
-    for t, raw, where in items:
-        if t not in allowed:
-            raise ValueError(f"{where}: {t!r} is not a screened target ({', '.join(allowed)})")
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"{where}: needs a mapping, got {raw!r}")
-        objectives.append(_objective(t, raw, where))
-    if len({o.target for o in objectives}) != len(objectives):
-        raise ValueError("objectives: a target is listed twice")
-    if all(o.weight == 0 for o in objectives):
-        raise ValueError("objectives: all weights are 0")
+    objectives = _objectives(mapping.get("objectives", allowed), allowed)
     kappa = _num(mapping.get("kappa", 1.0), "kappa")
     if kappa < 0:
         raise ValueError(f"kappa: must be >= 0, got {kappa}")
     xi = _num(mapping.get("xi", 0.0), "xi")
-    base = mapping.get("baseline", "host")
-    baseline: tuple[tuple[str, float], ...] = ()
-    if base != "host":
-        if not isinstance(base, Mapping):
-            raise ValueError(f"baseline: 'host' or {{target: value}}, got {base!r}")
-        for k, v in base.items():
-            if k not in allowed:
-                raise ValueError(f"baseline.{k}: not a screened target ({', '.join(allowed)})")
-            baseline += ((str(k), _num(v, f"baseline.{k}")),)
+    baseline = _baselines(mapping.get("baseline", "host"), allowed)
     ido = mapping.get("in_domain_only", False)
     if not isinstance(ido, bool):
         raise ValueError(f"in_domain_only: needs true/false, got {ido!r}")
     fronts = mapping.get("max_pareto_fronts", 50)
-    if isinstance(fronts, bool) or not isinstance(fronts, int) or fronts < 1:
-        raise ValueError(f"max_pareto_fronts: needs a positive integer, got {fronts!r}")
+    if isinstance(fronts, bool) or not isinstance(fronts, int) or not 1 <= fronts <= MAX_PARETO_FRONTS:
+        raise ValueError(f"max_pareto_fronts: needs an integer in 1..{MAX_PARETO_FRONTS}, got {fronts!r}")
     return RankingConfig(mode, tuple(objectives), kappa, xi, baseline, ido, fronts)
 
 
@@ -295,7 +316,7 @@ def _baseline(config: RankingConfig, scored: pd.DataFrame, target: str) -> float
     if target in given:
         return given[target]
     if "is_host" in scored.columns:
-        host = scored.loc[scored["is_host"].astype(bool), f"{target}_prediction"].dropna()
+        host = scored.loc[scored["is_host"].astype(bool), column(target, Field.PREDICTION)].dropna()
         if len(host):
             return float(host.iloc[0])
     raise ValueError(
@@ -304,72 +325,70 @@ def _baseline(config: RankingConfig, scored: pd.DataFrame, target: str) -> float
     )
 
 
-def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
-    """Score, filter and order ``scored``; every row is kept (see the module docstring)."""
-    if not config.objectives:
-        raise ValueError("ranking: no objectives")
-    out = scored.reset_index(drop=True).copy()
+class _Exclusions:
+    """Which rows are still eligible, and for the others the first reason they were excluded."""
+
+    def __init__(self, n: int) -> None:
+        self.eligible = np.ones(n, dtype=bool)
+        self.reasons = np.full(n, "", dtype=object)
+
+    def __call__(self, mask: np.ndarray, texts: np.ndarray | str) -> None:
+        new = mask & self.eligible
+        self.reasons[new] = texts[new] if isinstance(texts, np.ndarray) else texts
+        self.eligible = self.eligible & ~mask
+
+
+def _text_column(out: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in out.columns:
+        return np.full(len(out), "")
+    return out[name].fillna("").astype(str).to_numpy()
+
+
+def _objective_score(
+    o: Objective, config: RankingConfig, out: pd.DataFrame, exclude: _Exclusions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Apply one objective's filters; returns (score, predicted mean, std) per row."""
     n = len(out)
-    eligible = np.ones(n, dtype=bool)
-    reasons = np.full(n, "", dtype=object)
+    col = column(o.target, Field.PREDICTION)
+    if col not in out.columns:
+        raise ValueError(f"ranking: column {col!r} missing (was {o.target} scored?)")
+    mean = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+    std_col = column(o.target, Field.STD)
+    std = (
+        pd.to_numeric(out[std_col], errors="coerce").to_numpy(dtype=float)
+        if std_col in out.columns
+        else np.zeros(n)
+    )
+    std = np.where(np.isfinite(std), std, 0.0)
+    err = _text_column(out, column(o.target, Field.ERROR))
+    missing = ~np.isfinite(mean)
+    exclude(missing, _texts(missing, err, f"no {o.target} prediction: ", "missing"))
+    if config.in_domain_only and column(o.target, Field.IN_DOMAIN) in out.columns:
+        ind = out[column(o.target, Field.IN_DOMAIN)].fillna(False).astype(bool).to_numpy()
+        why = _text_column(out, column(o.target, Field.DOMAIN_REASON))
+        exclude(~ind, _texts(~ind, why, f"{o.target} out of domain: ", "no reason given"))
+    if o.threshold is not None:
+        bad = (mean < o.threshold) if o.direction == "max" else (mean > o.threshold)
+        word = "below" if o.direction == "max" else "above"
+        exclude(bad, f"{o.target} {word} threshold {o.threshold:g}")
+    if o.max_std is not None:
+        exclude(std > o.max_std, f"{o.target} std above {o.max_std:g}")
+    if config.mode == "ucb":
+        s = mean + o.sign * config.kappa * std
+    elif config.mode == "ei":
+        best = _baseline(config, out, o.target)
+        imp = o.sign * (mean - best) - config.xi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(std > 0, imp / np.where(std > 0, std, 1.0), 0.0)
+        s = np.where(std > 0, imp * norm.cdf(z) + std * norm.pdf(z), np.maximum(imp, 0.0))
+    else:
+        s = mean
+    return s, mean, std
 
-    def exclude(mask: np.ndarray, texts: np.ndarray | str) -> None:
-        nonlocal eligible
-        new = mask & eligible
-        reasons[new] = texts[new] if isinstance(texts, np.ndarray) else texts
-        eligible = eligible & ~mask
 
-    per_obj: dict[str, np.ndarray] = {}
-    means: dict[str, np.ndarray] = {}
-    spreads: dict[str, np.ndarray] = {}
-    for o in config.objectives:
-        col = f"{o.target}_prediction"
-        if col not in out.columns:
-            raise ValueError(f"ranking: column {col!r} missing (was {o.target} scored?)")
-        mean = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
-        std_col = f"{o.target}_std"
-        std = (
-            pd.to_numeric(out[std_col], errors="coerce").to_numpy(dtype=float)
-            if std_col in out.columns
-            else np.zeros(n)
-        )
-        std = np.where(np.isfinite(std), std, 0.0)
-        err = (
-            out[f"{o.target}_error"].fillna("").astype(str).to_numpy()
-            if f"{o.target}_error" in out.columns
-            else np.full(n, "")
-        )
-        missing = ~np.isfinite(mean)
-        exclude(missing, _texts(missing, err, f"no {o.target} prediction: ", "missing"))
-        if config.in_domain_only and f"{o.target}_in_domain" in out.columns:
-            ind = out[f"{o.target}_in_domain"].fillna(False).astype(bool).to_numpy()
-            why = (
-                out[f"{o.target}_domain_reason"].fillna("").astype(str).to_numpy()
-                if f"{o.target}_domain_reason" in out.columns
-                else np.full(n, "")
-            )
-            exclude(~ind, _texts(~ind, why, f"{o.target} out of domain: ", "no reason given"))
-        if o.threshold is not None:
-            bad = (mean < o.threshold) if o.direction == "max" else (mean > o.threshold)
-            word = "below" if o.direction == "max" else "above"
-            exclude(bad, f"{o.target} {word} threshold {o.threshold:g}")
-        if o.max_std is not None:
-            exclude(std > o.max_std, f"{o.target} std above {o.max_std:g}")
-        if config.mode == "ucb":
-            s = mean + o.sign * config.kappa * std
-        elif config.mode == "ei":
-            best = _baseline(config, out, o.target)
-            imp = o.sign * (mean - best) - config.xi
-            with np.errstate(divide="ignore", invalid="ignore"):
-                z = np.where(std > 0, imp / np.where(std > 0, std, 1.0), 0.0)
-            s = np.where(std > 0, imp * norm.cdf(z) + std * norm.pdf(z), np.maximum(imp, 0.0))
-        else:
-            s = mean
-        per_obj[o.target] = s
-        means[o.target] = o.sign * mean
-        spreads[o.target] = config.kappa * std
-        out[f"{o.target}_score"] = s
-
+def _combined_score(
+    config: RankingConfig, per_obj: dict[str, np.ndarray], eligible: np.ndarray
+) -> np.ndarray:
     oriented = {
         t: (s if config.mode == "ei" else next(o.sign for o in config.objectives if o.target == t) * s)
         for t, s in per_obj.items()
@@ -378,10 +397,40 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
         score = oriented[config.objectives[0].target].copy()
     else:
         total = sum(o.weight for o in config.objectives)
-        score = np.zeros(n)
+        score = np.zeros(len(eligible))
         for o in config.objectives:
             score = score + o.weight / total * _minmax(oriented[o.target], eligible)
-    score = np.where(eligible, score, np.nan)
+    return np.where(eligible, score, np.nan)
+
+
+def _order(config: RankingConfig, score: np.ndarray, eligible: np.ndarray, pr: np.ndarray) -> np.ndarray:
+    ids = np.arange(len(score))
+    sc = np.where(eligible, score, -np.inf)
+    if config.mode == "pareto":
+        front_key = np.where(pr > 0, pr, config.max_pareto_fronts + 1).astype(float)
+        front_key[~eligible] = np.inf
+        return np.lexsort((ids, -sc, front_key))
+    return np.lexsort((ids, -sc, ~eligible))
+
+
+def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
+    """Score, filter and order ``scored``; every row is kept (see the module docstring)."""
+    if not config.objectives:
+        raise ValueError("ranking: no objectives")
+    out = scored.reset_index(drop=True).copy()
+    n = len(out)
+    exclude = _Exclusions(n)
+    per_obj: dict[str, np.ndarray] = {}
+    means: dict[str, np.ndarray] = {}
+    spreads: dict[str, np.ndarray] = {}
+    for o in config.objectives:
+        s, mean, std = _objective_score(o, config, out, exclude)
+        per_obj[o.target] = s
+        means[o.target] = o.sign * mean
+        spreads[o.target] = config.kappa * std
+        out[column(o.target, Field.SCORE)] = s
+    eligible = exclude.eligible
+    score = _combined_score(config, per_obj, eligible)
 
     pts = np.column_stack([means[o.target] for o in config.objectives])[eligible]
     spread = np.column_stack([spreads[o.target] for o in config.objectives])[eligible]
@@ -392,14 +441,7 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
     pareto = pd.array(np.where(pr > 0, pr, 0), dtype="Int64")
     pareto[pr == 0] = pd.NA
 
-    ids = np.arange(n)
-    sc = np.where(eligible, score, -np.inf)
-    if config.mode == "pareto":
-        front_key = np.where(pr > 0, pr, config.max_pareto_fronts + 1).astype(float)
-        front_key[~eligible] = np.inf
-        order = np.lexsort((ids, -sc, front_key))
-    else:
-        order = np.lexsort((ids, -sc, ~eligible))
+    order = _order(config, score, eligible, pr)
     ranks = np.full(n, 0, dtype=np.int64)
     n_ok = int(eligible.sum())
     ranks[order[:n_ok]] = np.arange(1, n_ok + 1)
@@ -408,7 +450,7 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
 
     out["score"] = score
     out["eligible"] = eligible
-    out["excluded_reason"] = reasons.astype(str)
+    out["excluded_reason"] = exclude.reasons.astype(str)
     out["pareto_rank"] = pareto
     out["pareto_front"] = pr == 1
     out["pareto_possible"] = possible

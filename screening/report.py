@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-NEUTRALITY_PREFIXES = ("not charge balanced",)
+from screening.schema import Field, RejectCode, column, count_by_code
 
 
 @dataclass(frozen=True)
@@ -35,20 +35,24 @@ class ScreenCounts:
 def count_outcomes(
     ranked: pd.DataFrame,
     targets: Sequence[str],
-    rejected_reasons: Mapping[str, int],
+    rejected_codes: Mapping[str, int],
     *,
     failed_chunks: int = 0,
     failed_chunk_candidates: int = 0,
 ) -> ScreenCounts:
-    neutrality = sum(n for r, n in rejected_reasons.items() if r.startswith(NEUTRALITY_PREFIXES))
-    rejected = sum(rejected_reasons.values())
+    """Outcome counts; ``rejected_codes`` counts rejected candidates by ``RejectCode`` value."""
+    by_code = count_by_code(rejected_codes)
+    neutrality = by_code[RejectCode.NOT_CHARGE_BALANCED]
+    rejected = sum(by_code.values())
     n = len(ranked)
     failed = np.zeros(n, dtype=bool)
     out = np.zeros(n, dtype=bool)
     for t in targets:
-        err = ranked.get(f"{t}_error", pd.Series([""] * n, index=ranked.index)).fillna("").astype(str)
+        err = (
+            ranked.get(column(t, Field.ERROR), pd.Series([""] * n, index=ranked.index)).fillna("").astype(str)
+        )
         failed |= (err != "").to_numpy()
-        in_domain = ranked.get(f"{t}_in_domain", pd.Series([True] * n, index=ranked.index))
+        in_domain = ranked.get(column(t, Field.IN_DOMAIN), pd.Series([True] * n, index=ranked.index))
         out |= ~in_domain.fillna(False).astype(bool).to_numpy()
     eligible = int(ranked["eligible"].sum()) if "eligible" in ranked.columns else n
     return ScreenCounts(
@@ -96,8 +100,8 @@ def top_table(ranked: pd.DataFrame, targets: Sequence[str], n: int) -> pd.DataFr
     if "fraction2" in best and best["fraction2"].notna().any():
         out["fraction2"] = best["fraction2"].to_numpy()
     for t in targets:
-        for c in ("prediction", "std", "lower_90", "upper_90", "in_domain"):
-            col = f"{t}_{c}"
+        for f in (Field.PREDICTION, Field.STD, Field.LOWER_90, Field.UPPER_90, Field.IN_DOMAIN):
+            col = column(t, f)
             if col in best:
                 out[col] = best[col].to_numpy()
     if "pareto_rank" in best:
@@ -148,19 +152,23 @@ def pareto_figure(
     if len(objectives) >= 2:
         tx, ty = objectives[0], objectives[1]
         ax.scatter(
-            eligible[f"{tx}_prediction"], eligible[f"{ty}_prediction"], s=8, c="0.75", label="eligible"
+            eligible[column(tx, Field.PREDICTION)],
+            eligible[column(ty, Field.PREDICTION)],
+            s=8,
+            c="0.75",
+            label="eligible",
         )
         front = (
             eligible[eligible["pareto_front"].astype(bool)]
             if "pareto_front" in eligible
             else eligible.iloc[0:0]
         )
-        front = front.sort_values(f"{tx}_prediction")
+        front = front.sort_values(column(tx, Field.PREDICTION))
         ax.errorbar(
-            front[f"{tx}_prediction"],
-            front[f"{ty}_prediction"],
-            xerr=front[f"{tx}_std"],
-            yerr=front[f"{ty}_std"],
+            front[column(tx, Field.PREDICTION)],
+            front[column(ty, Field.PREDICTION)],
+            xerr=front[column(tx, Field.STD)],
+            yerr=front[column(ty, Field.STD)],
             fmt="o-",
             color="C3",
             ecolor="C3",
@@ -171,7 +179,7 @@ def pareto_figure(
         for _, row in front.head(15).iterrows():
             ax.annotate(
                 f"{_label(row)} x={row.get('fraction', float('nan')):g}",
-                (row[f"{tx}_prediction"], row[f"{ty}_prediction"]),
+                (row[column(tx, Field.PREDICTION)], row[column(ty, Field.PREDICTION)]),
                 fontsize=7,
                 xytext=(3, 3),
                 textcoords="offset points",
@@ -183,9 +191,9 @@ def pareto_figure(
         t = objectives[0]
         top = eligible.sort_values("rank").head(25) if "rank" in eligible else eligible.head(25)
         y = np.arange(len(top))
-        pred = top[f"{t}_prediction"].to_numpy(dtype=float)
-        lower = pred - top[f"{t}_lower_90"].to_numpy(dtype=float)
-        upper = top[f"{t}_upper_90"].to_numpy(dtype=float) - pred
+        pred = top[column(t, Field.PREDICTION)].to_numpy(dtype=float)
+        lower = pred - top[column(t, Field.LOWER_90)].to_numpy(dtype=float)
+        upper = top[column(t, Field.UPPER_90)].to_numpy(dtype=float) - pred
         ax.errorbar(pred, y, xerr=[lower, upper], fmt="o", color="C0", capsize=2, label="90% interval")
         ax.set_yticks(y, [f"{_label(r)} x={r.get('fraction', float('nan')):g}" for _, r in top.iterrows()])
         ax.invert_yaxis()

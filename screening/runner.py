@@ -18,12 +18,13 @@ from typing import Protocol
 
 import pandas as pd
 
+from models.predictor import PredictorLike
 from models.targets import TargetName
-from screening.candidates import ACCEPTED_COLUMNS, candidate_chunk, count_candidates
+from screening import schema
+from screening.candidates import candidate_chunk, count_candidates
 from screening.chunks import ChunkOutcome, ChunkRange, ChunkResult, ChunkScorer, ScorerFactory, plan_chunks
 from screening.ranking import rank
-from screening.scoring import OUTPUT_COLUMNS as SCORE_OUTPUT_COLUMNS
-from screening.scoring import PredictorLike, score_candidates
+from screening.scoring import score_candidates
 from screening.spec import ScreeningSpec
 from screening.store import ChunkStore, Manifest, spec_fingerprint, write_table
 
@@ -112,6 +113,8 @@ class LocalExecutor:
 
 @dataclass(frozen=True)
 class FailedChunk:
+    """A chunk that failed every attempt: its range, the attempts and the last error text."""
+
     chunk: ChunkRange
     error: str
     attempts: int
@@ -246,28 +249,22 @@ class ScreenResult:
     """A finished screen: the ranked table, rejected-reason counts, the chunk loop report, file paths."""
 
     ranked: pd.DataFrame
-    rejected_reasons: Counter[str]
+    rejected_codes: Counter[str]  # rejected candidates per screening.schema.RejectCode
     execution: ExecutionReport
     manifest: Manifest
     paths: dict[str, Path]
 
 
-# Columns of the scored chunks that the merged table keeps (plus every <target>_* column): the candidate
-# columns minus the template text and the per-spec constant conditions (cycles stays).
-_DROPPED_FROM_RESULTS = frozenset(
-    {"template", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion"}
-)
-RESULT_COLUMNS = tuple(c for c in ACCEPTED_COLUMNS if c not in _DROPPED_FROM_RESULTS)
-
-
 def result_columns(spec: ScreeningSpec) -> list[str]:
-    per_target = [f"{t.value}_{c}" for t in spec.targets for c in SCORE_OUTPUT_COLUMNS]
-    return [*RESULT_COLUMNS, *per_target]
+    """The columns of the merged table for ``spec`` (``screening.schema.result_columns``)."""
+    return schema.result_columns(spec.targets)
 
 
 def screen_manifest(spec: ScreeningSpec, model_versions: Mapping[str, str], chunk_size: int) -> Manifest:
+    """What the chunks of this screen are computed from (spec + result schema, model versions, plan)."""
     return Manifest(
-        spec_hash=spec_fingerprint(spec),
+        # the result schema is part of what a chunk was computed from: chunks of another schema are not reused
+        spec_hash=spec_fingerprint({"spec": spec, "result_schema": schema.SCHEMA_VERSION}),
         model_versions=dict(sorted(model_versions.items())),
         chunk_size=chunk_size,
         n_candidates=count_candidates(spec),
@@ -309,7 +306,7 @@ def run_screen(
     store.export("rejected", paths["rejected_parquet"], paths["rejected_csv"])
     return ScreenResult(
         ranked=ranked,
-        rejected_reasons=store.value_counts("rejected", "reason"),
+        rejected_codes=store.value_counts("rejected", "reason_code"),
         execution=execution,
         manifest=manifest,
         paths=paths,

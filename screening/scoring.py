@@ -12,24 +12,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from models.predictor import OUTPUT_COLUMNS
+from models.predictor import OUTPUT_COLUMNS, PredictorLike
 from models.targets import TargetName
+from screening.schema import CONDITION_COLUMNS, NUMERIC_FIELDS, column
 
 __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "PredictorLike", "score_candidates"]
 
 log = logging.getLogger(__name__)
 
-INPUT_COLUMNS = ("formula", "cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion")
-_NUMERIC = ("prediction", "std", "lower_90", "upper_90")
-
-
-class PredictorLike(Protocol):
-    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame: ...
+INPUT_COLUMNS = ("formula", *CONDITION_COLUMNS)
+_NUMERIC = tuple(f.value for f in NUMERIC_FIELDS)
 
 
 def _failed(n: int, message: str) -> pd.DataFrame:
@@ -90,5 +86,5 @@ def score_candidates(
         pred["domain_reason"] = pred["domain_reason"].fillna("").astype(str)
         pred["model_version"] = pred["model_version"].fillna("").astype(str)
         for c in OUTPUT_COLUMNS:
-            out[f"{target}_{c}"] = pred[c].to_numpy()
+            out[column(target, c)] = pred[c].to_numpy()
     return out

@@ -59,13 +59,25 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from featurize import elements as el
 from featurize.composition import CompositionError, parse_formula
 from featurize.oxidation import assign_oxidation_states, cation_states
 from models.targets import TargetName
+from screening.families import FAMILIES, Family
 from screening.ranking import RankingConfig, parse_ranking
+from screening.spec_forms import (
+    CompensationForm,
+    CompensationMode,
+    ConditionsForm,
+    SpecError,
+    SpecForm,
+    TemplateForm,
+    field_message,
+    grid_values,
+    symbol_list,
+)
 from screening.templates import PLACEHOLDERS, VALENCE_NAMES, FormulaTemplate, TemplateError, parse_template
 
 __all__ = [
@@ -86,41 +98,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_CANDIDATES = 10_000_000
-COMPENSATION_MODES = ("na_content", "variable_valence", "vacancy", "none")
+COMPENSATION_MODES = tuple(m.value for m in CompensationMode)
 MODEL_ELEMENTS_GROUP = "model_elements"
 
-
-class SpecError(ValueError):
-    """An invalid screening spec; the message starts with the field (``dopants: unknown element 'Xx'``)."""
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    kind: str  # "cathode" | "electrolyte"
-    targets: tuple[TargetName, ...]
-    structure_type: str | None
-    description: str
-    allow_peroxide: bool = False  # O may rise above -2 (formulas written from Na2O2)
-
-
-_CATHODE = (TargetName.AVERAGE_VOLTAGE, TargetName.CAPACITY_RETENTION)
-_ELECTROLYTE = (TargetName.IONIC_CONDUCTIVITY,)
-FAMILIES: dict[str, Family] = {
-    f.name: f
-    for f in (
-        Family("p2_layered_oxide", "cathode", _CATHODE, "P2", "P2-type layered oxide cathode"),
-        Family("o3_layered_oxide", "cathode", _CATHODE, "O3", "O3-type layered oxide cathode"),
-        Family("p3_layered_oxide", "cathode", _CATHODE, "P3", "P3-type layered oxide cathode"),
-        Family("layered_oxide", "cathode", _CATHODE, None, "layered oxide cathode, stacking unspecified"),
-        Family("polyanion_cathode", "cathode", _CATHODE, None, "polyanion cathode"),
-        Family("oxychloride", "electrolyte", _ELECTROLYTE, None, "(amorphous) oxychloride electrolyte", True),
-        Family("halide", "electrolyte", _ELECTROLYTE, None, "crystalline halide electrolyte"),
-        Family("nasicon", "electrolyte", _ELECTROLYTE, None, "NASICON oxide electrolyte"),
-        Family("sulfide", "electrolyte", _ELECTROLYTE, None, "sulfide electrolyte"),
-        Family("oxide_electrolyte", "electrolyte", _ELECTROLYTE, None, "oxide electrolyte"),
-    )
-}
 
 _TM_4D_5D = el.TRANSITION_METALS_4D | el.TRANSITION_METALS_5D
 DOPANT_GROUPS: dict[str, frozenset[str]] = {
@@ -139,7 +119,7 @@ DOPANT_GROUPS: dict[str, frozenset[str]] = {
     "tetrels": el.TETRELS,
     "pnictogens": el.PNICTOGENS,
 }
-_GROUP_ALIASES = {
+GROUP_ALIASES = {
     "3d_transition_metals": "3d_tm",
     "4d_transition_metals": "4d_tm",
     "5d_transition_metals": "5d_tm",
@@ -152,50 +132,36 @@ _GROUP_ALIASES = {
     "model_elements": MODEL_ELEMENTS_GROUP,
 }
 
-_FIELDS = {
-    "name": "identifier of the screen (file names, MLflow run name)",
-    "description": "free text",
-    "family": "material family: " + ", ".join(FAMILIES),
-    "targets": "subset of the family's targets to score",
-    "host": "host / reference formula",
-    "site": "element of the host that the dopant replaces",
-    "dopants": "element symbols and/or group names",
-    "exclude": "elements removed from the dopant list",
-    "fractions": "dopant amount grid (list or {start, stop, step})",
-    "codoping": "{dopants, fractions, site}",
-    "compensation": "na_content | variable_valence | vacancy | none (or a mapping with mode)",
-    "valences": "dopant valence overrides {element: valence or [valences]}",
-    "valence_policy": "preferred | all",
-    "template": "{formula, variables}",
-    "conditions": "{cycles, current_mA_g, voltage_low_V, voltage_high_V, working_ion}",
-    "ranking": "ranking settings (screening.ranking)",
-    "decimals": "decimals of amounts in candidate formulas (default 4)",
-    "max_candidates": "cap on the number of candidates",
-    "allow_peroxide": "let O rise above -2 in the neutrality check (default: family)",
-}
-
 
 @dataclass(frozen=True)
 class DopantOption:
+    """A dopant element at one valence (a dopant with several valences gives several options)."""
+
     element: str
     valence: float
 
 
 @dataclass(frozen=True)
 class Grid:
+    """The values of one grid variable (``x``, ``x2`` or a template variable), in declared order."""
+
     name: str
     values: tuple[float, ...]
 
 
 @dataclass(frozen=True)
 class Compensation:
-    mode: str
+    """How dopant charge is compensated, by which element, within which valence range."""
+
+    mode: CompensationMode
     element: str | None = None  # Na for na_content, the variable metal, or the vacancy site
     valence_range: tuple[float, float] | None = None  # variable_valence only
 
 
 @dataclass(frozen=True)
 class Conditions:
+    """Battery test conditions the targets are predicted under (None: not given)."""
+
     cycles: float | None = None
     current_mA_g: float | None = None
     voltage_low_V: float | None = None
@@ -213,7 +179,7 @@ class ScreeningSpec:
     host_formula: str  # canonical (parse_formula)
     host_elements: tuple[str, ...]  # written order
     host_states: tuple[tuple[str, float], ...]  # oxidation state per host element
-    form: str  # "substitution" | "template"
+    form: Literal["substitution", "template"]
     templates: tuple[FormulaTemplate, ...]
     site: str | None
     site2: str | None
@@ -245,7 +211,7 @@ class ScreeningSpec:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _normalise_group(name: str) -> str:
+def normalise_group(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
@@ -264,63 +230,30 @@ def preferred_state(element: str) -> float:
     return float(cs.preferred)
 
 
-def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise SpecError(f"{where}: {value!r} is not a number")
-    try:
-        out = float(value)
-    except ValueError:
-        raise SpecError(f"{where}: {value!r} is not a number") from None
-    if not math.isfinite(out):
-        raise SpecError(f"{where}: {value!r} is not a finite number")
-    return out
-
-
 def parse_grid(value: object, name: str, where: str) -> Grid:
     """A list of numbers, ``{start, stop, step}`` (stop included), ``{values: [...]}``, or the CLI
     string forms ``"0.05:0.2:0.05"`` (start:stop:step) and ``"0.05,0.1,0.2"``."""
-    if isinstance(value, str) and ":" in value:
-        parts = value.split(":")
-        if len(parts) != 3:
-            raise SpecError(f"{where}: {value!r} is not start:stop:step")
-        value = dict(zip(("start", "stop", "step"), (p.strip() for p in parts), strict=True))
-    elif isinstance(value, str) and "," in value:
-        value = [p.strip() for p in value.split(",") if p.strip()]
-    if isinstance(value, Mapping):
-        if "values" in value:
-            return parse_grid(value["values"], name, where)
-        missing = [k for k in ("start", "stop", "step") if k not in value]
-        if missing:
-            raise SpecError(f"{where}: needs a list or start/stop/step (missing {', '.join(missing)})")
-        extra = set(value) - {"start", "stop", "step"}
-        if extra:
-            raise SpecError(f"{where}: unknown key(s) {sorted(extra)} (use start, stop, step)")
-        start = _number(value["start"], f"{where}.start")
-        stop = _number(value["stop"], f"{where}.stop")
-        step = _number(value["step"], f"{where}.step")
-        if step <= 0:
-            raise SpecError(f"{where}.step: must be > 0, got {step}")
-        if stop < start:
-            raise SpecError(f"{where}: empty grid (stop {stop} < start {start})")
-        n = math.floor((stop - start) / step + 1e-9) + 1
-        if n > 10_000_000:
-            raise SpecError(f"{where}: {n} grid points is too many")
-        values = tuple(round(start + i * step, 10) for i in range(n))
-    elif isinstance(value, int | float | str) and not isinstance(value, bool):
-        values = (_number(value, where),)
-    elif isinstance(value, Sequence):
-        values = tuple(_number(v, f"{where}[{i}]") for i, v in enumerate(value))
-    else:
-        raise SpecError(f"{where}: needs a list of numbers or start/stop/step, got {value!r}")
-    if not values:
-        raise SpecError(f"{where}: empty grid")
-    if len(set(values)) != len(values):
-        raise SpecError(f"{where}: duplicate values in {list(values)}")
-    return Grid(name=name, values=values)
+    return Grid(name=name, values=grid_values(value, where))
+
+
+def _group_members(item: str, where: str, model_elements: frozenset[str] | None) -> frozenset[str]:
+    key = normalise_group(item)
+    key = GROUP_ALIASES.get(key, key)
+    if key == MODEL_ELEMENTS_GROUP:
+        if model_elements is None:
+            raise SpecError(
+                f"{where}: {item!r} needs the set of elements the models were trained on "
+                "(pass model_elements=...)"
+            )
+        return frozenset(model_elements)
+    if key in DOPANT_GROUPS:
+        return DOPANT_GROUPS[key]
+    groups = ", ".join([*DOPANT_GROUPS, MODEL_ELEMENTS_GROUP])
+    raise SpecError(f"{where}: unknown element or group {item!r} (groups: {groups})")
 
 
 def expand_dopants(
-    value: object,
+    value: str | Sequence[str],
     where: str,
     *,
     exclude: frozenset[str] = frozenset(),
@@ -329,11 +262,10 @@ def expand_dopants(
     """Element symbols and group names -> sorted (by Z) unique symbols. Groups drop radioactive and
     noble-gas elements, elements with no positive common state, and ``exclude``; explicit symbols are
     kept as given (and must be elements)."""
-    if isinstance(value, str) and "," in value:  # "Ru, Ir, 4d_tm" from a CLI flag
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    items: list[object] = (
-        [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else []
-    )
+    try:
+        items: list[object] = list(symbol_list(value))
+    except ValueError as exc:
+        raise SpecError(field_message(where, exc)) from None
     if not items:
         raise SpecError(f"{where}: needs element symbols or group names, got {value!r}")
     chosen: set[str] = set()
@@ -347,20 +279,7 @@ def expand_dopants(
                 raise SpecError(f"{where}: {item} never takes a positive oxidation state")
             chosen.add(item)
             continue
-        key = _normalise_group(item)
-        key = _GROUP_ALIASES.get(key, key)
-        if key == MODEL_ELEMENTS_GROUP:
-            if model_elements is None:
-                raise SpecError(
-                    f"{where}: {item!r} needs the set of elements the models were trained on "
-                    "(pass model_elements=...)"
-                )
-            members = frozenset(model_elements)
-        elif key in DOPANT_GROUPS:
-            members = DOPANT_GROUPS[key]
-        else:
-            groups = ", ".join([*DOPANT_GROUPS, MODEL_ELEMENTS_GROUP])
-            raise SpecError(f"{where}: unknown element or group {item!r} (groups: {groups})")
+        members = _group_members(item, where, model_elements)
         for sym in members:
             if not el.is_element(sym):
                 raise SpecError(f"{where}: model element {sym!r} is not an element")
@@ -374,17 +293,12 @@ def expand_dopants(
 
 
 def _valence_options(
-    symbols: tuple[str, ...], overrides: Mapping[str, object], policy: str, where: str
+    symbols: tuple[str, ...], overrides: Mapping[str, tuple[float, ...]], policy: str, where: str
 ) -> tuple[DopantOption, ...]:
     out: list[DopantOption] = []
     for sym in symbols:
         if sym in overrides:
-            raw = overrides[sym]
-            vals = raw if isinstance(raw, Sequence) and not isinstance(raw, str) else [raw]
-            valences = [_number(v, f"valences.{sym}") for v in vals]
-            for v in valences:
-                if not 0 < v <= 8:
-                    raise SpecError(f"valences.{sym}: {v} is not a cation valence in (0, 8]")
+            valences = list(overrides[sym])
         else:
             states = common_positive_states(sym)
             valences = [float(s) for s in states] if policy == "all" else [preferred_state(sym)]
@@ -394,19 +308,10 @@ def _valence_options(
     return tuple(out)
 
 
-def _conditions(value: object, family: Family) -> Conditions:
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise SpecError(f"conditions: needs a mapping, got {value!r}")
-    known = {"cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion"}
-    extra = set(value) - known
-    if extra:
-        raise SpecError(f"conditions: unknown field(s) {sorted(extra)} (known: {sorted(known)})")
-    nums = {k: _number(value[k], f"conditions.{k}") for k in known - {"working_ion"} if k in value}
-    ion = value.get("working_ion", "Na")
-    if not isinstance(ion, str) or not el.is_element(ion):
-        raise SpecError(f"conditions.working_ion: {ion!r} is not an element")
+def _conditions(form: ConditionsForm, family: Family) -> Conditions:
+    if not el.is_element(form.working_ion):
+        raise SpecError(f"conditions.working_ion: {form.working_ion!r} is not an element")
+    nums = form.numbers()
     if family.kind == "cathode":
         missing = [k for k in ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V") if k not in nums]
         if missing:
@@ -414,67 +319,45 @@ def _conditions(value: object, family: Family) -> Conditions:
                 f"conditions: a {family.name} screen predicts capacity retention, which needs "
                 f"{', '.join(missing)} (cycle count, current in mA/g and voltage window)"
             )
-    for k, v in nums.items():
-        if v <= 0:
-            raise SpecError(f"conditions.{k}: must be > 0, got {v}")
-    if (
-        "voltage_low_V" in nums
-        and "voltage_high_V" in nums
-        and nums["voltage_low_V"] >= nums["voltage_high_V"]
-    ):
-        raise SpecError("conditions: voltage_low_V must be below voltage_high_V")
-    return Conditions(working_ion=ion, **nums)
+    return Conditions(working_ion=form.working_ion, **nums)
 
 
-def _compensation(value: object, form: str, host: Mapping[str, float], site: str | None) -> Compensation:
-    if value is None:
-        value = "none" if form == "template" else None
-    if value is None:
+def _compensation(
+    form: CompensationForm | None, kind: str, host: Mapping[str, float], site: str | None
+) -> Compensation:
+    if form is None and kind == "template":
+        return Compensation(CompensationMode.NONE)
+    if form is None:
         raise SpecError(f"compensation: required for a substitution screen ({', '.join(COMPENSATION_MODES)})")
-    raw: Mapping[str, Any] = (
-        {"mode": value} if isinstance(value, str) else value if isinstance(value, Mapping) else {}
-    )
-    mode = raw.get("mode")
-    if mode not in COMPENSATION_MODES:
-        raise SpecError(f"compensation: unknown mode {mode!r} (known: {', '.join(COMPENSATION_MODES)})")
-    extra = set(raw) - {"mode", "element", "site", "range"}
-    if extra:
-        raise SpecError(f"compensation: unknown field(s) {sorted(extra)} (known: mode, element, site, range)")
-    if form == "template" and mode != "none":
+    mode = form.mode
+    if kind == "template" and mode != CompensationMode.NONE:
         raise SpecError(
             "compensation: a template writes its compensation into the formula through the dopant valence "
             "v (e.g. Na{2+x*(4-v)}); use compensation: none"
         )
-    if mode == "none":
-        return Compensation("none")
-    element = raw.get("element", raw.get("site"))
-    if mode == "na_content":
+    if mode == CompensationMode.NONE:
+        return Compensation(mode)
+    element = form.element or form.site
+    if mode == CompensationMode.NA_CONTENT:
         element = element or "Na"
-    elif mode == "variable_valence":
+    elif mode == CompensationMode.VARIABLE_VALENCE:
         element = element or site
     elif element is None:
         raise SpecError(
             "compensation.site: vacancy compensation needs the element whose site takes the vacancies"
         )
-    if not isinstance(element, str) or element not in host:
+    if element is None or element not in host:
         raise SpecError(f"compensation: element {element!r} is not in the host ({', '.join(host)})")
-    rng: tuple[float, float] | None = None
-    if mode == "variable_valence":
-        if "range" in raw:
-            r = raw["range"]
-            if not isinstance(r, Sequence) or isinstance(r, str) or len(r) != 2:
-                raise SpecError(f"compensation.range: needs [low, high], got {r!r}")
-            lo, hi = (_number(v, "compensation.range") for v in r)
-            if lo > hi:
-                raise SpecError(f"compensation.range: low {lo} above high {hi}")
-            rng = (lo, hi)
-        else:
-            cs = cation_states(element)
-            if cs is None or cs.hi <= cs.lo:
-                raise SpecError(f"compensation.element: {element} has no variable valence (give range)")
-            rng = (float(cs.lo), float(cs.hi))
-    elif "range" in raw:
-        raise SpecError("compensation.range: only for variable_valence")
+    if mode != CompensationMode.VARIABLE_VALENCE:
+        if form.range is not None:
+            raise SpecError("compensation.range: only for variable_valence")
+        return Compensation(mode=mode, element=element)
+    rng = form.range
+    if rng is None:
+        cs = cation_states(element)
+        if cs is None or cs.hi <= cs.lo:
+            raise SpecError(f"compensation.element: {element} has no variable valence (give range)")
+        rng = (float(cs.lo), float(cs.hi))
     return Compensation(mode=mode, element=element, valence_range=rng)
 
 
@@ -544,10 +427,179 @@ def _host(
     return value, amounts, order, formula, dict(oxi.states)
 
 
-def _check_fields(mapping: Mapping[str, Any], known: Mapping[str, str] | set[str], where: str) -> None:
-    extra = [k for k in mapping if k not in known]
-    if extra:
-        raise SpecError(f"{where}: unknown field(s) {extra} (known: {', '.join(known)})")
+@dataclass(frozen=True)
+class _Host:
+    text: str  # as written
+    amounts: dict[str, float]  # written order
+    order: tuple[str, ...]
+    formula: str  # canonical
+    states: dict[str, float]
+
+    def check_site(self, site: str, where: str) -> str:
+        if site not in self.amounts:
+            raise SpecError(f"{where}: {site!r} is not an element of the host {self.text!r}")
+        return site
+
+
+@dataclass(frozen=True)
+class _Generation:
+    """What a form parser returns: how candidates are generated."""
+
+    templates: tuple[FormulaTemplate, ...]
+    grids: tuple[Grid, ...]
+    dopants: tuple[DopantOption, ...] = ()
+    dopants2: tuple[DopantOption, ...] = ()
+    site: str | None = None
+    site2: str | None = None
+
+
+@dataclass(frozen=True)
+class _Context:
+    form: SpecForm
+    host: _Host
+    exclude: frozenset[str]
+    model_elements: frozenset[str] | None
+
+    def options(
+        self, value: tuple[str, ...], where: str, exclude: frozenset[str]
+    ) -> tuple[DopantOption, ...]:
+        symbols = expand_dopants(value, where, exclude=exclude, model_elements=self.model_elements)
+        return _valence_options(symbols, self.form.valences, self.form.valence_policy, where)
+
+
+def _parse_host(value: str, decimals: int, allow_peroxide: bool) -> _Host:
+    if not value.strip():
+        raise SpecError(f"host: needs a formula, got {value!r}")
+    try:
+        comp = parse_formula(value)
+    except CompositionError as exc:
+        raise SpecError(f"host: {exc}") from None
+    order = _written_order(value, tuple(comp.as_dict()))
+    amounts = {s: comp.as_dict()[s] for s in order}
+    formula = "".join(f"{s}{format_amount(amounts[s], decimals)}" for s in order)
+    oxi = assign_oxidation_states(comp, allow_peroxide=allow_peroxide)
+    if not oxi.balanced:
+        raise SpecError(f"host: {value!r} is not charge balanced ({oxi.reason})")
+    return _Host(value, amounts, order, formula, dict(oxi.states))
+
+
+def _parse_substitution(ctx: _Context, comp: Compensation) -> _Generation:
+    """``site`` + ``dopants`` + ``fractions`` (+ ``codoping``), compiled into one template."""
+    form, host = ctx.form, ctx.host
+    for key in ("site", "dopants", "fractions"):
+        if getattr(form, key) is None:
+            raise SpecError(f"{key}: required for a substitution screen (or give a template)")
+    assert form.site is not None and form.dopants is not None and form.fractions is not None
+    site = host.check_site(form.site, "site")
+    dopants = ctx.options(form.dopants, "dopants", ctx.exclude | {site})
+    grids = [Grid("x", form.fractions.values)]
+    site2: str | None = None
+    dopants2: tuple[DopantOption, ...] = ()
+    co = form.codoping
+    if co is not None:
+        site2 = host.check_site(co.site or site, "codoping.site")
+        if co.dopants is None or co.fractions is None:
+            raise SpecError("codoping: needs dopants and fractions")
+        dopants2 = ctx.options(co.dopants, "codoping.dopants", ctx.exclude | {site2})
+        grids.append(Grid("x2", co.fractions.values))
+    for g, s, where in zip(grids, (site, site2), ("fractions", "codoping.fractions"), strict=False):
+        assert s is not None
+        for v in g.values:
+            if not 0 < v <= host.amounts[s] + 1e-12:
+                raise SpecError(
+                    f"{where}: {v} out of range (0, {host.amounts[s]:g}] for site {s} of {host.text!r}"
+                )
+    if (
+        comp.element is not None
+        and comp.mode != CompensationMode.VARIABLE_VALENCE
+        and host.states.get(comp.element, 0) == 0
+    ):
+        raise SpecError(
+            f"compensation: {comp.element} has oxidation state 0 in the host; it cannot compensate"
+        )
+    text = _substitution_template(host.amounts, host.order, site, site2, comp, host.states)
+    template = parse_template(text, {g.name for g in grids})
+    return _Generation((template,), tuple(grids), dopants, dopants2, site, site2)
+
+
+def _compile_templates(tmpl: TemplateForm, grids: list[Grid]) -> tuple[FormulaTemplate, ...]:
+    names = {g.name for g in grids}
+    compiled = []
+    for i, t in enumerate(tmpl.formulas):
+        where = "template.formula" if isinstance(tmpl.formula, str) else f"template.formula[{i}]"
+        try:
+            ft = parse_template(t, names)
+        except TemplateError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        unused = names - ft.names
+        if unused:
+            raise SpecError(f"{where}: variable(s) {sorted(unused)} not used (they would repeat candidates)")
+        compiled.append(ft)
+    placeholders = {p for ft in compiled for p in ft.placeholders}
+    if any(set(ft.placeholders) != placeholders for ft in compiled):
+        raise SpecError("template.formula: every template must use the same placeholders ({M}, {M2})")
+    return tuple(compiled)
+
+
+def _parse_template_form(ctx: _Context) -> _Generation:
+    """``template: {formula, variables}`` with ``dopants`` for {M} and ``codoping.dopants`` for {M2}."""
+    form = ctx.form
+    assert form.template is not None
+    for key in ("site", "fractions"):
+        if getattr(form, key) is not None:
+            raise SpecError(f"{key}: not used with a template (put the grid under template.variables)")
+    grids = [Grid(str(k), v.values) for k, v in form.template.variables.items()]
+    templates = _compile_templates(form.template, grids)
+    placeholders = {p for ft in templates for p in ft.placeholders}
+    dopants: tuple[DopantOption, ...] = ()
+    if "M" in placeholders:
+        if form.dopants is None:
+            raise SpecError("dopants: the template uses {M}; list the elements it runs over")
+        dopants = ctx.options(form.dopants, "dopants", ctx.exclude)
+    elif form.dopants is not None:
+        raise SpecError("dopants: the template has no {M} placeholder")
+    dopants2: tuple[DopantOption, ...] = ()
+    co = form.codoping
+    if "M2" in placeholders:
+        if co is None or co.dopants is None:
+            raise SpecError("codoping.dopants: the template uses {M2}; list the elements it runs over")
+        if co.fractions is not None or co.site is not None:
+            raise SpecError("codoping: with a template only codoping.dopants is used")
+        dopants2 = ctx.options(co.dopants, "codoping.dopants", ctx.exclude)
+    elif co is not None:
+        raise SpecError("codoping: the template has no {M2} placeholder")
+    return _Generation(templates, tuple(grids), dopants, dopants2)
+
+
+def _check_decimals(gen: _Generation, kind: str, decimals: int) -> None:
+    for g in gen.grids:
+        for value in g.values:
+            if abs(round(value, decimals) - value) > 1e-12:
+                raise SpecError(
+                    f"{_grid_field(kind, g.name)}: {value} has more than {decimals} decimals; candidate "
+                    "formulas are written with `decimals` decimals (raise decimals or round the grid)"
+                )
+
+
+def _check_valence_policy(form: SpecForm, gen: _Generation, comp: Compensation) -> None:
+    if form.valence_policy == "all" or any(len(v) > 1 for v in form.valences.values()):
+        uses_v = any(VALENCE_NAMES[p] in t.names for t in gen.templates for p in PLACEHOLDERS)
+        if not uses_v:
+            raise SpecError(
+                "valence_policy: several valences per dopant give the same formula here (the formula does "
+                f"not depend on the valence with compensation {comp.mode}); use one valence per dopant"
+            )
+
+
+def _targets(form: SpecForm, family: Family) -> tuple[TargetName, ...]:
+    if form.targets is None:
+        return family.targets
+    for t in form.targets:
+        if t not in family.targets:
+            raise SpecError(
+                f"targets: {t.value!r} is not a target of family {family.name} ({list(family.targets)})"
+            )
+    return form.targets
 
 
 def parse_spec(
@@ -556,208 +608,56 @@ def parse_spec(
     model_elements: frozenset[str] | None = None,
     max_candidates: int | None = None,
 ) -> ScreeningSpec:
-    """Validate a spec mapping. ``model_elements`` resolves the dopant group ``model_elements`` (the
-    elements in the training data of the relevant targets; the caller knows the models).
-    ``max_candidates`` overrides the spec's cap."""
-    if not isinstance(mapping, Mapping):
-        raise SpecError(f"spec: needs a mapping, got {type(mapping).__name__}")
-    _check_fields(mapping, _FIELDS, "spec")
-    name = mapping.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}", name):
-        raise SpecError(f"name: needs letters, digits, '_', '.', '-' (max 100), got {name!r}")
-    fam_name = mapping.get("family")
-    if fam_name not in FAMILIES:
-        raise SpecError(f"family: unknown family {fam_name!r} (known: {', '.join(FAMILIES)})")
-    family = FAMILIES[str(fam_name)]
-    targets = family.targets
-    if "targets" in mapping:
-        raw_t = mapping["targets"]
-        raw_list = [raw_t] if isinstance(raw_t, str) else list(raw_t) if isinstance(raw_t, Sequence) else []
-        if not raw_list:
-            raise SpecError(f"targets: needs a list of target names, got {raw_t!r}")
-        for t in raw_list:
-            if t not in {x.value for x in family.targets}:
-                raise SpecError(
-                    f"targets: {t!r} is not a target of family {family.name} ({list(family.targets)})"
-                )
-        targets = tuple(TargetName(t) for t in raw_list)
-    decimals = mapping.get("decimals", 4)
-    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 2 <= decimals <= 8:
-        raise SpecError(f"decimals: needs an integer in 2..8, got {decimals!r}")
-    cap = (
-        max_candidates
-        if max_candidates is not None
-        else mapping.get("max_candidates", DEFAULT_MAX_CANDIDATES)
-    )
+    """Validate a spec mapping: its shape (``SpecForm``), then its chemistry. ``model_elements`` resolves
+    the dopant group ``model_elements`` (the elements the relevant models were trained on; the caller
+    knows the models). ``max_candidates`` overrides the spec's cap."""
+    form = SpecForm.from_mapping(mapping)
+    family = FAMILIES[form.family]
+    cap = max_candidates if max_candidates is not None else form.max_candidates or DEFAULT_MAX_CANDIDATES
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise SpecError(f"max_candidates: needs a positive integer, got {cap!r}")
-    policy = mapping.get("valence_policy", "preferred")
-    if policy not in ("preferred", "all"):
-        raise SpecError(f"valence_policy: {policy!r} (known: preferred, all)")
-    overrides = mapping.get("valences", {}) or {}
-    if not isinstance(overrides, Mapping) or not all(el.is_element(k) for k in overrides):
-        raise SpecError(f"valences: needs {{element: valence}}, got {overrides!r}")
-
-    peroxide = mapping.get("allow_peroxide", family.allow_peroxide)
-    if not isinstance(peroxide, bool):
-        raise SpecError(f"allow_peroxide: needs true/false, got {peroxide!r}")
-    host_text, host, order, host_formula, states = _host(mapping.get("host"), decimals, peroxide)
-    exclude_raw = mapping.get("exclude", [])
-    exclude_list = [exclude_raw] if isinstance(exclude_raw, str) else list(exclude_raw)
-    for x in exclude_list:
+    bad_valences = [k for k in form.valences if not el.is_element(k)]
+    if bad_valences:
+        raise SpecError(f"valences: needs {{element: valence}}, {bad_valences[0]!r} is not an element")
+    peroxide = family.allow_peroxide if form.allow_peroxide is None else form.allow_peroxide
+    host = _parse_host(form.host, form.decimals, peroxide)
+    for x in form.exclude:
         if not el.is_element(x):
             raise SpecError(f"exclude: unknown element {x!r}")
-    exclude = frozenset(exclude_list)
-
-    codoping = mapping.get("codoping")
-    if codoping is not None:
-        if not isinstance(codoping, Mapping):
-            raise SpecError(f"codoping: needs a mapping {{dopants, fractions, site}}, got {codoping!r}")
-        _check_fields(codoping, {"dopants", "fractions", "site"}, "codoping")
-
-    form = "template" if "template" in mapping else "substitution"
-    if form == "substitution" and "site" in mapping and mapping["site"] not in host:
-        raise SpecError(f"site: {mapping['site']!r} is not an element of the host {host_text!r}")
-    comp = _compensation(mapping.get("compensation"), form, host, mapping.get("site"))
-    dopants2: tuple[DopantOption, ...] = ()
-    site2: str | None = None
-    site: str | None = None
-    templates: tuple[FormulaTemplate, ...]
-    if form == "substitution":
-        for key in ("site", "dopants", "fractions"):
-            if key not in mapping:
-                raise SpecError(f"{key}: required for a substitution screen (or give a template)")
-        site = mapping["site"]
-        if site not in host:
-            raise SpecError(f"site: {site!r} is not an element of the host {host_text!r}")
-        dop = expand_dopants(
-            mapping["dopants"], "dopants", exclude=exclude | {site}, model_elements=model_elements
-        )
-        dopants = _valence_options(dop, overrides, policy, "dopants")
-        grids = [parse_grid(mapping["fractions"], "x", "fractions")]
-        if codoping is not None:
-            site2 = codoping.get("site", site)
-            if site2 not in host:
-                raise SpecError(f"codoping.site: {site2!r} is not an element of the host {host_text!r}")
-            if "dopants" not in codoping or "fractions" not in codoping:
-                raise SpecError("codoping: needs dopants and fractions")
-            dop2 = expand_dopants(
-                codoping["dopants"],
-                "codoping.dopants",
-                exclude=exclude | {site2},
-                model_elements=model_elements,
-            )
-            dopants2 = _valence_options(dop2, overrides, policy, "codoping.dopants")
-            grids.append(parse_grid(codoping["fractions"], "x2", "codoping.fractions"))
-        for g, s, where in zip(grids, (site, site2), ("fractions", "codoping.fractions"), strict=False):
-            assert s is not None
-            for v in g.values:
-                if not 0 < v <= host[s] + 1e-12:
-                    raise SpecError(
-                        f"{where}: {v} out of range (0, {host[s]:g}] for site {s} of {host_text!r}"
-                    )
-        if comp.element is not None and comp.mode != "variable_valence" and states.get(comp.element, 0) == 0:
-            raise SpecError(
-                f"compensation: {comp.element} has oxidation state 0 in the host; it cannot compensate"
-            )
-        text = _substitution_template(host, order, site, site2, comp, states)
-        templates = (parse_template(text, {g.name for g in grids}),)
-    else:
-        for key in ("site", "fractions"):
-            if key in mapping:
-                raise SpecError(f"{key}: not used with a template (put the grid under template.variables)")
-        tmpl = mapping["template"]
-        if not isinstance(tmpl, Mapping):
-            raise SpecError(f"template: needs {{formula, variables}}, got {tmpl!r}")
-        _check_fields(tmpl, {"formula", "variables"}, "template")
-        variables = tmpl.get("variables") or {}
-        if not isinstance(variables, Mapping):
-            raise SpecError(f"template.variables: needs {{name: grid}}, got {variables!r}")
-        grids = [parse_grid(v, str(k), f"template.variables.{k}") for k, v in variables.items()]
-        texts = tmpl.get("formula")
-        text_list = [texts] if isinstance(texts, str) else list(texts) if isinstance(texts, Sequence) else []
-        if not text_list:
-            raise SpecError(f"template.formula: needs a template string or a list of them, got {texts!r}")
-        compiled = []
-        for i, t in enumerate(text_list):
-            where = "template.formula" if isinstance(texts, str) else f"template.formula[{i}]"
-            try:
-                ft = parse_template(t, {g.name for g in grids})
-            except TemplateError as exc:
-                raise SpecError(f"{where}: {exc}") from None
-            unused = {g.name for g in grids} - ft.names
-            if unused:
-                raise SpecError(
-                    f"{where}: variable(s) {sorted(unused)} not used (they would repeat candidates)"
-                )
-            compiled.append(ft)
-        templates = tuple(compiled)
-        placeholders = {p for ft in templates for p in ft.placeholders}
-        if any(set(ft.placeholders) != placeholders for ft in templates):
-            raise SpecError("template.formula: every template must use the same placeholders ({M}, {M2})")
-        if "M" in placeholders:
-            if "dopants" not in mapping:
-                raise SpecError("dopants: the template uses {M}; list the elements it runs over")
-            dop = expand_dopants(
-                mapping["dopants"], "dopants", exclude=exclude, model_elements=model_elements
-            )
-            dopants = _valence_options(dop, overrides, policy, "dopants")
-        elif "dopants" in mapping:
-            raise SpecError("dopants: the template has no {M} placeholder")
-        else:
-            dopants = ()
-        if "M2" in placeholders:
-            if codoping is None or "dopants" not in codoping:
-                raise SpecError("codoping.dopants: the template uses {M2}; list the elements it runs over")
-            if "fractions" in codoping or "site" in codoping:
-                raise SpecError("codoping: with a template only codoping.dopants is used")
-            dop2 = expand_dopants(
-                codoping["dopants"], "codoping.dopants", exclude=exclude, model_elements=model_elements
-            )
-            dopants2 = _valence_options(dop2, overrides, policy, "codoping.dopants")
-        elif codoping is not None:
-            raise SpecError("codoping: the template has no {M2} placeholder")
-
-    for g in grids:
-        for value in g.values:
-            if abs(round(value, decimals) - value) > 1e-12:
-                raise SpecError(
-                    f"{_grid_field(form, g.name)}: {value} has more than {decimals} decimals; candidate "
-                    "formulas are written with `decimals` decimals (raise decimals or round the grid)"
-                )
-    if policy == "all" or any(isinstance(v, Sequence) and not isinstance(v, str) for v in overrides.values()):
-        uses_v = any(VALENCE_NAMES[p] in t.names for t in templates for p in PLACEHOLDERS)
-        if not uses_v:
-            raise SpecError(
-                "valence_policy: several valences per dopant give the same formula here (the formula does "
-                f"not depend on the valence with compensation {comp.mode}); use one valence per dopant"
-            )
+    if form.form == "substitution" and form.site is not None:
+        host.check_site(form.site, "site")
+    comp = _compensation(form.compensation, form.form, host.amounts, form.site)
+    ctx = _Context(form, host, frozenset(form.exclude), model_elements)
+    gen = _parse_substitution(ctx, comp) if form.form == "substitution" else _parse_template_form(ctx)
+    _check_decimals(gen, form.form, form.decimals)
+    _check_valence_policy(form, gen, comp)
+    targets = _targets(form, family)
     try:
-        ranking = parse_ranking(mapping.get("ranking") or {}, targets)
+        ranking = parse_ranking(form.ranking, targets)
     except ValueError as exc:
         raise SpecError(f"ranking: {exc}") from None
     spec = ScreeningSpec(
-        name=name,
+        name=form.name,
         family=family,
-        host=host_text,
-        host_formula=host_formula,
-        host_elements=order,
-        host_states=tuple((s, float(states[s])) for s in order if s in states),
-        form=form,
-        templates=templates,
-        site=site,
-        site2=site2,
-        dopants=dopants,
-        dopants2=dopants2,
-        grids=tuple(grids),
+        host=host.text,
+        host_formula=host.formula,
+        host_elements=host.order,
+        host_states=tuple((s, float(host.states[s])) for s in host.order if s in host.states),
+        form=form.form,
+        templates=gen.templates,
+        site=gen.site,
+        site2=gen.site2,
+        dopants=gen.dopants,
+        dopants2=gen.dopants2,
+        grids=gen.grids,
         compensation=comp,
-        conditions=_conditions(mapping.get("conditions"), family),
+        conditions=_conditions(form.conditions, family),
         targets=targets,
         ranking=ranking,
-        decimals=decimals,
+        decimals=form.decimals,
         max_candidates=cap,
         allow_peroxide=peroxide,
-        description=str(mapping.get("description", "")),
+        description=form.description,
         source=json.dumps(mapping, sort_keys=True, default=str),
     )
     n = candidate_space_size(spec)

@@ -66,6 +66,10 @@ _ALLOWED_NODES = (
 _NUMBER_RE = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 _ELEMENT_RE = re.compile(r"[A-Z][a-z]?")
 _VARIABLE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+#: An amount expression is a few terms; longer text is refused before Python's parser sees it (a deeply
+#: nested or 2,000-term expression would otherwise exhaust the parser's recursion limit).
+MAX_EXPRESSION_CHARS = 400
+MAX_TEMPLATE_CHARS = 1000
 
 
 class TemplateError(ValueError):
@@ -99,10 +103,17 @@ def _compile(text: str) -> CodeType:
 
 def parse_expr(text: str, allowed_names: frozenset[str] | set[str]) -> Expr:
     """Check ``text`` is plain arithmetic over ``allowed_names``; raise TemplateError naming it if not."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise TemplateError(
+            f"expression {text[:40]!r}...: longer than {MAX_EXPRESSION_CHARS} characters; not an amount"
+        )
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        canonical = ast.unparse(tree)
     except SyntaxError:
         raise TemplateError(f"expression {text!r}: not valid arithmetic") from None
+    except (RecursionError, MemoryError):
+        raise TemplateError(f"expression {text[:40]!r}...: nested too deeply") from None
     names: set[str] = set()
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
@@ -116,7 +127,6 @@ def parse_expr(text: str, allowed_names: frozenset[str] | set[str]) -> Expr:
                 known = ", ".join(sorted(allowed_names)) or "none"
                 raise TemplateError(f"expression {text!r}: unknown variable {node.id!r} (known: {known})")
             names.add(node.id)
-    canonical = ast.unparse(tree)
     return Expr(text=canonical, names=frozenset(names))
 
 
@@ -280,8 +290,13 @@ def parse_template(text: str, variables: frozenset[str] | set[str]) -> FormulaTe
     for name in variables:
         if not _VARIABLE_RE.match(name) or name in VALENCE_NAMES.values():
             raise TemplateError(f"template {text!r}: variable name {name!r} must be lower-case and not v/v2")
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise TemplateError(f"template {text[:40]!r}...: longer than {MAX_TEMPLATE_CHARS} characters")
     allowed = frozenset(variables) | frozenset(VALENCE_NAMES.values())
-    raw = _Parser(text.strip(), allowed).parse()
+    try:
+        raw = _Parser(text.strip(), allowed).parse()
+    except RecursionError:
+        raise TemplateError(f"template {text[:40]!r}...: nested too deeply") from None
     terms = tuple(Term(species=sp, amount=parse_expr(amt, allowed)) for sp, amt in raw)
     tmpl = FormulaTemplate(text=text.strip(), terms=terms)
     if "M2" in tmpl.placeholders and "M" not in tmpl.placeholders:

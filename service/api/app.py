@@ -17,14 +17,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.compute import SingleThreadedCompute
-from service.api.job_runner import JobManager
-from service.api.jobs import JobStore
 from service.api.middleware import RequestContextMiddleware
 from service.api.responses import SafeJSONResponse, is_json_safe, json_safe, safe_text
 from service.api.routes import health, jobs, models, predict, rank
 from service.api.settings import ApiSettings
-from service.api.state import AppState, load_champions
+from service.api.state import build_state
 from service.web.router import mount_web
 
 logger = logging.getLogger(__name__)
@@ -46,23 +43,12 @@ def create_app(settings: ApiSettings, *, recover_jobs: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = AppState(settings=settings)
-        state.predictors, state.missing = load_champions(settings)
-        state.compute = SingleThreadedCompute()
-        store = JobStore(settings.resolved_jobs_db)
-        interrupted = store.mark_interrupted() if recover_jobs else []
-        if interrupted:
-            logger.warning("marked %d job(s) from a previous run as interrupted", len(interrupted))
-        state.jobs = store
-        state.manager = JobManager(store, settings, state.predictors, state.compute)
+        state = build_state(settings, recover_jobs=recover_jobs)
         app.state.nascreen = state
         try:
             yield
         finally:
-            state.manager.shutdown()
-            if state.compute is not None:
-                state.compute.shutdown()
-            store.close()
+            state.close()
 
     app = FastAPI(
         title="nascreen",

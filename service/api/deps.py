@@ -11,16 +11,19 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.compute import SingleThreadedCompute
-from service.api.job_runner import JobManager
-from service.api.jobs import JobStore
+from service.api.job_manager import JobManager
+from service.api.job_store import JobStore
 from service.api.settings import ApiSettings
-from service.api.state import AppState, PredictorLike
+from service.api.state import AppState
 
 
 async def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.nascreen
+    state: AppState | None = getattr(request.app.state, "nascreen", None)
+    if state is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still starting")
     return state
 
 
@@ -36,20 +39,14 @@ async def get_predictors(state: StateDep) -> dict[TargetName, PredictorLike]:
 
 
 async def get_jobs(state: StateDep) -> JobStore:
-    if state.jobs is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job store is not open")
     return state.jobs
 
 
 async def get_manager(state: StateDep) -> JobManager:
-    if state.manager is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the job runner is not running")
     return state.manager
 
 
 async def get_compute(state: StateDep) -> SingleThreadedCompute:
-    if state.compute is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the server is still starting")
     return state.compute
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from fastapi import status
 
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.settings import ApiSettings
-from service.api.state import PredictorLike
 
 ProgressFn = Callable[[int, int, list[dict[str, Any]] | None], None]
 
@@ -30,12 +30,19 @@ class SpecRejected(Exception):
         self.detail = detail
 
 
-def model_elements(predictors: Mapping[TargetName, PredictorLike]) -> frozenset[str] | None:
-    """Elements in the loaded models' training data (resolves the dopant group ``model_elements``)."""
-    found: set[str] = set()
-    for p in predictors.values():
-        found |= set(getattr(getattr(p, "model", None), "training_elements_", ()) or ())
-    return frozenset(found) or None
+def elements_of(predictors: Mapping[TargetName, PredictorLike]) -> Callable[[TargetName], frozenset[str]]:
+    """The loaded models' training elements per target, for ``screening.session.open_spec`` (which
+    intersects them over the spec's targets: the session's one "every element the model knows" rule)."""
+    from models.predictor import training_elements
+
+    def of(target: TargetName) -> frozenset[str]:
+        if target not in predictors:
+            raise SpecRejected(
+                status.HTTP_503_SERVICE_UNAVAILABLE, f"no champion model is loaded for {target.value}"
+            )
+        return training_elements(predictors[target])
+
+    return of
 
 
 def parse_and_count(
@@ -44,15 +51,16 @@ def parse_and_count(
     *,
     max_candidates: int,
     too_many_hint: str,
-    known_elements: frozenset[str] | None = None,
+    predictors: Mapping[TargetName, PredictorLike],
 ) -> tuple[Any, int]:
     """Parse a spec (422 with the spec's own error naming the field), enforce the fraction-grid limit (422)
     and a candidate cap (413 with `too_many_hint`). Returns (ScreeningSpec, number of candidates)."""
     from screening.candidates import count_candidates
-    from screening.spec import SpecError, parse_spec
+    from screening.session import open_spec
+    from screening.spec import SpecError
 
     try:
-        spec = parse_spec(dict(mapping), model_elements=known_elements)
+        spec = open_spec(dict(mapping), elements_of=elements_of(predictors))
     except SpecError as exc:
         raise SpecRejected(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     for grid in spec.grids:
@@ -79,7 +87,7 @@ def validate_spec(
     spec, n = parse_and_count(
         mapping,
         settings,
-        known_elements=model_elements(predictors),
+        predictors=predictors,
         max_candidates=settings.max_job_candidates,
         too_many_hint="split it into several screens or run `nascreen screen` on a Ray cluster",
     )
@@ -201,16 +209,16 @@ def run_screen_job(
     with; in-process, the server's loaded predictors are reused. Raises whatever `on_progress` raises
     (cancellation) and any screening error; the job manager records it.
     """
-    from screening.report import count_outcomes, top_table
-    from screening.runner import DEFAULT_CHUNK_SIZE, LocalExecutor, SpecScorerFactory, run_screen
     from screening.runner import Progress as ScreenProgress
+    from screening.runner import SpecScorerFactory
+    from screening.session import run_session, summarise
 
     spec, _ = parse_and_count(
         mapping,
         settings,
         max_candidates=settings.max_job_candidates,
         too_many_hint="split it",
-        known_elements=model_elements(predictors),
+        predictors=predictors,
     )
     absent = missing_targets(spec.targets, predictors)
     if absent:
@@ -222,36 +230,23 @@ def run_screen_job(
         top = top_so_far(final=False) if p.chunks_done > p.chunks_reused else None
         on_progress(p.candidates_done, p.candidates_total, top)
 
-    def run(executor: Any, factory: Any) -> Any:
-        return run_screen(
-            spec,
-            out_dir,
-            factory=factory,
-            model_versions=versions,
-            executor=executor,
-            chunk_size=settings.chunk_size or DEFAULT_CHUNK_SIZE,
-            resume=False,
-            progress=progress,
-        )
-
     if settings.job_executor == "local":
-        result = run(LocalExecutor(), _LoadedScorerFactory(spec, predictors))
+        factory: Any = _LoadedScorerFactory(spec, predictors)
     else:
-        from screening.ray_runner import RayExecutor, ray_session
-
         factory = SpecScorerFactory(
             spec=spec, tracking_uri=settings.resolved_tracking_uri, model_versions=versions
         )
-        with ray_session(address=settings.ray_address, num_cpus=settings.ray_num_cpus):
-            result = run(RayExecutor(), factory)
-    targets = [t.value for t in spec.targets]
-    counts = count_outcomes(
-        result.ranked,
-        targets,
-        result.rejected_reasons,
-        failed_chunks=len(result.execution.failed),
-        failed_chunk_candidates=result.execution.n_failed_candidates,
+    result = run_session(
+        spec,
+        out_dir,
+        factory=factory,
+        model_versions=versions,
+        executor=settings.job_executor,
+        address=settings.ray_address,
+        num_cpus=settings.ray_num_cpus,
+        chunk_size=settings.chunk_size,
+        resume=False,
+        progress=progress,
     )
-    return JobOutcome(
-        top_k=records(top_table(result.ranked, targets, settings.top_k)), counts=counts.as_dict()
-    )
+    summary = summarise(spec, result, settings.top_k)
+    return JobOutcome(top_k=records(summary.top), counts=summary.counts.as_dict())

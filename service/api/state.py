@@ -3,38 +3,47 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
 
-import pandas as pd
-
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.compute import SingleThreadedCompute
+from service.api.job_manager import JobManager
+from service.api.job_store import JobStore
 from service.api.settings import ApiSettings
-
-if TYPE_CHECKING:
-    from service.api.job_runner import JobManager
-    from service.api.jobs import JobStore
 
 logger = logging.getLogger(__name__)
 
 
-class PredictorLike(Protocol):
-    """The part of `models.predictor.Predictor` the API uses."""
-
-    model_version: str
-
-    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame: ...
-
-
-@dataclass
+@dataclass(frozen=True)
 class AppState:
+    """Everything a request may use, built whole by ``build_state`` before the first request."""
+
     settings: ApiSettings
-    predictors: dict[TargetName, PredictorLike] = field(default_factory=dict)
-    missing: dict[TargetName, str] = field(default_factory=dict)
-    jobs: JobStore | None = None
-    manager: JobManager | None = None
-    compute: SingleThreadedCompute | None = None
+    predictors: dict[TargetName, PredictorLike]
+    missing: dict[TargetName, str]  # target -> why no champion is loaded
+    jobs: JobStore
+    manager: JobManager
+    compute: SingleThreadedCompute
+
+    def close(self) -> None:
+        """Stop the job manager (running jobs stop at their next chunk), the compute pool, the job store."""
+        self.manager.shutdown()
+        self.compute.shutdown()
+        self.jobs.close()
+
+
+def build_state(settings: ApiSettings, *, recover_jobs: bool = True) -> AppState:
+    """Load the champions, open the job store (``recover_jobs``: marking jobs a previous process left
+    running as interrupted; not in the workers of a multi-process server) and start the job manager."""
+    loaded, missing = load_champions(settings)
+    compute = SingleThreadedCompute()
+    store = JobStore(settings.resolved_jobs_db)
+    interrupted = store.mark_interrupted() if recover_jobs else []
+    if interrupted:
+        logger.warning("marked %d job(s) from a previous run as interrupted", len(interrupted))
+    manager = JobManager(store, settings, loaded, compute)
+    return AppState(settings, loaded, missing, store, manager, compute)
 
 
 def load_champions(settings: ApiSettings) -> tuple[dict[TargetName, PredictorLike], dict[TargetName, str]]:

@@ -103,8 +103,8 @@ def train_and_register(
     """Train, log and register each target; returns {target: TrainingResult}. Used by `train` and `demo`."""
     from rich.console import Console
 
-    from models import tracking
-    from models.training import TrainingConfig, train_target
+    from models.champion import train_log_register
+    from models.training import TrainingConfig
 
     console = console or Console()
     results = {}
@@ -115,26 +115,15 @@ def train_and_register(
                 status.update(message)
                 console.log(message)
 
-            result = train_target(target, data_dir, TrainingConfig(quick=quick), progress=progress)
-            status.update(f"{target.value}: logging to MLflow")
-            logged = tracking.log_training_run(
+            champion = train_log_register(
+                target,
+                data_dir,
+                TrainingConfig(quick=quick),
                 tracking_uri=tracking_uri,
-                target=target,
-                model=result.model,
-                input_example=result.input_example,
-                params=result.params(),
-                metrics=result.flat_metrics(),
-                figures=result.figures,
-                model_card=result.model_card,
-                tables={
-                    "metrics": result.metrics,
-                    "selection": result.selection,
-                    "oof": result.oof,
-                    **result.studies,
-                },
                 project_root=PROJECT_ROOT,
+                progress=progress,
             )
-            version = tracking.register_champion(tracking_uri=tracking_uri, target=target, logged=logged)
+            result, version = champion.result, champion.version
         console.print(
             metrics_rich_table(
                 f"{target.value}: {result.candidate.name} on {result.candidate.feature_set}, grouped CV "

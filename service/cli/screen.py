@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -38,6 +40,8 @@ def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: 
     """Compact enough for an 80-column terminal: mean +- std per target (intervals are in top.csv)."""
     from rich.table import Table
 
+    from screening.schema import Field, column
+
     table = Table(title=title, title_justify="left")
     for col in ("#", "formula", "dopant", "x"):
         table.add_column(col, justify="right" if col in ("#", "x") else "left", no_wrap=col == "formula")
@@ -49,35 +53,11 @@ def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: 
     for _, row in top.iterrows():
         cells = [_fmt(row["rank"]), str(row["formula"]), str(row["dopant"]), _fmt(float(row["fraction"]))]
         for t in targets:
-            cells.append(f"{row[f'{t}_prediction']:.3g} +- {row[f'{t}_std']:.2g}")
-            cells.append(_fmt(bool(row[f"{t}_in_domain"])))
+            cells.append(f"{row[column(t, Field.PREDICTION)]:.3g} +- {row[column(t, Field.STD)]:.2g}")
+            cells.append(_fmt(bool(row[column(t, Field.IN_DOMAIN)])))
         cells.append(_fmt(float(row["score"])))
         table.add_row(*cells)
     return table
-
-
-def _model_elements_if_asked(spec_path: Path, tracking_uri: str) -> frozenset[str] | None:
-    """For a spec whose dopants are "every element the model knows": the elements every champion of the
-    spec's family was trained on (their intersection). None when the spec does not ask, so nothing loads."""
-    from models.tracking import load_champion
-    from screening.spec import FAMILIES, MODEL_ELEMENTS_GROUP, SpecError
-    from screening.spec_io import read_spec_mapping
-
-    mapping = read_spec_mapping(spec_path)
-    codoping = mapping.get("codoping")
-    asked = [mapping.get("dopants"), codoping.get("dopants") if isinstance(codoping, dict) else None]
-    text = " ".join(str(a) for a in asked if a is not None).lower().replace(" ", "_")
-    if MODEL_ELEMENTS_GROUP not in text and "every_element_the_model_knows" not in text:
-        return None
-    family = FAMILIES.get(str(mapping.get("family")))
-    if family is None:
-        raise SpecError(f"{spec_path}: family: unknown family {mapping.get('family')!r}")
-    known: frozenset[str] | None = None
-    for target in family.targets:
-        model, _ = load_champion(target, tracking_uri)
-        elements = frozenset(model.training_elements_)
-        known = elements if known is None else known & elements
-    return known
 
 
 def _counts_rich_table(counts: dict[str, int]) -> Any:
@@ -126,6 +106,236 @@ def _champions(
     return {k: str(v) for k, v in versions.items()}
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """Everything decided before the first chunk runs (spec read and parsed once, models pinned)."""
+
+    spec: Any  # screening.spec.ScreeningSpec
+    uri: str
+    versions: dict[str, str]
+    out_dir: Path
+    units: dict[str, str]
+
+
+def _fail(console: Any, message: object) -> NoReturn:
+    console.print(f"[red]{message}[/red]", highlight=False)
+    raise typer.Exit(code=2)
+
+
+def check_out_dir(out_dir: Path) -> str | None:
+    """Why ``out_dir`` cannot take the screen's files (None if it can), found by creating it and writing a
+    probe file there (permission bits alone lie for root and on read-only mounts). Runs before any model
+    loads, so a bad --out costs nothing."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".nascreen-probe-"):
+            pass
+    except OSError as exc:
+        return f"--out {out_dir}: cannot write the screen there ({exc.strerror or exc})"
+    return None
+
+
+def _elements_of(uri: str) -> Any:
+    from models.tracking import load_champion
+
+    def elements_of(target: Any) -> frozenset[str]:
+        model, _ = load_champion(target, uri)
+        return frozenset(model.training_elements_)
+
+    return elements_of
+
+
+def _prepare(
+    spec_path: Path,
+    out: Path | None,
+    tracking_uri: str | None,
+    train_if_missing: bool,
+    data_dir: Path,
+    console: Any,
+) -> _Prepared:
+    """Read the spec once, check its shape and the output directory (before any model loads), parse it,
+    make sure the champions exist."""
+    from models.targets import TARGETS
+    from models.tracking import NoChampionError
+    from screening.session import open_spec
+    from screening.spec import SpecError
+    from screening.spec_forms import SpecForm
+    from screening.spec_io import read_spec_mapping
+
+    def named(exc: Exception) -> str:
+        return str(exc) if str(exc).startswith(str(spec_path)) else f"{spec_path}: {exc}"
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        mapping = read_spec_mapping(spec_path)
+        name = SpecForm.from_mapping(mapping).name  # the shape only: cheap, loads nothing
+    except SpecError as exc:
+        _fail(console, named(exc))
+    out_dir = (out or PROJECT_ROOT / "screens" / name).resolve()
+    problem = check_out_dir(out_dir)
+    if problem:
+        _fail(console, problem)
+    try:
+        spec = open_spec(mapping, elements_of=_elements_of(uri))
+    except SpecError as exc:
+        _fail(console, named(exc))
+    except (OSError, NoChampionError) as exc:
+        _fail(console, exc)
+    versions = _champions(list(spec.targets), uri, train_if_missing, data_dir, console)
+    units = {t.value: TARGETS[t].unit for t in spec.targets}
+    return _Prepared(spec=spec, uri=uri, versions=versions, out_dir=out_dir, units=units)
+
+
+def _resolve_executor(executor: str, spec: Any, num_cpus: int | None, address: str | None) -> tuple[str, str]:
+    """``--executor auto``: ``ray`` or ``local`` and why (``screening.runner.choose_executor``)."""
+    if executor != "auto":
+        return executor, ""
+    import os
+
+    from screening.candidates import count_candidates
+    from screening.runner import choose_executor
+
+    return choose_executor(count_candidates(spec), num_cpus or os.cpu_count() or 1, address)
+
+
+def _run(
+    prep: _Prepared,
+    executor: str,
+    address: str | None,
+    num_cpus: int | None,
+    size: int,
+    resume: bool,
+    console: Any,
+) -> Any:
+    """The chunk loop with a progress bar; returns screening.runner.ScreenResult."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from screening.runner import Progress as ScreenProgress
+    from screening.runner import SpecScorerFactory
+    from screening.session import run_session
+    from screening.store import ManifestMismatchError
+
+    factory = SpecScorerFactory(spec=prep.spec, tracking_uri=prep.uri, model_versions=prep.versions)
+    columns = [TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}")]
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=False) as bar:
+        task = bar.add_task("screen", total=None, note="")
+
+        def on_progress(p: ScreenProgress) -> None:
+            note = f"chunks {p.chunks_done}/{p.chunks_total}" + (
+                f", {p.chunks_failed} failed" if p.chunks_failed else ""
+            )
+            bar.update(task, total=p.candidates_total, completed=p.candidates_done, note=note)
+
+        try:
+            return run_session(
+                prep.spec,
+                prep.out_dir,
+                factory=factory,
+                model_versions=prep.versions,
+                executor="local" if executor == "local" else "ray",
+                address=address,
+                num_cpus=num_cpus,
+                chunk_size=size,
+                resume=resume,
+                progress=on_progress,
+            )
+        except ManifestMismatchError as exc:
+            _fail(console, exc)
+
+
+def _report(prep: _Prepared, result: Any, summary: Any, executor: str) -> dict[str, Path]:
+    """Write top.parquet/csv, the plots, summary.json and spec.json next to the ranked table."""
+    from screening.ranking import describe
+    from screening.report import heatmap_figure, pareto_figure
+    from screening.store import write_table
+
+    spec, out_dir, execution = prep.spec, prep.out_dir, result.execution
+    paths = dict(result.paths)
+    paths["top_csv"] = out_dir / "top.csv"
+    write_table(summary.top, out_dir / "top.parquet", paths["top_csv"])
+    plots = out_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    objectives = [o.target for o in spec.ranking.objectives]
+    figures = {
+        "best_score_heatmap.png": heatmap_figure(result.ranked, spec.name, f"{spec.ranking.mode} mode"),
+        "pareto_front.png": pareto_figure(
+            result.ranked, objectives, prep.units, f"{spec.name} ({spec.ranking.mode} mode)"
+        ),
+    }
+    for name, fig in figures.items():
+        fig.savefig(plots / name, dpi=130)
+        paths[name.removesuffix(".png")] = plots / name
+    paths["plots"] = plots
+    doc = {
+        "spec": spec.name,
+        "family": spec.family.name,
+        "ranked_by": describe(spec.ranking),
+        "model_versions": prep.versions,
+        "counts": summary.counts.as_dict(),
+        "failed_chunks": [
+            {"chunk": f.chunk.index, "start": f.chunk.start, "stop": f.chunk.stop, "error": f.error}
+            for f in execution.failed
+        ],
+        "chunks": {
+            "total": execution.n_chunks,
+            "reused": len(execution.reused),
+            "computed": len(execution.computed),
+        },
+        "seconds": round(execution.seconds, 2),
+        "executor": executor,
+    }
+    paths["summary"] = out_dir / "summary.json"
+    paths["summary"].write_text(json.dumps(doc, indent=2))
+    paths["spec"] = out_dir / "spec.json"
+    paths["spec"].write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
+    return paths
+
+
+def _log(prep: _Prepared, result: Any, summary: Any, paths: dict[str, Path], executor: str, size: int) -> str:
+    """Log the screen to MLflow; returns the run id."""
+    from models.tracking import log_run
+    from screening.ranking import describe
+
+    spec = prep.spec
+    return log_run(
+        SCREENING_EXPERIMENT,
+        params={
+            "spec_name": spec.name,
+            "family": spec.family.name,
+            "ranked_by": describe(spec.ranking),
+            "executor": executor,
+            "chunk_size": size,
+            "n_candidates": result.manifest.n_candidates,
+            **{f"model_version.{k}": v for k, v in prep.versions.items()},
+        },
+        metrics={
+            **{f"n_{k}": float(v) for k, v in summary.counts.as_dict().items()},
+            "seconds": result.execution.seconds,
+        },
+        artifacts={
+            "spec": paths["spec"],
+            "summary": paths["summary"],
+            "tables": paths["top_csv"],
+            "plots": paths["plots"],
+        },
+        tags={"nascreen.spec": spec.name, "nascreen.spec_hash": result.manifest.spec_hash},
+        tracking_uri=prep.uri,
+    )
+
+
+def _print(prep: _Prepared, result: Any, summary: Any, console: Any) -> None:
+    targets = [t.value for t in prep.spec.targets]
+    title = f"top {len(summary.top)} of {prep.spec.name}: mean +- std (intervals in top.csv)"
+    console.print(_top_rich_table(summary.top, targets, prep.units, title))
+    console.print(_counts_rich_table(summary.counts.as_dict()))
+    for failed in result.execution.failed:
+        console.print(
+            f"[red]chunk {failed.chunk.index} [{failed.chunk.start}, {failed.chunk.stop}) failed "
+            f"after {failed.attempts} attempts: {failed.error}[/red] (rerun to retry it)"
+        )
+    console.print(f"tables and plots in {prep.out_dir}")
+
+
 def screen(
     spec_path: Annotated[
         Path, typer.Argument(metavar="SPEC", exists=True, dir_okay=False, help="Screening spec (YAML/TOML).")
@@ -167,177 +377,39 @@ def screen(
 ) -> None:
     """Screen dopant candidates of a spec: rank them with uncertainty and write tables + plots."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from models.targets import TARGETS
-    from models.tracking import NoChampionError
     from screening.ranking import describe
-    from screening.report import count_outcomes, heatmap_figure, pareto_figure, top_table
-    from screening.runner import DEFAULT_CHUNK_SIZE, LocalExecutor, SpecScorerFactory, run_screen
-    from screening.runner import Progress as ScreenProgress
-    from screening.spec import SpecError
-    from screening.spec_io import load_spec
-    from screening.store import ManifestMismatchError, write_table
+    from screening.runner import DEFAULT_CHUNK_SIZE
+    from screening.session import summarise
 
     console = Console()
     if executor not in EXECUTORS:
         raise typer.BadParameter(
             f"{executor!r}: expected one of {', '.join(EXECUTORS)}", param_hint="--executor"
         )
-    uri = resolve_tracking_uri(tracking_uri)
-    try:
-        spec = load_spec(spec_path, model_elements=_model_elements_if_asked(spec_path, uri))
-    except (SpecError, OSError, NoChampionError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(code=2) from None
-    targets = list(spec.targets)
-    target_names = [t.value for t in targets]
-    units = {t.value: TARGETS[t].unit for t in targets}
-    versions = _champions(targets, uri, train_if_missing, data_dir, console)
-    chosen = ""
-    if executor == "auto":
-        import os
-
-        from screening.candidates import count_candidates
-        from screening.runner import choose_executor
-
-        executor, chosen = choose_executor(count_candidates(spec), num_cpus or os.cpu_count() or 1, address)
-    out_dir = (out or PROJECT_ROOT / "screens" / spec.name).resolve()
-    size = chunk_size or DEFAULT_CHUNK_SIZE
+    prep = _prepare(spec_path, out, tracking_uri, train_if_missing, data_dir, console)
+    spec, size = prep.spec, chunk_size or DEFAULT_CHUNK_SIZE
+    executor, chosen = _resolve_executor(executor, spec, num_cpus, address)
     console.print(
-        f"screen [bold]{spec.name}[/bold] ({spec.family.name}): targets {', '.join(target_names)}; models "
-        + ", ".join(f"{k} v{v}" for k, v in versions.items())
+        f"screen [bold]{spec.name}[/bold] ({spec.family.name}): targets "
+        + ", ".join(t.value for t in spec.targets)
+        + "; models "
+        + ", ".join(f"{k} v{v}" for k, v in prep.versions.items())
         + f"; ranked by {describe(spec.ranking)}; executor {executor}"
         + (f" at {address}" if executor == "ray" and address else "")
         + (f" ({chosen})" if chosen else "")
     )
-
-    factory = SpecScorerFactory(spec=spec, tracking_uri=uri, model_versions=versions)
-    columns = [TextColumn("screening"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}")]
-    with Progress(*columns, TimeRemainingColumn(), console=console, transient=False) as bar:
-        task = bar.add_task("screen", total=None, note="")
-
-        def on_progress(p: ScreenProgress) -> None:
-            note = f"chunks {p.chunks_done}/{p.chunks_total}" + (
-                f", {p.chunks_failed} failed" if p.chunks_failed else ""
-            )
-            bar.update(task, total=p.candidates_total, completed=p.candidates_done, note=note)
-
-        def run(chunk_executor: Any) -> Any:
-            return run_screen(
-                spec,
-                out_dir,
-                factory=factory,
-                model_versions=versions,
-                executor=chunk_executor,
-                chunk_size=size,
-                resume=resume,
-                progress=on_progress,
-            )
-
-        try:
-            if executor == "local":
-                result = run(LocalExecutor())
-            else:
-                from screening.ray_runner import RayExecutor, ray_session
-
-                with ray_session(address=address, num_cpus=num_cpus):
-                    result = run(RayExecutor())
-        except ManifestMismatchError as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(code=2) from None
-
-    ranked, execution = result.ranked, result.execution
-    counts = count_outcomes(
-        ranked,
-        target_names,
-        result.rejected_reasons,
-        failed_chunks=len(execution.failed),
-        failed_chunk_candidates=execution.n_failed_candidates,
-    )
-    ranked_by = describe(spec.ranking)
-    top_k = top_table(ranked, target_names, top)
-    paths = dict(result.paths)
-    paths["top_csv"] = out_dir / "top.csv"
-    write_table(top_k, out_dir / "top.parquet", paths["top_csv"])
-    plots = out_dir / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    objectives = [o.target for o in spec.ranking.objectives]
-    figures = {
-        "best_score_heatmap.png": heatmap_figure(ranked, spec.name, f"{spec.ranking.mode} mode"),
-        "pareto_front.png": pareto_figure(
-            ranked, objectives, units, f"{spec.name} ({spec.ranking.mode} mode)"
-        ),
-    }
-    for name, fig in figures.items():
-        fig.savefig(plots / name, dpi=130)
-        paths[name.removesuffix(".png")] = plots / name
-    summary = {
-        "spec": spec.name,
-        "family": spec.family.name,
-        "ranked_by": ranked_by,
-        "model_versions": versions,
-        "counts": counts.as_dict(),
-        "failed_chunks": [
-            {"chunk": f.chunk.index, "start": f.chunk.start, "stop": f.chunk.stop, "error": f.error}
-            for f in execution.failed
-        ],
-        "chunks": {
-            "total": execution.n_chunks,
-            "reused": len(execution.reused),
-            "computed": len(execution.computed),
-        },
-        "seconds": round(execution.seconds, 2),
-        "executor": executor,
-    }
-    paths["summary"] = out_dir / "summary.json"
-    paths["summary"].write_text(json.dumps(summary, indent=2))
-    (out_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
-
-    console.print(
-        _top_rich_table(
-            top_k, target_names, units, f"top {len(top_k)} of {spec.name}: mean +- std (intervals in top.csv)"
-        )
-    )
-    console.print(_counts_rich_table(counts.as_dict()))
-    for failed in execution.failed:
-        console.print(
-            f"[red]chunk {failed.chunk.index} [{failed.chunk.start}, {failed.chunk.stop}) failed "
-            f"after {failed.attempts} attempts: {failed.error}[/red] (rerun to retry it)"
-        )
-    console.print(f"tables and plots in {out_dir}")
-
+    result = _run(prep, executor, address, num_cpus, size, resume, console)
+    summary = summarise(spec, result, top)
+    paths = _report(prep, result, summary, executor)
+    _print(prep, result, summary, console)
     if log_to_mlflow:
-        from models.tracking import log_run
-
-        run_id = log_run(
-            SCREENING_EXPERIMENT,
-            params={
-                "spec_name": spec.name,
-                "family": spec.family.name,
-                "ranked_by": ranked_by,
-                "executor": executor,
-                "chunk_size": size,
-                "n_candidates": result.manifest.n_candidates,
-                **{f"model_version.{k}": v for k, v in versions.items()},
-            },
-            metrics={
-                **{f"n_{k}": float(v) for k, v in counts.as_dict().items()},
-                "seconds": execution.seconds,
-            },
-            artifacts={
-                "spec": out_dir / "spec.json",
-                "summary": paths["summary"],
-                "tables": paths["top_csv"],
-                "plots": plots,
-            },
-            tags={"nascreen.spec": spec.name, "nascreen.spec_hash": result.manifest.spec_hash},
-            tracking_uri=uri,
-        )
+        run_id = _log(prep, result, summary, paths, executor, size)
         console.print(f"logged to MLflow experiment {SCREENING_EXPERIMENT}, run {run_id}")
-    if execution.failed:
+    if result.execution.failed:
         raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``nascreen screen`` to the CLI."""
     app.command("screen")(screen)

@@ -95,7 +95,7 @@ def serve(
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
 
-    from service.api.jobs import JobStore
+    from service.api.job_store import JobStore
 
     store = JobStore(settings.resolved_jobs_db)
     try:

@@ -37,6 +37,7 @@ def arithmetic_chunk(start: int, stop: int) -> ChunkResult:
     )
     scored = frame[~rejected].reset_index(drop=True)
     rejected_frame = frame.loc[rejected, ["candidate_id", "formula"]].reset_index(drop=True)
+    rejected_frame["reason_code"] = "not_charge_balanced"
     rejected_frame["reason"] = "not charge balanced: needs Mn above +4"
     return ChunkResult(scored=scored, rejected=rejected_frame)
 

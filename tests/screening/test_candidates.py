@@ -118,6 +118,7 @@ def test_reason_variable_valence_above_range() -> None:
     _, rej = whole(p2())
     mg = row(rej, dopant="Mg", fraction=0.1)
     assert mg["reason"] == "not charge balanced: needs Mn above +4 (+4.29) with Mg+2"
+    assert mg["reason_code"] == "not_charge_balanced"
     assert mg["formula"] == "Na0.6Li0.2Mn0.7Mg0.1O2"
 
 
@@ -134,6 +135,7 @@ def test_na_content_compensation_golden_and_negative() -> None:
     assert row(acc, dopant="Nb", fraction=0.2)["formula"] == "Na0.4Li0.2Mn0.6Nb0.2O2"
     mo = row(rej, dopant="Mo", fraction=0.4)  # Na 0.6 - 2 * 0.4 = -0.2
     assert mo["reason"] == "Na content would be negative (-0.2)"
+    assert mo["reason_code"] == "negative_amount"
 
 
 def test_vacancy_compensation() -> None:
@@ -142,6 +144,7 @@ def test_vacancy_compensation() -> None:
     assert row(acc, dopant="Mg", fraction=0.1)["formula"] == "Na0.6Li0.2Mn0.7Mg0.1O1.9"
     nb = row(rej, dopant="Nb", fraction=0.1)
     assert nb["reason"].startswith("vacancy compensation on the O site cannot balance this dopant")
+    assert nb["reason_code"] == "compensation_limit"
     acc_na, rej_na = whole(p2(compensation={"mode": "vacancy", "site": "Na"}, dopants=["Mg", "Nb"]))
     assert row(acc_na, dopant="Nb", fraction=0.2)["formula"] == "Na0.4Li0.2Mn0.6Nb0.2O2"
     assert "would need extra Na" in row(rej_na, dopant="Mg", fraction=0.05)["reason"]
@@ -152,6 +155,7 @@ def test_codoping_duplicates_and_second_site() -> None:
     acc, rej = whole(spec)
     assert row(acc, dopant="Ti", dopant2="Ru")["formula"] == "Na0.6Li0.2Mn0.6Ti0.1Ru0.1O2"
     assert row(rej, dopant="Ru", dopant2="Ru")["reason"] == "co-dopant Ru equals the dopant on the same site"
+    assert row(rej, dopant="Ru", dopant2="Ru")["reason_code"] == "duplicate"
     assert row(rej, dopant="Ru", dopant2="Ti")["reason"].startswith("duplicate: the same candidate")
     other = p2(
         dopants=["Ru"], fractions=[0.1], codoping={"dopants": ["Mg"], "fractions": [0.05], "site": "Li"}

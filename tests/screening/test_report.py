@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pytest
 from chunk_scorers import arithmetic_chunk
 
 from screening.ranking import Objective, RankingConfig, rank
@@ -41,7 +42,7 @@ def test_counts_add_up() -> None:
     counts = count_outcomes(
         ranked,
         ["average_voltage"],
-        {"not charge balanced: needs Mn above +4": 17, "duplicate: swapped co-dopants": 3},
+        {"not_charge_balanced": 17, "duplicate": 3},
         failed_chunks=1,
         failed_chunk_candidates=50,
     )
@@ -53,6 +54,15 @@ def test_counts_add_up() -> None:
     assert counts.out_of_domain == expected_ood > 0
     assert counts.eligible == len(ranked) - 1
     assert counts.failed_chunks == 1 and counts.failed_chunk_candidates == 50
+
+
+def test_counts_read_codes_not_reason_text() -> None:
+    """A reason sentence is for people; counting reads the code, and an unknown code is refused."""
+    ranked = _ranked(False)
+    counts = count_outcomes(ranked, ["average_voltage"], {"negative_amount": 4, "compensation_limit": 2})
+    assert (counts.rejected_neutrality, counts.rejected_other) == (0, 6)
+    with pytest.raises(ValueError):
+        count_outcomes(ranked, ["average_voltage"], {"not charge balanced: needs Mn above +4": 1})
 
 
 def test_top_table_is_the_best_eligible_rows_in_rank_order() -> None:

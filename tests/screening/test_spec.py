@@ -253,3 +253,60 @@ def test_grid_values_must_fit_the_formula_decimals() -> None:
     with pytest.raises(SpecError, match=r"fractions: 0\.00012 has more than 4 decimals"):
         parse_spec(spec_with(fractions=[0.1, 0.00012]))
     assert parse_spec(spec_with(fractions=[0.00012], decimals=5)).grids[0].values == (0.00012,)
+
+
+DEEP = "+".join(["x"] * 2000)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"family": ["nasicon"]}, r"^family: unknown family \['nasicon'\]"),
+        ({"targets": [["x"]]}, r"^targets: \['x'\] is not a target"),
+        ({"exclude": 5}, r"^exclude: needs element symbols or group names, got 5"),
+        ({"site": ["Zr"]}, r"^site: needs an element symbol, got \['Zr'\]"),
+        ({"codoping": {"dopants": ["Ti"], "fractions": [0.05], "site": ["Zr"]}}, r"^codoping.site: needs an"),
+        ({"dopants": ["Ru", 5]}, r"^dopants\[1\]: 5 is not an element symbol"),
+        ({"fractions": {"start": 0.01, "stop": 1e308, "step": 1e-300}}, r"^fractions: more than 10,000,000"),
+        (
+            {"fractions": {"start": 0.01, "stop": 0.2, "step": "1e999"}},
+            r"^fractions.step: '1e999' is not a fin",
+        ),
+        (
+            {"ranking": {"max_pareto_fronts": 2**70}},
+            r"^ranking: max_pareto_fronts: needs an integer in 1\.\.",
+        ),
+        ({"decimals": True}, r"^decimals: needs an integer in 2\.\.8"),
+        ({"host": "\ud800"}, r"^host: a formula must be valid text"),
+        (
+            {"conditions": {**P2["conditions"], "cycles": [100]}},
+            r"^conditions.cycles: \[100\] is not a number",
+        ),
+        ({"conditions": 7}, r"^conditions: needs a mapping"),
+        ({"compensation": {"mode": "vacancy", "site": 3}}, r"^compensation.site: needs an element symbol"),
+        ({"valences": {"Ru": "four"}}, r"^valences.Ru: 'four' is not a number"),
+        ({"allow_peroxide": "yes"}, r"^allow_peroxide: needs true/false"),
+        ({"max_candidates": 2**70}, r"^max_candidates: needs an integer in 1\.\."),
+    ],
+)
+def test_wrong_types_and_sizes_get_one_line_naming_the_field(changes: dict[str, Any], message: str) -> None:
+    """Issue 11 item 2: every one of these once raised a raw TypeError/OverflowError/RecursionError."""
+    with pytest.raises(SpecError, match=message) as info:
+        parse_spec(spec_with(**changes))
+    assert "\n" not in str(info.value)
+
+
+def test_a_deep_template_expression_is_refused_not_recursed() -> None:
+    mapping = {**TEMPLATE, "template": {"formula": "Na{" + DEEP + "}{M}Cl{v}", "variables": {"x": [1]}}}
+    with pytest.raises(SpecError, match=r"^template.formula: .*longer than"):
+        parse_spec(mapping)
+    nested = "(" * 2000 + "x" + ")" * 2000
+    with pytest.raises(SpecError, match=r"^template.formula: "):
+        parse_spec(
+            {**TEMPLATE, "template": {"formula": "Na{" + nested + "}{M}Cl{v}", "variables": {"x": [1]}}}
+        )
+
+
+def test_the_spec_is_not_a_mapping() -> None:
+    with pytest.raises(SpecError, match=r"^spec: needs a mapping, got list"):
+        parse_spec(["name"])  # type: ignore[arg-type]

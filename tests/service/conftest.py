@@ -49,26 +49,15 @@ API_TARGETS = ("ionic_conductivity", "capacity_retention")
 @pytest.fixture(scope="session")
 def served_tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     from models import tracking
-    from models.targets import TargetName
-    from models.training import TrainingConfig, train_target
+    from models.champion import train_log_register
+    from models.training import TrainingConfig
 
     data_dir = Path(__file__).resolve().parents[2] / "data"
     root = tmp_path_factory.mktemp("api-mlstore")
     uri = tracking.default_tracking_uri(root)
+    config = TrainingConfig(quick=True, n_splits=3, studies=False)
     for name in API_TARGETS:
-        target = TargetName(name)
-        result = train_target(target, data_dir, TrainingConfig(quick=True, n_splits=3, studies=False))
-        logged = tracking.log_training_run(
-            tracking_uri=uri,
-            target=target,
-            model=result.model,
-            input_example=result.input_example,
-            params=result.params(),
-            metrics=result.flat_metrics(),
-            figures=result.figures,
-            model_card=result.model_card,
-        )
-        tracking.register_champion(tracking_uri=uri, target=target, logged=logged)
+        train_log_register(name, data_dir, config, tracking_uri=uri, with_tables=False)
     return uri
 
 

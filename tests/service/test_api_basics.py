@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
-from service.api.jobs import JobStatus, JobStore
+from service.api.job_store import JobStatus, JobStore
 from service.api.settings import ApiSettings
 
 SettingsFactory = Callable[..., ApiSettings]

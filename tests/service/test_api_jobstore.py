@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.api.jobs import JobStatus, JobStore, UnknownJobError, is_job_id
+from service.api.job_store import JobStatus, JobStore, UnknownJobError, is_job_id
 
 
 def test_records_survive_reopening(tmp_path: Path) -> None:

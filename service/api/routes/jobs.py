@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 from fastapi.responses import FileResponse
 
 from service.api.deps import ApiKeyDep, JobManagerDep, JobStoreDep, SettingsDep
-from service.api.jobs import JobRecord, JobStatus, JobStore, UnknownJobError
+from service.api.job_store import JobRecord, JobStatus, JobStore, UnknownJobError
 from service.api.schemas.common import ERROR_RESPONSES
 from service.api.schemas.jobs import SPEC_EXAMPLE, JobList, JobResponse
 from service.api.screen_job import SpecRejected, validate_spec

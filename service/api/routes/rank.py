@@ -12,7 +12,6 @@ from service.api.schemas.rank import RANK_EXAMPLE, RankRequest, RankResponse, Re
 from service.api.screen_job import (
     SpecRejected,
     missing_targets,
-    model_elements,
     parse_and_count,
     rank_small,
     records,
@@ -54,7 +53,7 @@ def _rank(body: RankRequest, predictors: Any, settings: Any) -> RankResponse:
             settings,
             max_candidates=settings.max_rank_candidates,
             too_many_hint="submit it as a screening job (POST /v1/screening-jobs)",
-            known_elements=model_elements(predictors),
+            predictors=predictors,
         )
     except SpecRejected as exc:
         raise HTTPException(exc.status_code, exc.detail) from None

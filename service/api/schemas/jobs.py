@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.api.jobs import JobRecord, JobStatus
+from service.api.job_store import JobRecord, JobStatus
 
 # The body of POST /v1/screening-jobs is a screening spec, exactly the mapping a spec file holds.
 SPEC_EXAMPLE: dict[str, Any] = {

@@ -16,11 +16,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from service.api.compute import SingleThreadedCompute
-from service.api.jobs import JobRecord, JobStatus, JobStore, is_job_id
+from service.api.job_store import JobRecord, JobStatus, JobStore, is_job_id
 from service.api.settings import ApiSettings
-from service.api.state import PredictorLike
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,159 @@
+"""The screen's result schema, declared once: which columns a candidate, a rejected candidate, a scored
+candidate and a ranked candidate carry, how a per-target column is named, and the rejection reason codes.
+
+Results stay columnar (one wide DataFrame / Parquet chunk per table: what makes a million rows fast); this
+module only names the columns. Every producer and reader (candidate generation, scoring, the chunk store
+reads, ranking, the report, the CLI and the API) builds its column names here, never by hand:
+
+* ``column(target, Field.PREDICTION)`` -> ``"capacity_retention_prediction"``;
+* ``CANDIDATE_COLUMNS`` (accepted candidates), ``REJECTED_COLUMNS`` (with ``reason_code`` + ``reason``);
+* ``result_columns(targets)``: what the merged screen table reads back from the scored chunks;
+* ``RejectCode``: a machine-readable code next to each human-readable reason, so counts never parse text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+
+from models.predictor import OUTPUT_COLUMNS
+from models.targets import TargetName
+
+__all__ = [
+    "CANDIDATE_COLUMNS",
+    "CONDITION_COLUMNS",
+    "NUMERIC_FIELDS",
+    "RANK_COLUMNS",
+    "REJECTED_COLUMNS",
+    "REJECT_LABELS",
+    "RESULT_COLUMNS",
+    "SCHEMA_VERSION",
+    "Field",
+    "RejectCode",
+    "column",
+    "count_by_code",
+    "result_columns",
+    "target_columns",
+]
+
+#: Bumped when the columns of a stored chunk change, so chunks written under another schema are not reused.
+SCHEMA_VERSION = 2
+
+
+class Field(StrEnum):
+    """What a predictor answers per target and row (``models.predictor.OUTPUT_COLUMNS``, in that order)."""
+
+    PREDICTION = "prediction"
+    STD = "std"
+    LOWER_90 = "lower_90"
+    UPPER_90 = "upper_90"
+    IN_DOMAIN = "in_domain"
+    DOMAIN_REASON = "domain_reason"
+    MODEL_VERSION = "model_version"
+    ERROR = "error"
+    # written by the ranking, per objective
+    SCORE = "score"
+
+
+#: The predictor's fields, in the predictor's order (the ranking's ``score`` is not one of them).
+PREDICTOR_FIELDS: tuple[Field, ...] = tuple(Field(c) for c in OUTPUT_COLUMNS)
+NUMERIC_FIELDS: tuple[Field, ...] = (Field.PREDICTION, Field.STD, Field.LOWER_90, Field.UPPER_90)
+assert tuple(f.value for f in PREDICTOR_FIELDS) == OUTPUT_COLUMNS
+
+
+def column(target: TargetName | str, field: Field | str) -> str:
+    """The column of ``field`` for ``target``: ``column("average_voltage", Field.STD)`` is
+    ``"average_voltage_std"``."""
+    name = target.value if isinstance(target, TargetName) else str(target)
+    return f"{name}_{Field(field).value}"
+
+
+def target_columns(target: TargetName | str) -> tuple[str, ...]:
+    """Every predictor column of one target, in the predictor's order."""
+    return tuple(column(target, f) for f in PREDICTOR_FIELDS)
+
+
+#: Battery-condition columns of a candidate (the predictor's inputs besides the formula).
+CONDITION_COLUMNS = ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion")
+
+#: An accepted (charge-neutral) candidate, as generated; ``var_<name>`` columns follow for templates.
+CANDIDATE_COLUMNS = (
+    "candidate_id",
+    "formula",
+    "is_host",
+    "family",
+    "structure_type",
+    "host",
+    "template",
+    "site",
+    "dopant",
+    "dopant_valence",
+    "fraction",
+    "site2",
+    "dopant2",
+    "dopant2_valence",
+    "fraction2",
+    "compensation",
+    *CONDITION_COLUMNS,
+)
+
+#: A rejected candidate: the code (``RejectCode``) and the sentence a researcher reads.
+REJECTED_COLUMNS = (
+    "candidate_id",
+    "formula",
+    "dopant",
+    "fraction",
+    "dopant2",
+    "fraction2",
+    "reason_code",
+    "reason",
+)
+
+# The merged screen table keeps the candidate columns minus the template text and the per-spec constant
+# conditions (cycles stays), plus every per-target column.
+_DROPPED_FROM_RESULTS = frozenset(
+    {"template", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion"}
+)
+RESULT_COLUMNS = tuple(c for c in CANDIDATE_COLUMNS if c not in _DROPPED_FROM_RESULTS)
+
+#: What ``screening.ranking.rank`` adds (besides ``column(objective, Field.SCORE)`` per objective).
+RANK_COLUMNS = (
+    "score",
+    "eligible",
+    "excluded_reason",
+    "pareto_rank",
+    "pareto_front",
+    "pareto_possible",
+    "rank",
+    "ranked_by",
+)
+
+
+def result_columns(targets: Iterable[TargetName | str]) -> list[str]:
+    """The columns of the merged screen table read back from the scored chunks."""
+    return [*RESULT_COLUMNS, *(c for t in targets for c in target_columns(t))]
+
+
+class RejectCode(StrEnum):
+    """Why a generated candidate was rejected (``reason_code`` column); ``reason`` says it in words."""
+
+    DUPLICATE = "duplicate"  # the same element twice on one site, or a swapped dopant pair
+    NEGATIVE_AMOUNT = "negative_amount"  # an element's amount would drop below zero
+    COMPENSATION_LIMIT = "compensation_limit"  # vacancies cannot add atoms
+    NOT_CHARGE_BALANCED = "not_charge_balanced"  # no neutral assignment (incl. variable-valence range)
+
+
+REJECT_LABELS: Mapping[RejectCode, str] = {
+    RejectCode.DUPLICATE: "duplicate co-doping",
+    RejectCode.NEGATIVE_AMOUNT: "negative amount",
+    RejectCode.COMPENSATION_LIMIT: "compensation cannot balance",
+    RejectCode.NOT_CHARGE_BALANCED: "not charge-neutral",
+}
+
+
+def count_by_code(codes: Mapping[str, int]) -> dict[RejectCode, int]:
+    """Counts per known code (unknown codes raise: a chunk from another schema must not be counted)."""
+    out = dict.fromkeys(RejectCode, 0)
+    for code, n in codes.items():
+        out[RejectCode(code)] += int(n)
+    return out
