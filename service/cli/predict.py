@@ -171,34 +171,48 @@ def predict(
     std, lower_90, upper_90, in_domain, domain_reason, model_version, error (with --reference also
     reference_formula, reference_prediction, delta, delta_std, delta_lower_90, delta_upper_90, p_better,
     anchored_prediction, anchored_lower_90, anchored_upper_90, n_anchors)."""
-    import pandas as pd
-    import pyarrow as pa
     from rich.console import Console
 
-    from models.predictor import OUTPUT_COLUMNS, load_predictors
-    from models.relative import MEASURED_COLUMN, predict_relative
     from models.targets import get_target
-    from models.tracking import NoChampionError
-    from service.cli.tables import ProgressBar, TableError, TableWriter, open_table
 
     console = Console(stderr=True, soft_wrap=True)
-
-    def fail(message: str) -> typer.Exit:
-        console.print(f"error: {message}", style="red", markup=False, highlight=False)
-        return typer.Exit(code=1)
-
     try:
         name = get_target(target).name
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--target") from None
+    anchor_rows = _anchor_option(anchors, reference)
+    source = _open_input(input_table, reference)
+    predictor = _load_predictor(name, tracking_uri, source, console)
+    if reference is not None:
+        _check_reference(predictor, reference, anchor_rows, anchors, source, console)
+    _write_predictions(predictor, source, input_table, output, reference, anchor_rows, console)
+
+
+def _fail(console: Any, message: str) -> typer.Exit:
+    """Print one error line and return the exit to raise."""
+    console.print(f"error: {message}", style="red", markup=False, highlight=False)
+    return typer.Exit(code=1)
+
+
+def _anchor_option(anchors: Path | None, reference: str | None) -> Any:
+    """The --anchors rows (None without the option); a usage error names the option."""
+    from service.cli.tables import TableError
+
     if anchors is not None and reference is None:
         raise typer.BadParameter("--anchors needs --reference (the host formula)", param_hint="--anchors")
-    anchor_rows = None
-    if anchors is not None:
-        try:
-            anchor_rows = read_anchors(anchors)
-        except TableError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--anchors") from None
+    if anchors is None:
+        return None
+    try:
+        return read_anchors(anchors)
+    except TableError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--anchors") from None
+
+
+def _open_input(input_table: Path, reference: str | None) -> Any:
+    """The input table, refused when it already carries a column the output would add."""
+    from models.predictor import OUTPUT_COLUMNS
+    from service.cli.tables import TableError, open_table
+
     try:
         source = open_table(input_table, text_columns=["formula"])
     except TableError as exc:
@@ -209,29 +223,61 @@ def predict(
         raise typer.BadParameter(
             f"{input_table} already has output column(s) {', '.join(clash)}", param_hint="INPUT_TABLE"
         )
+    return source
+
+
+def _load_predictor(name: Any, tracking_uri: str | None, source: Any, console: Any) -> Any:
+    """The target's champion predictor; no champion is one line and exit 1."""
+    from models.predictor import load_predictors
+    from models.tracking import NoChampionError
+
     try:
-        predictor = load_predictors([name], resolve_tracking_uri(tracking_uri))[name]
+        return load_predictors([name], resolve_tracking_uri(tracking_uri))[name]
     except NoChampionError as exc:
         source.close()
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(code=1) from None
-    if reference is not None:
-        # check the model, the reference and the anchors once, before anything is written: a model trained
-        # before relative predictions, an unparsable reference or a bad anchor row is one line, no output
-        probe = pd.DataFrame({"formula": pd.Series([], dtype=object)})
-        if anchor_rows is not None:
-            if problem := anchor_problem(predictor, anchor_rows):
-                source.close()
-                raise fail(f"--anchors {anchors}: {problem}")
-            probe = anchor_rows.drop(columns=[MEASURED_COLUMN])
-        try:
-            answer = predict_relative(predictor, probe, reference, anchors=anchor_rows)
-        except ValueError as exc:
+
+
+def _check_reference(
+    predictor: Any, reference: str, anchor_rows: Any, anchors: Path | None, source: Any, console: Any
+) -> None:
+    """Check the model, the reference and the anchors once, before anything is written: a model trained
+    before relative predictions, an unparsable reference or a bad anchor row is one line, no output."""
+    import pandas as pd
+
+    from models.relative import MEASURED_COLUMN, predict_relative
+
+    probe = pd.DataFrame({"formula": pd.Series([], dtype=object)})
+    if anchor_rows is not None:
+        if problem := anchor_problem(predictor, anchor_rows):
             source.close()
-            raise fail(str(exc)) from None
-        if failure := reference_failure(predictor.predict_frame(probe), answer, reference):
-            source.close()
-            raise fail(failure)
+            raise _fail(console, f"--anchors {anchors}: {problem}")
+        probe = anchor_rows.drop(columns=[MEASURED_COLUMN])
+    try:
+        answer = predict_relative(predictor, probe, reference, anchors=anchor_rows)
+    except ValueError as exc:
+        source.close()
+        raise _fail(console, str(exc)) from None
+    if failure := reference_failure(predictor.predict_frame(probe), answer, reference):
+        source.close()
+        raise _fail(console, failure)
+
+
+def _write_predictions(
+    predictor: Any,
+    source: Any,
+    input_table: Path,
+    output: Path,
+    reference: str | None,
+    anchor_rows: Any,
+    console: Any,
+) -> None:
+    """Predict batch by batch into OUTPUT (renamed into place only when every batch is written)."""
+    import pyarrow as pa
+
+    from models.relative import predict_relative
+    from service.cli.tables import ProgressBar, TableError, TableWriter
 
     start = time.perf_counter()
     n_bad = n_out = 0
@@ -256,7 +302,7 @@ def predict(
         console.print(f"[red]error: {exc}[/red]")
         raise typer.Exit(code=1) from None
     except ValueError as exc:  # the reference fails where a candidate under the same protocol did not
-        raise fail(str(exc)) from None
+        raise _fail(console, str(exc)) from None
     console.print(
         f"{writer.rows} rows -> {output} (model {predictor.target.value} v{predictor.model_version}) in "
         f"{time.perf_counter() - start:.2f} s; {n_bad} rows with errors, {n_out} predicted out of domain"
