@@ -97,6 +97,29 @@ def test_answers_equal_the_in_process_predictor(
         assert answer["domain_reason"] == row["domain_reason"]
 
 
+def test_phase_is_an_item_field_read_like_the_cli_column(
+    client: TestClient, served_settings: ApiSettings
+) -> None:
+    items = [
+        {"formula": "NaTaCl6", "phase": "crystalline"},
+        {"formula": "NaTaCl6", "phase": "Amorphous"},
+        {"formula": "NaTaCl6"},
+        {"formula": "NaTaCl6", "phase": "molten"},
+    ]
+    r = client.post("/v1/predict", json={"items": items, "targets": ["ionic_conductivity"]})
+    assert r.status_code == 200, r.text
+    got = [x["predictions"]["ionic_conductivity"] for x in r.json()["results"]]
+    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
+        TargetName.IONIC_CONDUCTIVITY
+    ]
+    frame = pd.DataFrame({"formula": ["NaTaCl6"] * 3, "phase": ["crystalline", "amorphous", None]})
+    want = predictor.predict_frame(frame)
+    for answer, value in zip(got[:3], want["prediction"], strict=True):
+        assert answer["error"] is None
+        assert answer["value"] == pytest.approx(value, rel=1e-12)
+    assert got[3]["value"] is None and "molten" in got[3]["error"]
+
+
 def test_out_of_domain_items_say_why(client: TestClient, served_settings: ApiSettings) -> None:
     predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
         TargetName.IONIC_CONDUCTIVITY

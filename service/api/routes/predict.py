@@ -44,6 +44,7 @@ def items_frame(items: list[PredictItem]) -> pd.DataFrame:
         "formula": np.array([item.formula for item in items], dtype=object),
         **{c: np.array([getattr(item, c) for item in items], dtype=float) for c in _NUMERIC_INPUTS},
         "working_ion": np.array([item.working_ion for item in items], dtype=object),
+        "phase": np.array([item.phase for item in items], dtype=object),
     }
     return pd.DataFrame(columns, copy=False)
 

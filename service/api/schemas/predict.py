@@ -31,6 +31,11 @@ class PredictItem(BaseModel):
     working_ion: str | None = Field(
         default=None, max_length=3, description="average_voltage: working ion (default Na)"
     )
+    phase: str | None = Field(
+        default=None,
+        max_length=40,
+        description="ionic_conductivity: crystalline, amorphous, glass, glass-ceramic or unknown (default)",
+    )
 
 
 class PredictRequest(BaseModel):
