@@ -275,7 +275,7 @@ def test_page_turns_a_big_screen_into_a_job_and_cancels_it(page: Any, server: st
     job = httpx.get(f"{server}/v1/screening-jobs/{job_id}").json()
     assert job["status"] == "cancelled"
     assert 0 < job["progress"]["done"] < job["progress"]["total"]
-    assert pg.is_hidden("#cancel")
+    pg.wait_for_selector("#cancel", state="hidden", timeout=10_000)
 
 
 def test_page_predicts_a_pasted_list_with_per_row_errors(page: Any) -> None:

@@ -317,6 +317,7 @@ async function followJob(id, req) {
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
+      $("#cancel").hidden = true; // the job has ended: nothing left to cancel while its results are drawn
       if (job.status === "succeeded") {
         const csv = await fetch(job.results.csv);
         const rows = csv.ok ? parseCsv(await csv.text()) : job.top_k;
