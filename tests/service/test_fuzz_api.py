@@ -194,14 +194,12 @@ def test_fuzz_predict(fuzz_client: TestClient, body: bytes) -> None:
     assert_no_5xx(_post(fuzz_client, "/v1/predict", body), body)
 
 
-@pytest.mark.xfail(strict=False, reason="spec-level 500s fixed by arch branch (pydantic spec validation)")
 @FUZZ
 @given(body=mutated_body(RANK) | raw_body(RANK))
 def test_fuzz_rank_dopants(fuzz_client: TestClient, body: bytes) -> None:
     assert_no_5xx(_post(fuzz_client, "/v1/rank-dopants", body), body)
 
 
-@pytest.mark.xfail(strict=False, reason="spec-level 500s fixed by arch branch (pydantic spec validation)")
 @FUZZ
 @given(body=mutated_body(SPEC) | raw_body(SPEC))
 def test_fuzz_screening_job_submit(fuzz_client: TestClient, body: bytes) -> None:
@@ -361,12 +359,10 @@ def _spec_body(base: dict[str, Any], change: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize(("case", "change"), SPEC_CASES, ids=[c for c, _ in SPEC_CASES])
 @pytest.mark.parametrize("path", ["/v1/rank-dopants", "/v1/screening-jobs"])
 def test_a_wrong_typed_or_overflowing_spec_is_a_4xx(
-    fuzz_client: TestClient, path: str, case: str, change: dict[str, Any], request: pytest.FixtureRequest
+    fuzz_client: TestClient, path: str, case: str, change: dict[str, Any]
 ) -> None:
     base = RANK if path == "/v1/rank-dopants" else SPEC
     r = _post(fuzz_client, path, _spec_body(base, change))
-    if r.status_code >= 500:
-        request.applymarker(pytest.mark.xfail(strict=False, reason="fixed by arch branch (spec validation)"))
     assert_no_5xx(r, (path, case))
 
 
