@@ -67,12 +67,27 @@ class JobManager:
         if self._stopping:
             raise RuntimeError("the server is shutting down")
         record = self.store.create(spec, n_candidates)
+        self._enqueue(record, resume=False)
+        logger.info("job %s queued (%d candidates)", record.id, n_candidates)
+        return record
+
+    def resume(self, job_id: str) -> JobRecord | None:
+        """Queue an interrupted job again; its verified finished chunks are reused (None: not interrupted)."""
+        if self._stopping:
+            raise RuntimeError("the server is shutting down")
+        record = self.store.requeue_interrupted(job_id)
+        if record is not None:
+            self._enqueue(record, resume=True)
+            logger.info("job %s queued again to resume from its finished chunks", job_id)
+        return record
+
+    def _enqueue(self, record: JobRecord, *, resume: bool) -> None:
         event = threading.Event()
         with self._lock:
             self._events[record.id] = event
-            self._futures[record.id] = self._pool.submit(self._run, record.id, dict(spec), event)
-        logger.info("job %s queued (%d candidates)", record.id, n_candidates)
-        return record
+            self._futures[record.id] = self._pool.submit(
+                self._run, record.id, dict(record.spec), event, resume
+            )
 
     def cancel(self, job_id: str) -> JobRecord:
         record = self.store.request_cancel(job_id)
@@ -99,7 +114,7 @@ class JobManager:
         self.store.mark_interrupted()
 
     # -- the job -----------------------------------------------------------------------------------
-    def _run(self, job_id: str, spec: dict[str, Any], cancel: threading.Event) -> None:
+    def _run(self, job_id: str, spec: dict[str, Any], cancel: threading.Event, resume: bool = False) -> None:
         if not self.store.mark_running(job_id):
             return  # cancelled while queued
         started = time.perf_counter()
@@ -115,6 +130,7 @@ class JobManager:
                     predictors=self.predictors,
                     settings=self.settings,
                     on_progress=lambda done, total, top_k: self._progress(job_id, cancel, done, total, top_k),
+                    resume=resume,
                 )
         except JobCancelled:
             status = JobStatus.INTERRUPTED if self._stopping else JobStatus.CANCELLED

@@ -202,6 +202,22 @@ class JobStore:
                 c.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
         return self.get(job_id)
 
+    def requeue_interrupted(self, job_id: str) -> JobRecord | None:
+        """interrupted -> queued (its finished chunks are reused); None when the job is not interrupted.
+        Unknown id -> UnknownJobError."""
+        with self._tx() as c:
+            row = c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise UnknownJobError(job_id)
+            if row["status"] != JobStatus.INTERRUPTED.value:
+                return None
+            c.execute(
+                "UPDATE jobs SET status = ?, finished_at = NULL, error = '', cancel_requested = 0 "
+                "WHERE id = ?",
+                (JobStatus.QUEUED.value, job_id),
+            )
+        return self.get(job_id)
+
     def mark_interrupted(self) -> list[str]:
         """At start-up: every queued/running job belonged to a previous process; mark it interrupted."""
         with self._tx() as c:
@@ -217,7 +233,7 @@ class JobStore:
                 (
                     JobStatus.INTERRUPTED.value,
                     time.time(),
-                    "the server stopped while this job was queued or running; submit it again",
+                    "the server stopped while this job was queued or running; POST .../resume to finish it",
                     JobStatus.QUEUED.value,
                     JobStatus.RUNNING.value,
                 ),

@@ -202,8 +202,10 @@ def run_screen_job(
     predictors: Mapping[TargetName, PredictorLike],
     settings: ApiSettings,
     on_progress: ProgressFn,
+    resume: bool = False,
 ) -> JobOutcome:
-    """Run one screening job into `out_dir` (server-owned), reporting progress after every chunk.
+    """Run one screening job into `out_dir` (server-owned), reporting progress after every chunk
+    (``resume``: reuse the chunks an interrupted run of this job finished, each verified by the store).
 
     On Ray, each worker loads the champion models itself, pinned to the versions this server answers
     with; in-process, the server's loaded predictors are reused. Raises whatever `on_progress` raises
@@ -245,7 +247,7 @@ def run_screen_job(
         address=settings.ray_address,
         num_cpus=settings.ray_num_cpus,
         chunk_size=settings.chunk_size,
-        resume=False,
+        resume=resume,
         progress=progress,
     )
     summary = summarise(spec, result, settings.top_k)

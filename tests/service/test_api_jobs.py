@@ -138,3 +138,29 @@ def test_records_and_results_survive_a_restart(client: TestClient, served_settin
         again = restarted.get(f"/v1/screening-jobs/{job['id']}").json()
         assert again["status"] == "succeeded" and again["top_k"] == done["top_k"]
         assert restarted.get(done["results"]["csv"]).text == before
+
+
+def test_a_job_interrupted_by_a_restart_resumes_from_its_finished_chunks(
+    client: TestClient, served_settings: ApiSettings
+) -> None:
+    many = {**SPEC, "name": "api-resume", "dopants": "transition_metals", "fractions": [0.05, 0.1, 0.2]}
+    with TestClient(create_app(served_settings)) as first:
+        job = first.post("/v1/screening-jobs", json=many).json()
+        deadline = time.monotonic() + 60
+        while first.get(f"/v1/screening-jobs/{job['id']}").json()["progress"]["done"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+    # leaving the context stops the server: the job stops at its next chunk and is marked interrupted
+    with TestClient(create_app(served_settings)) as second:
+        stopped = second.get(f"/v1/screening-jobs/{job['id']}").json()
+        assert stopped["status"] == "interrupted", stopped
+        assert second.post(f"/v1/screening-jobs/{job['id']}/resume").status_code == 202
+        done = wait_finished(second, job["id"])
+        assert done["status"] == "succeeded" and done["progress"]["done"] == done["progress"]["total"]
+        table = pd.read_csv(io.StringIO(second.get(done["results"]["csv"]).text))
+        assert table["formula"].is_unique and len(table) > 0
+        again = second.post(f"/v1/screening-jobs/{job['id']}/resume")
+        assert again.status_code == 409 and "succeeded" in again.json()["detail"]
+    fresh = client.post("/v1/screening-jobs", json={**many, "name": "api-resume-fresh"}).json()
+    reference = wait_finished(client, fresh["id"])
+    assert reference["counts"] == done["counts"] and reference["top_k"] == done["top_k"]

@@ -59,6 +59,27 @@ def submit_job(
     return JobResponse.from_record(record, BASE)
 
 
+@router.post(
+    "/{job_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobResponse,
+    dependencies=[ApiKeyDep],
+    responses={**_NOT_FOUND, 409: {"description": "The job is not interrupted"}},
+    summary="Resume a job a server restart interrupted, reusing its finished chunks",
+)
+def resume_job(job_id: uuid.UUID, manager: JobManagerDep) -> JobResponse:
+    try:
+        record = manager.resume(str(job_id))
+    except UnknownJobError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no screening job {job_id}") from None
+    if record is None:
+        current = manager.store.get(str(job_id))
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"screening job {job_id} is {current.status.value}, not interrupted"
+        )
+    return JobResponse.from_record(record, BASE)
+
+
 @router.get("", response_model=JobList, summary="Most recent screening jobs")
 def list_jobs(store: JobStoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> JobList:
     return JobList(jobs=[JobResponse.from_record(r, BASE) for r in store.recent(limit)])
