@@ -46,6 +46,7 @@ from models.evaluation import (
     within_study_pairs,
 )
 from models.fast_transform import transform_steps
+from models.predictor import OUTPUT_COLUMNS
 from models.targets import TARGETS, TargetName
 from models.uncertain import UncertainRegressor
 
@@ -68,6 +69,9 @@ RELATIVE_COLUMNS = (
     "model_version",
     "error",
 )
+#: The columns a relative answer adds to the usual prediction columns (``models.predictor.OUTPUT_COLUMNS``):
+#: what ``nascreen predict --reference`` appends after a row's own absolute answer.
+RELATIVE_EXTRA = tuple(c for c in RELATIVE_COLUMNS if c not in (*OUTPUT_COLUMNS, "formula"))
 MEASURED_COLUMN = "measured"
 
 

@@ -25,21 +25,6 @@ if TYPE_CHECKING:  # Arrow is imported by the command, so that `nascreen --help`
     import pyarrow as pa
 
 _NUMERIC = ("prediction", "std", "lower_90", "upper_90")
-#: Columns ``--reference`` adds after the usual ones (``models.relative.RELATIVE_COLUMNS`` minus those shared
-#: with ``models.predictor.OUTPUT_COLUMNS``, which keep the candidate's own absolute answer).
-RELATIVE_EXTRA = (
-    "reference_formula",
-    "reference_prediction",
-    "delta",
-    "delta_std",
-    "delta_lower_90",
-    "delta_upper_90",
-    "p_better",
-    "anchored_prediction",
-    "anchored_lower_90",
-    "anchored_upper_90",
-    "n_anchors",
-)
 
 
 def answer_columns(answers: Any) -> list[pa.Array]:
@@ -65,6 +50,7 @@ def relative_columns(relative: Any) -> list[pa.Array]:
     """The ``RELATIVE_EXTRA`` columns of a ``predict_relative`` frame as Arrow columns."""
     import pyarrow as pa
 
+    from models.relative import RELATIVE_EXTRA
     from service.cli.tables import float_column
 
     out = []
@@ -83,6 +69,7 @@ def output_schema(input_schema: pa.Schema, *, relative: bool = False) -> pa.Sche
     import pyarrow as pa
 
     from models.predictor import OUTPUT_COLUMNS
+    from models.relative import RELATIVE_EXTRA
 
     kinds = {c: pa.float64() for c in (*_NUMERIC, *RELATIVE_EXTRA)}
     kinds |= {"in_domain": pa.bool_(), "n_anchors": pa.int64(), "reference_formula": pa.string()}
@@ -211,6 +198,7 @@ def _anchor_option(anchors: Path | None, reference: str | None) -> Any:
 def _open_input(input_table: Path, reference: str | None) -> Any:
     """The input table, refused when it already carries a column the output would add."""
     from models.predictor import OUTPUT_COLUMNS
+    from models.relative import RELATIVE_EXTRA
     from service.cli.tables import TableError, open_table
 
     try:

@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from models.relative import RELATIVE_EXTRA
 from service.cli import predict as predict_cli
 
 pytestmark = pytest.mark.mlflow
@@ -188,7 +189,7 @@ def test_reference_adds_relative_columns_in_row_order(app, trained_retention_sto
     out = tmp_path / "out.csv"
     result = run_relative(app, src, out, trained_retention_store.tracking_uri)
     assert result.exit_code == 0, result.output
-    df = pd.read_csv(out, keep_default_na=False, na_values={c: [""] for c in predict_cli.RELATIVE_EXTRA})
+    df = pd.read_csv(out, keep_default_na=False, na_values={c: [""] for c in RELATIVE_EXTRA})
     assert list(df.columns) == [
         "id",
         "formula",
@@ -201,7 +202,7 @@ def test_reference_adds_relative_columns_in_row_order(app, trained_retention_sto
         "domain_reason",
         "model_version",
         "error",
-        *predict_cli.RELATIVE_EXTRA,
+        *RELATIVE_EXTRA,
     ]
     assert df["id"].tolist() == ["host", "ru", "bad", "nocycles", "ru50"]
     assert (df["reference_formula"] == HOST).all()
