@@ -142,24 +142,29 @@ def default_candidates(
         # The torch ensemble is kept small (3 members, <= 60 epochs, 1 thread) so `nascreen train` stays at a
         # few minutes; with clipped inputs it is competitive (grouped-CV MAE: retention 13.39 vs 13.47 for
         # the forest, voltage 0.52 vs 0.51 V, conductivity 1.24 vs 1.07 for extra trees).
-        Candidate(
-            "mlp_ensemble",
-            "magpie_v1",
-            MLPEnsembleRegressor(
-                (64, 32),
-                n_members=3,
-                max_epochs=60,
-                batch_size=256,
-                learning_rate=3e-3,
-                weight_decay=1e-3,
-                n_iter_no_change=8,
-                random_state=random_state,
-                n_threads=1,  # measured: 2 torch threads are ~10x slower here (oversubscription)
-            ),
-            clip_z=5.0,
-        ),
+        mlp_candidate(random_state),
         *transfer,
     ]
+
+
+def mlp_candidate(random_state: int = 0) -> Candidate:
+    """The torch MLP ensemble candidate shared by the targets (small: 3 members, <= 60 epochs, 1 thread)."""
+    return Candidate(
+        "mlp_ensemble",
+        "magpie_v1",
+        MLPEnsembleRegressor(
+            (64, 32),
+            n_members=3,
+            max_epochs=60,
+            batch_size=256,
+            learning_rate=3e-3,
+            weight_decay=1e-3,
+            n_iter_no_change=8,
+            random_state=random_state,
+            n_threads=1,  # measured: 2 torch threads are ~10x slower here (oversubscription)
+        ),
+        clip_z=5.0,
+    )
 
 
 RETENTION_SELECTION_METRICS = (
@@ -177,22 +182,7 @@ def retention_candidates(*, n_jobs: int = 1, random_state: int = 0) -> list[Cand
     forest = {"min_samples_leaf": 2, "max_features": 0.3, "n_jobs": n_jobs, "random_state": random_state}
     out = [
         Candidate("random_forest", "magpie_v1", RandomForestRegressor(n_estimators=100, **forest)),
-        Candidate(
-            "mlp_ensemble",
-            "magpie_v1",
-            MLPEnsembleRegressor(
-                (64, 32),
-                n_members=3,
-                max_epochs=60,
-                batch_size=256,
-                learning_rate=3e-3,
-                weight_decay=1e-3,
-                n_iter_no_change=8,
-                random_state=random_state,
-                n_threads=1,
-            ),
-            clip_z=5.0,
-        ),
+        mlp_candidate(random_state),
     ]
     # spread "both" (tree spread + residual-scale forest): Spearman(|error|, std) on held-out DOIs 0.19 vs
     # 0.08 ("trees") and 0.17 ("residual"), same mean (benchmarks/retention_study.py)
