@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from models.predictor import PredictorLike
@@ -33,10 +34,22 @@ class AppState:
         self.jobs.close()
 
 
-def build_state(settings: ApiSettings, *, recover_jobs: bool = True) -> AppState:
+def build_state(
+    settings: ApiSettings,
+    *,
+    recover_jobs: bool = True,
+    predictors: Mapping[TargetName, PredictorLike] | None = None,
+) -> AppState:
     """Load the champions, open the job store (``recover_jobs``: marking jobs a previous process left
-    running as interrupted; not in the workers of a multi-process server) and start the job manager."""
-    loaded, missing = load_champions(settings)
+    running as interrupted; not in the workers of a multi-process server) and start the job manager.
+
+    ``predictors``: models already in hand (tests that exercise HTTP behaviour with small fitted models)
+    instead of the champions of the tracking store; a configured target without one is reported missing."""
+    if predictors is None:
+        loaded, missing = load_champions(settings)
+    else:
+        loaded = {t: predictors[t] for t in settings.targets if t in predictors}
+        missing = {t: "no model was given for this target" for t in settings.targets if t not in predictors}
     compute = SingleThreadedCompute()
     store = JobStore(settings.resolved_jobs_db)
     interrupted = store.mark_interrupted() if recover_jobs else []

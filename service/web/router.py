@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -20,6 +20,7 @@ from featurize import elements as el
 from models.targets import TARGETS
 from screening.ranking import MODES
 from screening.spec import COMPENSATION_MODES, DOPANT_GROUPS, FAMILIES
+from service.api.deps import StateDep
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -91,11 +92,11 @@ async def index() -> FileResponse:
 
 
 @router.get("/ui/meta")
-async def meta(request: Request) -> dict[str, Any]:
-    state = getattr(request.app.state, "nascreen", None)
-    settings = getattr(state, "settings", None)
-    predictors = getattr(state, "predictors", {}) or {}
-    missing = getattr(state, "missing", {}) or {}
+async def meta(state: StateDep) -> dict[str, Any]:
+    # the app state through the API's dependency (so a test's dependency override reaches the page too)
+    settings = state.settings
+    predictors = state.predictors
+    missing = state.missing
     return {
         "families": [
             {
@@ -121,15 +122,15 @@ async def meta(request: Request) -> dict[str, Any]:
         "compensation_modes": list(COMPENSATION_MODES),
         "ranking_modes": list(MODES),
         "elements": _elements(),
-        "models": {getattr(t, "value", str(t)): _model_info(p) for t, p in predictors.items()},
-        "missing": {getattr(t, "value", str(t)): str(r) for t, r in missing.items()},
+        "models": {t.value: _model_info(p) for t, p in predictors.items()},
+        "missing": {t.value: str(r) for t, r in missing.items()},
         "limits": {
-            "max_rank_candidates": getattr(settings, "max_rank_candidates", None),
-            "max_fraction_grid": getattr(settings, "max_fraction_grid", None),
-            "max_items_per_request": getattr(settings, "max_items_per_request", None),
+            "max_rank_candidates": settings.max_rank_candidates,
+            "max_fraction_grid": settings.max_fraction_grid,
+            "max_items_per_request": settings.max_items_per_request,
             "max_top_k": 1000,
         },
-        "api_key_required": getattr(settings, "api_key", None) is not None,
+        "api_key_required": settings.api_key is not None,
     }
 
 

@@ -1,47 +1,33 @@
-"""POST /v1/predict, GET /health and GET /v1/models against real trained champion models."""
+"""POST /v1/predict and GET /health through the app on small fitted models (``fitted_client``: real
+estimators behind a dependency override, no MLflow store, no champion training)."""
 
 from __future__ import annotations
-
-import math
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from models.predictor import load_predictors
+from models.predictor import PredictorLike, training_elements
 from models.targets import TargetName
 from service.api.schemas.predict import PREDICT_EXAMPLE
-from service.api.settings import ApiSettings
 
-pytestmark = [pytest.mark.slow, pytest.mark.mlflow]
+Fitted = dict[TargetName, PredictorLike]
 
 
-def test_health_is_ok_with_the_loaded_versions(client: TestClient) -> None:
-    body = client.get("/health").json()
+def test_health_is_ok_with_the_loaded_versions(fitted_client: TestClient) -> None:
+    body = fitted_client.get("/health").json()
     assert body["status"] == "ok" and body["ready"] is True
     assert set(body["models"]) == {"ionic_conductivity", "capacity_retention"}
     assert all(v.isdigit() for v in body["models"].values())
 
 
-def test_models_lists_champions_with_units_and_cv_metrics(client: TestClient) -> None:
-    models = client.get("/v1/models").json()["models"]
-    by_target = {m["target"]: m for m in models}
-    assert set(by_target) == {"ionic_conductivity", "capacity_retention"}
-    conductivity = by_target["ionic_conductivity"]
-    assert conductivity["name"] == "nascreen-ionic_conductivity"
-    assert "champion" in conductivity["aliases"] and conductivity["loaded"] is True
-    assert conductivity["unit"] == "log10(S/cm)" and by_target["capacity_retention"]["unit"] == "%"
-    assert conductivity["metrics"], "the CV metrics of the training run are listed"
-    assert all(math.isfinite(v) for v in conductivity["metrics"].values())
-
-
-def test_the_documented_example_answers_per_item_and_target(client: TestClient) -> None:
-    r = client.post("/v1/predict", json=PREDICT_EXAMPLE)
+def test_the_documented_example_answers_per_item_and_target(fitted_client: TestClient) -> None:
+    r = fitted_client.post("/v1/predict", json=PREDICT_EXAMPLE)
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [x["index"] for x in results] == [0, 1]
     assert [x["formula"] for x in results] == ["Na3Zr2Si2PO12", "P2-Na0.67MnO2"]
-    versions = client.get("/health").json()["models"]
+    versions = fitted_client.get("/health").json()["models"]
 
     nasicon = results[0]["predictions"]["ionic_conductivity"]
     assert nasicon["error"] is None and nasicon["unit"] == "log10(S/cm)"
@@ -59,13 +45,13 @@ def test_the_documented_example_answers_per_item_and_target(client: TestClient) 
     assert missing_cycles["value"] is None and "cycles" in missing_cycles["error"]
 
 
-def test_a_bad_item_fails_alone_with_its_reason(client: TestClient) -> None:
+def test_a_bad_item_fails_alone_with_its_reason(fitted_client: TestClient) -> None:
     items = [
         {"formula": "Na3Zr2Si2PO12", "id": "good-1"},
         {"formula": "Na2XyO3", "id": "bad"},
         {"formula": "Na3Zr1.9Hf0.1Si2PO12", "id": "good-2"},
     ]
-    r = client.post("/v1/predict", json={"items": items, "targets": ["ionic_conductivity"]})
+    r = fitted_client.post("/v1/predict", json={"items": items, "targets": ["ionic_conductivity"]})
     assert r.status_code == 200
     results = r.json()["results"]
     assert [x["id"] for x in results] == ["good-1", "bad", "good-2"]
@@ -78,17 +64,15 @@ def test_a_bad_item_fails_alone_with_its_reason(client: TestClient) -> None:
 
 @pytest.mark.parametrize("repeat", [1, 10], ids=["4 items", "40 items"])
 def test_answers_equal_the_in_process_predictor(
-    client: TestClient, served_settings: ApiSettings, repeat: int
+    fitted_client: TestClient, fitted_predictors: Fitted, repeat: int
 ) -> None:
     formulas = ["Na3Zr2Si2PO12", "Na3.2Zr1.8Sc0.2Si2PO12", "Na2ZrCl6", "Na3PS4"] * repeat
-    r = client.post(
+    r = fitted_client.post(
         "/v1/predict",
         json={"items": [{"formula": f} for f in formulas], "targets": ["ionic_conductivity"]},
     )
     got = [x["predictions"]["ionic_conductivity"] for x in r.json()["results"]]
-    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
-        TargetName.IONIC_CONDUCTIVITY
-    ]
+    predictor = fitted_predictors[TargetName.IONIC_CONDUCTIVITY]
     want = predictor.predict_frame(pd.DataFrame({"formula": formulas}))
     for answer, (_, row) in zip(got, want.iterrows(), strict=True):
         assert answer["value"] == pytest.approx(row["prediction"], rel=1e-12)
@@ -98,7 +82,7 @@ def test_answers_equal_the_in_process_predictor(
 
 
 def test_phase_is_an_item_field_read_like_the_cli_column(
-    client: TestClient, served_settings: ApiSettings
+    fitted_client: TestClient, fitted_predictors: Fitted
 ) -> None:
     items = [
         {"formula": "NaTaCl6", "phase": "crystalline"},
@@ -106,12 +90,10 @@ def test_phase_is_an_item_field_read_like_the_cli_column(
         {"formula": "NaTaCl6"},
         {"formula": "NaTaCl6", "phase": "molten"},
     ]
-    r = client.post("/v1/predict", json={"items": items, "targets": ["ionic_conductivity"]})
+    r = fitted_client.post("/v1/predict", json={"items": items, "targets": ["ionic_conductivity"]})
     assert r.status_code == 200, r.text
     got = [x["predictions"]["ionic_conductivity"] for x in r.json()["results"]]
-    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
-        TargetName.IONIC_CONDUCTIVITY
-    ]
+    predictor = fitted_predictors[TargetName.IONIC_CONDUCTIVITY]
     frame = pd.DataFrame({"formula": ["NaTaCl6"] * 3, "phase": ["crystalline", "amorphous", None]})
     want = predictor.predict_frame(frame)
     for answer, value in zip(got[:3], want["prediction"], strict=True):
@@ -120,35 +102,35 @@ def test_phase_is_an_item_field_read_like_the_cli_column(
     assert got[3]["value"] is None and "molten" in got[3]["error"]
 
 
-def test_out_of_domain_items_say_why(client: TestClient, served_settings: ApiSettings) -> None:
-    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
-        TargetName.IONIC_CONDUCTIVITY
-    ]
-    seen = predictor.model.training_elements_
+def test_out_of_domain_items_say_why(fitted_client: TestClient, fitted_predictors: Fitted) -> None:
+    predictor = fitted_predictors[TargetName.IONIC_CONDUCTIVITY]
+    seen = training_elements(predictor)
     unseen = next(el for el in ("Os", "Ir", "Pt", "Re", "Rh", "Au", "Pd", "Ru") if el not in seen)
     formula = f"Na2{unseen}O3"
-    r = client.post("/v1/predict", json={"items": [{"formula": formula}], "targets": ["ionic_conductivity"]})
+    r = fitted_client.post(
+        "/v1/predict", json={"items": [{"formula": formula}], "targets": ["ionic_conductivity"]}
+    )
     answer = r.json()["results"][0]["predictions"]["ionic_conductivity"]
     assert answer["error"] is None
     assert answer["in_domain"] is False
     assert unseen in answer["domain_reason"]
 
 
-def test_a_target_without_a_model_is_503(client: TestClient) -> None:
-    r = client.post("/v1/predict", json={"items": [{"formula": "NaMnO2"}], "targets": ["average_voltage"]})
+def test_a_target_without_a_model_is_503(fitted_client: TestClient) -> None:
+    r = fitted_client.post(
+        "/v1/predict", json={"items": [{"formula": "NaMnO2"}], "targets": ["average_voltage"]}
+    )
     assert r.status_code == 503
     assert "average_voltage" in r.json()["detail"]
 
 
-def test_single_threaded_compute_changes_threads_not_answers(served_settings: ApiSettings) -> None:
+def test_single_threaded_compute_changes_threads_not_answers(fitted_predictors: Fitted) -> None:
     from joblib.parallel import get_active_backend
     from threadpoolctl import threadpool_info
 
     from service.api.compute import SingleThreadedCompute
 
-    predictor = load_predictors([TargetName.IONIC_CONDUCTIVITY], served_settings.resolved_tracking_uri)[
-        TargetName.IONIC_CONDUCTIVITY
-    ]
+    predictor = fitted_predictors[TargetName.IONIC_CONDUCTIVITY]
     frame = pd.DataFrame({"formula": ["Na3Zr2Si2PO12", "Na2ZrCl6", "Na3PS4", "Na2XyO3"]})
     free = predictor.predict_frame(frame)
     compute = SingleThreadedCompute()

@@ -1,4 +1,4 @@
-"""POST /v1/rank-dopants against real trained models (limits from the `served_settings` fixture)."""
+"""POST /v1/rank-dopants on small fitted models (``fitted_client``; limits from ``fitted_settings``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from fastapi.testclient import TestClient
 
 from service.api.schemas.rank import RANK_EXAMPLE
 
-pytestmark = [pytest.mark.slow, pytest.mark.mlflow]
 
-
-def test_the_documented_example_ranks_every_candidate(client: TestClient) -> None:
-    r = client.post("/v1/rank-dopants", json=RANK_EXAMPLE)
+def test_the_documented_example_ranks_every_candidate(fitted_client: TestClient) -> None:
+    r = fitted_client.post("/v1/rank-dopants", json=RANK_EXAMPLE)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["targets"] == ["ionic_conductivity"]
@@ -37,9 +35,9 @@ def test_the_documented_example_ranks_every_candidate(client: TestClient) -> Non
     assert {row["dopant"] for row in rows} <= {"Hf", "Ti", "Sn", "Nb", None, ""}
 
 
-def test_value_mode_orders_by_the_prediction(client: TestClient) -> None:
+def test_value_mode_orders_by_the_prediction(fitted_client: TestClient) -> None:
     body = {**RANK_EXAMPLE, "ranking": {"mode": "value"}, "top_k": 50}
-    rows = client.post("/v1/rank-dopants", json=body).json()["candidates"]
+    rows = fitted_client.post("/v1/rank-dopants", json=body).json()["candidates"]
     preds = [row["ionic_conductivity_prediction"] for row in rows if row["rank"] is not None]
     assert preds == sorted(preds, reverse=True)
 
@@ -55,32 +53,32 @@ def test_value_mode_orders_by_the_prediction(client: TestClient) -> None:
     ],
 )
 def test_invalid_requests_are_422_naming_the_input(
-    client: TestClient, change: dict[str, object], needle: str
+    fitted_client: TestClient, change: dict[str, object], needle: str
 ) -> None:
-    r = client.post("/v1/rank-dopants", json={**RANK_EXAMPLE, **change})
+    r = fitted_client.post("/v1/rank-dopants", json={**RANK_EXAMPLE, **change})
     assert r.status_code == 422, r.text
     assert needle in str(r.json()["detail"])
 
 
-def test_a_fraction_grid_over_the_limit_is_422(client: TestClient) -> None:
+def test_a_fraction_grid_over_the_limit_is_422(fitted_client: TestClient) -> None:
     body = {**RANK_EXAMPLE, "dopants": ["Hf"], "fractions": [0.01 * i for i in range(1, 12)]}
-    r = client.post("/v1/rank-dopants", json=body)
+    r = fitted_client.post("/v1/rank-dopants", json=body)
     assert r.status_code == 422
     assert "at most 10" in r.json()["detail"]
 
 
-def test_a_screen_too_big_for_a_request_is_413_pointing_to_jobs(client: TestClient) -> None:
+def test_a_screen_too_big_for_a_request_is_413_pointing_to_jobs(fitted_client: TestClient) -> None:
     body = {
         **RANK_EXAMPLE,
         "dopants": ["Hf", "Ti", "Sn", "Nb", "Ta"],
         "fractions": [0.02 * i for i in range(1, 10)],
     }
-    r = client.post("/v1/rank-dopants", json=body)
+    r = fitted_client.post("/v1/rank-dopants", json=body)
     assert r.status_code == 413
     assert "/v1/screening-jobs" in r.json()["detail"]
 
 
-def test_a_family_whose_model_is_missing_is_503(client: TestClient) -> None:
+def test_a_family_whose_model_is_missing_is_503(fitted_client: TestClient) -> None:
     body = {
         "family": "p2_layered_oxide",
         "host": "Na0.6Li0.2Mn0.8O2",
@@ -90,6 +88,6 @@ def test_a_family_whose_model_is_missing_is_503(client: TestClient) -> None:
         "compensation": "variable_valence",
         "conditions": {"cycles": 100, "current_mA_g": 20, "voltage_low_V": 2.0, "voltage_high_V": 4.5},
     }
-    r = client.post("/v1/rank-dopants", json=body)
+    r = fitted_client.post("/v1/rank-dopants", json=body)
     assert r.status_code == 503, r.text
     assert "average_voltage" in r.json()["detail"]

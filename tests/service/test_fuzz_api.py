@@ -2,8 +2,9 @@
 
 Hypothesis mutates valid bodies one place at a time (so most requests get past JSON parsing and probe the
 validation deep inside), sends raw malformed bodies, and the issue's known cases are pinned as explicit
-regression tests. The app runs on real quick-trained champions (conductivity, retention) in a temporary
-MLflow store; the only 5xx accepted is a 503 that says a target's model is not loaded.
+regression tests. The app runs on small fitted models (conductivity, retention; ``make_fitted_app``: real
+estimators behind a dependency override, no MLflow store); the only 5xx accepted is a 503 that says a
+target's model is not loaded.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.api.app import create_app
 from service.api.settings import ApiSettings
 
-pytestmark = [pytest.mark.fuzz, pytest.mark.mlflow]
+pytestmark = [pytest.mark.fuzz]
 
 KEY = "fuzz-key"
 HEADERS = {"content-type": "application/json", "x-api-key": KEY}
@@ -71,10 +71,12 @@ NONFINITE_TOKENS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"]
 
 
 @pytest.fixture(scope="module")
-def fuzz_client(tmp_path_factory: pytest.TempPathFactory, served_tracking_uri: str) -> Iterator[TestClient]:
+def fuzz_client(tmp_path_factory: pytest.TempPathFactory, make_fitted_app: Any) -> Iterator[TestClient]:
+    """The app on small fitted models (a dependency override; no MLflow store, no champion training)."""
+    root = tmp_path_factory.mktemp("fuzz-project")
     settings_ = ApiSettings(
-        project_root=tmp_path_factory.mktemp("fuzz-project"),
-        tracking_uri=served_tracking_uri,
+        project_root=root,
+        tracking_uri=f"sqlite:///{root / 'never-opened.db'}",
         targets=("ionic_conductivity", "capacity_retention"),  # type: ignore[arg-type]
         job_executor="local",
         api_key=KEY,  # type: ignore[arg-type]
@@ -85,7 +87,7 @@ def fuzz_client(tmp_path_factory: pytest.TempPathFactory, served_tracking_uri: s
         chunk_size=10,
         top_k=3,
     )
-    with TestClient(create_app(settings_), raise_server_exceptions=False) as client:
+    with make_fitted_app(settings_, raise_server_exceptions=False) as client:
         yield client
 
 

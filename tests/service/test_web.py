@@ -48,11 +48,9 @@ def test_meta_without_models_says_what_is_missing(empty_client: TestClient) -> N
     assert "pareto" in meta["ranking_modes"] and "na_content" in meta["compensation_modes"]
 
 
-@pytest.mark.slow
-@pytest.mark.mlflow
-def test_meta_reports_version_and_training_size_of_loaded_models(client: TestClient) -> None:
-    meta = client.get("/ui/meta").json()
-    health = client.get("/health").json()
+def test_meta_reports_version_and_training_size_of_loaded_models(fitted_client: TestClient) -> None:
+    meta = fitted_client.get("/ui/meta").json()
+    health = fitted_client.get("/health").json()
     for target, version in health["models"].items():
         info = meta["models"][target]
         assert info["version"] == version
