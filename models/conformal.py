@@ -111,7 +111,7 @@ def nonconformity_scores(
     y: np.ndarray, yhat: np.ndarray, sigma: np.ndarray | None, eps: float = 0.0
 ) -> np.ndarray:
     """``|y - yhat| / (sigma + eps)`` or ``|y - yhat|`` when sigma is None."""
-    resid = np.abs(np.asarray(y, dtype=float) - np.asarray(yhat, dtype=float))
+    resid: np.ndarray = np.abs(np.asarray(y, dtype=float) - np.asarray(yhat, dtype=float))
     if sigma is None:
         return resid
     return np.asarray(resid / (np.maximum(np.asarray(sigma, dtype=float), 0.0) + eps))

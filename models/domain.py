@@ -150,12 +150,12 @@ class FeatureSpaceDistance(BaseEstimator):
 
 
 def _finite_2d(Z: Any, what: str) -> np.ndarray:
-    Z = np.asarray(Z, dtype=float)
-    if Z.ndim != 2 or len(Z) == 0:
-        raise ValueError(f"{what} must be a non-empty 2-D array, got shape {Z.shape}")
-    if not np.isfinite(Z).all():
+    array: np.ndarray = np.asarray(Z, dtype=float)
+    if array.ndim != 2 or len(array) == 0:
+        raise ValueError(f"{what} must be a non-empty 2-D array, got shape {array.shape}")
+    if not np.isfinite(array).all():
         raise ValueError(f"{what} contain NaN or infinite values (impute before the domain)")
-    return Z
+    return array
 
 
 def _element_sort_key(symbol: str) -> tuple[int, str]:
@@ -224,7 +224,8 @@ class ApplicabilityDomain(BaseEstimator):
         return self
 
     def _standardise(self, Z: np.ndarray) -> np.ndarray:
-        return (Z - self.distance_.center_) / self.distance_.scale_
+        scaled: np.ndarray = (Z - self.distance_.center_) / self.distance_.scale_
+        return scaled
 
     def ion_distances(self, Z: Any) -> dict[str, np.ndarray]:
         """Per target ion: mean distance of each row to the k nearest training rows containing that ion

@@ -56,7 +56,7 @@ class Predictor:
     """A fitted model for ``target`` with the registry version it came from."""
 
     target: TargetName
-    model: Any
+    model: UncertainModel
     model_version: str
 
     def __post_init__(self) -> None:
@@ -100,14 +100,15 @@ class Predictor:
         }
         return pd.DataFrame({c: columns[c] for c in OUTPUT_COLUMNS}, index=df.index)
 
-    def _answer(self, frame: pd.DataFrame) -> Mapping[str, Any]:
+    def _answer(self, frame: pd.DataFrame) -> Mapping[str, Any] | pd.DataFrame:
         """The model's columns for rows that passed validation: NumPy arrays when the model offers them
         (``UncertainRegressor.predict_with_uncertainty_arrays``), else its DataFrame."""
         arrays = getattr(self.model, "predict_with_uncertainty_arrays", None)
         if callable(arrays):
             result: Mapping[str, Any] = arrays(frame)
             return result
-        return self.model.predict_with_uncertainty(frame)
+        answered: pd.DataFrame = self.model.predict_with_uncertainty(frame)
+        return answered
 
     def predict_one(self, row: Mapping[str, object]) -> Prediction:
         """A single input as a ``Prediction``; a bad input raises ValueError with the reason."""

@@ -114,7 +114,8 @@ class IonRoutedRegressor(RegressorMixin, BaseEstimator):
     def _routed(self, Z: np.ndarray) -> np.ndarray:
         has = Z[:, self.ion_column] > self.zero_[0] + 1e-9
         other = Z[:, self.other_ion_column] > self.zero_[1] + 1e-9
-        return has & ~other
+        routed: np.ndarray = has & ~other
+        return routed
 
     def fit(self, X: Any, y: Any) -> IonRoutedRegressor:
         Z = np.asarray(X, dtype=float)

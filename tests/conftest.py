@@ -20,6 +20,8 @@ TRAINING_FIXTURES = frozenset(
 )
 
 
+#: Fixtures that run the training pipeline (``train_on_table``) without a store: ``slow``.
+SLOW_FIXTURES = frozenset({"retention_result"})
 #: Fixtures that open a (temporary, SQLite) MLflow store: ``mlflow``.
 MLFLOW_FIXTURES = frozenset({"empty_tracking_uri", "empty_client"})
 #: Tests that take seconds each (matminer reference runs, re-curation of the data, full-data fits, the
@@ -37,6 +39,8 @@ SLOW_TESTS = (
     "tests/models/test_uncertain.py::test_intervals_cover",
     "tests/models/test_uncertain.py::test_mlp_ensemble_on_real_formulas",
     "tests/models/test_uncertain.py::test_same_random_state",
+    # a process pool of 2 featurize workers started twice (15 s measured under load)
+    "tests/service/test_cli_featurize.py::test_batches_and_jobs_give_the_same_bytes",
 )
 
 
@@ -46,6 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if TRAINING_FIXTURES & fixtures:
             item.add_marker(pytest.mark.mlflow)
+            item.add_marker(pytest.mark.slow)
+        if SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
         if MLFLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.mlflow)

@@ -72,11 +72,13 @@ class ElementBatch:
 
     @property
     def weight_sum(self) -> np.ndarray:
-        return self.amounts.sum(axis=1)
+        total: np.ndarray = self.amounts.sum(axis=1)
+        return total
 
     @property
     def fractions(self) -> np.ndarray:
-        return self.amounts / self.weight_sum[:, None]
+        fractions: np.ndarray = self.amounts / self.weight_sum[:, None]
+        return fractions
 
 
 def group_by_size(
@@ -114,21 +116,21 @@ def group_by_size(
 
 def stat_minimum(values: np.ndarray) -> np.ndarray:
     # matminer returns NaN if any value is NaN; np.minimum propagates NaN the same way.
-    out = values[0].copy()
+    out: np.ndarray = values[0].copy()
     for column in values[1:]:
         np.minimum(out, column, out=out)
     return out
 
 
 def stat_maximum(values: np.ndarray) -> np.ndarray:
-    out = values[0].copy()
+    out: np.ndarray = values[0].copy()
     for column in values[1:]:
         np.maximum(out, column, out=out)
     return out
 
 
 def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    out = values[0] * weights[:, 0, None]
+    out: np.ndarray = values[0] * weights[:, 0, None]
     for j in range(1, values.shape[0]):
         out += values[j] * weights[:, j, None]
     return out
@@ -136,12 +138,14 @@ def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def stat_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     # np.average: sum(v * w) / sum(w)
-    return _weighted_sum(values, weights) / weights.sum(axis=1)[:, None]
+    mean: np.ndarray = _weighted_sum(values, weights) / weights.sum(axis=1)[:, None]
+    return mean
 
 
 def stat_avg_dev(values: np.ndarray, weights: np.ndarray, mean: np.ndarray) -> np.ndarray:
     # np.average(|v - mean|, weights=w)
-    return _weighted_sum(np.abs(values - mean[None]), weights) / weights.sum(axis=1)[:, None]
+    dev: np.ndarray = _weighted_sum(np.abs(values - mean[None]), weights) / weights.sum(axis=1)[:, None]
+    return dev
 
 
 def stat_std_dev(values: np.ndarray, weights: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -151,7 +155,8 @@ def stat_std_dev(values: np.ndarray, weights: np.ndarray, mean: np.ndarray) -> n
         return np.zeros(values.shape[1:])
     sw = weights.sum(axis=1)
     beta = sw / (sw * sw - (weights * weights).sum(axis=1))
-    return np.sqrt(beta[:, None] * _weighted_sum((values - mean[None]) ** 2, weights))
+    std: np.ndarray = np.sqrt(beta[:, None] * _weighted_sum((values - mean[None]) ** 2, weights))
+    return std
 
 
 def stat_mode(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -134,7 +134,7 @@ _PII = re.compile(r"PII\s+(S[0-9A-Z()\-]+)")
 def source_id(text: str) -> str:
     """The citable id of a hand-curated row's ``source`` cell: the DOI it names (the last one when a thesis
     names the article inside it), else arXiv id, else Elsevier PII, else "ref:<first author>"."""
-    dois = _DOI.findall(text)
+    dois: list[str] = _DOI.findall(text)
     if dois:
         return dois[-1].rstrip(".")
     for pattern, prefix in ((_ARXIV, "arXiv:"), (_PII, "PII:")):

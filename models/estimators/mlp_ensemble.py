@@ -340,7 +340,7 @@ class MLPEnsembleRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Ensemble mean; with ``return_std=True`` also the member standard deviation (same units as y)."""
         preds = self._member_predictions(X)
-        mean = preds.mean(axis=0)
+        mean: np.ndarray = preds.mean(axis=0)
         if return_std:
             return mean, preds.std(axis=0)
         return mean
