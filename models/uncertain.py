@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +33,7 @@ from models.conformal import (
     fit_conformal,
     select_spread_floor,
 )
-from models.domain import ApplicabilityDomain, FeatureSpaceDistance, chemistry_classes
+from models.domain import ApplicabilityDomain, ChemClass, FeatureSpaceDistance, chemistry_classes
 from models.estimators.spread import predict_mean_std
 from models.fast_transform import transform_steps
 
@@ -78,6 +80,17 @@ def fit_pipeline(
     else:
         regressor.fit(z, y)
     return est, np.asarray(z)
+
+
+@dataclass
+class _HeldOut:
+    """What the grouped CV of ``UncertainRegressor.fit`` learns about each row while it is held out."""
+
+    pred: np.ndarray
+    sigma: np.ndarray | None  # None: the regressor gives no spread
+    dist: np.ndarray
+    fold: np.ndarray
+    class_seen: np.ndarray
 
 
 class UncertainRegressor(RegressorMixin, BaseEstimator):
@@ -133,6 +146,46 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: Any, groups: Any = None) -> UncertainRegressor:
         """Grouped CV (out-of-fold predictions, spread, distances) -> conformal scale + domain threshold;
         then refit the pipeline on all rows. ``groups=None`` makes every row its own group."""
+        X, y_arr, g, n_splits = self._fit_inputs(X, y, groups)
+        comps = parse_compositions(X[self.formula_column], what=self.formula_column)
+        ions = tuple(self.domain_ion_elements)
+        classes = chemistry_classes(comps, ions)
+        cv = self._grouped_cv(X, y_arr, g, n_splits, classes)
+        floor = select_spread_floor(y_arr, cv.pred, cv.sigma, cv.fold, self.coverage)
+        sigma_hat = None if floor is None else cv.sigma  # None: absolute residuals gave narrower intervals
+        fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
+        self.spread_floor_fraction_ = floor
+        self.calibration_: ConformalCalibration = fit_conformal(
+            y_arr, cv.pred, sigma_hat, self.coverage, eps_fraction=fraction
+        )
+        self.oof_ = self._oof_table(X, y_arr, g, cv, sigma_hat, fraction)
+        self.n_splits_ = n_splits
+        self.training_elements_ = frozenset().union(*(frozenset(c.elements) for c in comps))
+
+        self.estimator_, z_all = fit_pipeline(self.estimator, X, y_arr, g)
+        self.domain_ = ApplicabilityDomain(self.domain_k, self.domain_quantile).fit(
+            z_all,
+            training_elements=self.training_elements_,
+            heldout_distances=cv.dist,
+            training_classes=classes,
+            ion_elements=ions,
+        )
+        logger.info(
+            "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g, "
+            "%.1f%% of held-out rows of an unseen chemistry class",
+            len(X),
+            len(pd.unique(g)),
+            n_splits,
+            self.calibration_.quantile,
+            "absolute" if floor is None else f"normalised, spread floor {floor} x median",
+            self.domain_.threshold_,
+            100.0 * float(np.mean(~cv.class_seen)),
+        )
+        return self
+
+    def _fit_inputs(self, X: Any, y: Any, groups: Any) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, int]:
+        """(X, y, groups, folds) checked: a Pipeline estimator, finite 1-D y and groups one per row,
+        at least 2 distinct groups (the folds are capped at their number)."""
         X = self._check_frame(X)
         if not isinstance(self.estimator, Pipeline) or len(self.estimator.steps) < 2:
             raise TypeError("estimator must be a sklearn Pipeline (feature steps followed by the regressor)")
@@ -153,82 +206,71 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         n_splits = min(int(self.n_splits), n_groups)
         if n_splits < 2:
             raise ValueError(f"grouped CV needs at least 2 distinct groups, got {n_groups}")
-        comps = parse_compositions(X[self.formula_column], what=self.formula_column)
-        element_sets = [frozenset(c.elements) for c in comps]
-        ions = tuple(self.domain_ion_elements)
-        classes = chemistry_classes(comps, ions)
+        return X, y_arr, g, n_splits
 
-        cv = GroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
-        pred = np.empty(len(X))
-        sigma = np.empty(len(X))
-        dist = np.empty(len(X))
-        fold = np.empty(len(X), dtype=int)
-        class_seen = np.empty(len(X), dtype=bool)
+    def _grouped_cv(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        g: np.ndarray,
+        n_splits: int,
+        classes: Sequence[ChemClass],
+    ) -> _HeldOut:
+        """Each fold's held-out rows: prediction, spread, kNN distance to its training rows, and whether
+        its chemistry class occurs among them."""
+        n = len(X)
+        sigma = np.empty(n)
+        out = _HeldOut(
+            pred=np.empty(n), sigma=sigma, dist=np.empty(n), fold=np.empty(n, dtype=int),
+            class_seen=np.empty(n, dtype=bool),
+        )  # fmt: skip
         have_sigma = True
-        for k, (train, test) in enumerate(cv.split(X, y_arr, g)):
-            est, z_train = fit_pipeline(self.estimator, X.iloc[train], y_arr[train], g[train])
+        cv = GroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        for k, (train, test) in enumerate(cv.split(X, y, g)):
+            est, z_train = fit_pipeline(self.estimator, X.iloc[train], y[train], g[train])
             z_test = est[:-1].transform(X.iloc[test])
             mean, spread = predict_mean_std(est[-1], z_test)
-            pred[test] = mean
+            out.pred[test] = mean
             if spread is None:
                 have_sigma = False
             else:
                 sigma[test] = spread
-            dist[test] = FeatureSpaceDistance(self.domain_k).fit(z_train).mean_knn_distance(z_test)
-            fold[test] = k
+            out.dist[test] = FeatureSpaceDistance(self.domain_k).fit(z_train).mean_knn_distance(z_test)
+            out.fold[test] = k
             seen_pairs = frozenset().union(*(classes[i] for i in train))
-            class_seen[test] = [classes[i] <= seen_pairs for i in test]
-        sigma_hat = sigma if have_sigma else None
+            out.class_seen[test] = [classes[i] <= seen_pairs for i in test]
+        if not have_sigma:
+            out.sigma = None
+        return out
 
-        floor = select_spread_floor(y_arr, pred, sigma_hat, fold, self.coverage)
-        if floor is None:
-            sigma_hat = None  # absolute residuals gave narrower honest intervals than any use of the spread
-        fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
-        self.spread_floor_fraction_ = floor
-        self.calibration_: ConformalCalibration = fit_conformal(
-            y_arr, pred, sigma_hat, self.coverage, eps_fraction=fraction
-        )
+    def _oof_table(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        g: np.ndarray,
+        cv: _HeldOut,
+        sigma_hat: np.ndarray | None,
+        fraction: float,
+    ) -> pd.DataFrame:
+        """The out-of-fold table (OOF_COLUMNS): each fold's intervals calibrated on the other folds."""
         lower, upper, std = cross_fold_intervals(
-            y_arr, pred, sigma_hat, fold, self.coverage, eps_fraction=fraction
+            y, cv.pred, sigma_hat, cv.fold, self.coverage, eps_fraction=fraction
         )
-        self.oof_ = pd.DataFrame(
+        return pd.DataFrame(
             {
-                "y_true": y_arr,
-                "prediction": pred,
+                "y_true": y,
+                "prediction": cv.pred,
                 "std": std,
                 "lower_90": lower,
                 "upper_90": upper,
                 "group": g,
-                "fold": fold,
-                "sigma_hat": sigma if have_sigma else np.full(len(X), np.nan),
-                "knn_distance": dist,
-                "class_seen": class_seen,
+                "fold": cv.fold,
+                "sigma_hat": cv.sigma if cv.sigma is not None else np.full(len(X), np.nan),
+                "knn_distance": cv.dist,
+                "class_seen": cv.class_seen,
             },
             index=X.index,
         )
-        self.n_splits_ = n_splits
-        self.training_elements_ = frozenset().union(*element_sets)
-
-        self.estimator_, z_all = fit_pipeline(self.estimator, X, y_arr, g)
-        self.domain_ = ApplicabilityDomain(self.domain_k, self.domain_quantile).fit(
-            z_all,
-            training_elements=self.training_elements_,
-            heldout_distances=dist,
-            training_classes=classes,
-            ion_elements=ions,
-        )
-        logger.info(
-            "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g, "
-            "%.1f%% of held-out rows of an unseen chemistry class",
-            len(X),
-            n_groups,
-            n_splits,
-            self.calibration_.quantile,
-            "absolute" if floor is None else f"normalised, spread floor {floor} x median",
-            self.domain_.threshold_,
-            100.0 * float(np.mean(~class_seen)),
-        )
-        return self
 
     # ------------------------------------------------------------------ predict
     def predict(self, X: pd.DataFrame) -> np.ndarray:
