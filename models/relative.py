@@ -69,6 +69,8 @@ RELATIVE_COLUMNS = (
     "model_version",
     "error",
 )
+#: The numbers ``predict_relative`` computes (NaN where a row has no answer), in RELATIVE_COLUMNS order.
+_RELATIVE_NUMBERS = RELATIVE_COLUMNS[4:12]
 #: The columns a relative answer adds to the usual prediction columns (``models.predictor.OUTPUT_COLUMNS``):
 #: what ``nascreen predict --reference`` appends after a row's own absolute answer.
 RELATIVE_EXTRA = tuple(c for c in RELATIVE_COLUMNS if c not in (*OUTPUT_COLUMNS, "formula"))
@@ -333,14 +335,8 @@ def predict_relative(
     r_answer = predictor.predict_frame(ref)
     good = (c_answer["error"] == "").to_numpy() & (r_answer["error"] == "").to_numpy()
     n = len(cand)
-    delta = np.full(n, np.nan)
-    delta_std = np.full(n, np.nan)
-    lower = np.full(n, np.nan)
-    upper = np.full(n, np.nan)
-    p_better = np.full(n, np.nan)
-    anchored = np.full(n, np.nan)
-    a_lower = np.full(n, np.nan)
-    a_upper = np.full(n, np.nan)
+    numbers = {column: np.full(n, np.nan) for column in _RELATIVE_NUMBERS}
+    anchored, a_lower, a_upper = (numbers[f"anchored_{c}"] for c in ("prediction", "lower_90", "upper_90"))
     n_anchors = 0
     if good.any():
         # unclipped differences (the served absolute values are clipped to the physical range)
@@ -352,10 +348,10 @@ def predict_relative(
         pair_sigma = None if s_c is None or s_r is None else pair_spread(d, s_c, s_r)
         half = cal.half_width(pair_sigma, len(d))
         std = half / cal.calibration.z
-        delta[good], delta_std[good] = d, std
-        lower[good], upper[good] = d - half, d + half
+        numbers["delta"][good], numbers["delta_std"][good] = d, std
+        numbers["delta_lower_90"][good], numbers["delta_upper_90"][good] = d - half, d + half
         sign = 1.0 if TARGETS[target].higher_is_better else -1.0
-        p_better[good] = norm.cdf(sign * d / np.maximum(std, 1e-12))
+        numbers["p_better"][good] = norm.cdf(sign * d / np.maximum(std, 1e-12))
         if anchors is not None:
             offset, n_anchors = _anchor_offset(predictor, anchors, conditions)
             # several anchors: their mean residual is less noisy; shrinkage k_n = n k / (1 + (n - 1) k)
@@ -371,6 +367,22 @@ def predict_relative(
             if bounds is not None:
                 for arr in (anchored, a_lower, a_upper):
                     np.clip(arr, *bounds, out=arr)
+    out = _relative_table(cand, reference, c_answer, r_answer, numbers, n_anchors, predictor.model_version)
+    out.index = candidates.index
+    return out
+
+
+def _relative_table(
+    cand: pd.DataFrame,
+    reference: str,
+    c_answer: pd.DataFrame,
+    r_answer: pd.DataFrame,
+    numbers: Mapping[str, np.ndarray],
+    n_anchors: int,
+    model_version: str,
+) -> pd.DataFrame:
+    """The RELATIVE_COLUMNS frame of ``predict_relative`` (positional index): the candidates' and the
+    reference's answers side by side, the delta/anchored ``numbers``, and the joint domain flag and errors."""
     errors = [
         c if c else (f"reference {reference!r}: {r}" if r else "")
         for c, r in zip(c_answer["error"], r_answer["error"], strict=True)
@@ -381,25 +393,17 @@ def predict_relative(
             "reference_formula": reference,
             "prediction": c_answer["prediction"].to_numpy(float),
             "reference_prediction": r_answer["prediction"].to_numpy(float),
-            "delta": delta,
-            "delta_std": delta_std,
-            "delta_lower_90": lower,
-            "delta_upper_90": upper,
-            "p_better": p_better,
-            "anchored_prediction": anchored,
-            "anchored_lower_90": a_lower,
-            "anchored_upper_90": a_upper,
+            **numbers,
             "n_anchors": n_anchors,
             "in_domain": c_answer["in_domain"].to_numpy(bool) & r_answer["in_domain"].to_numpy(bool),
             "domain_reason": [
                 c if c else (f"reference: {r}" if r else "")
                 for c, r in zip(c_answer["domain_reason"], r_answer["domain_reason"], strict=True)
             ],
-            "model_version": predictor.model_version,
+            "model_version": model_version,
             "error": errors,
         }
     )
-    out.index = candidates.index
     return out
 
 

@@ -532,56 +532,8 @@ def train_target(
 
 
 def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: np.ndarray) -> str:
-    caveats = [
-        "Metrics are out-of-fold on held-out groups "
-        f"({tgt.group_column}); the same folds select the model among {len(result.selection)} candidates, "
-        "so the winner's numbers carry a small selection optimism.",
-        "Composition-only features: polymorph, processing, microstructure and cell design are invisible "
-        "unless given as inputs.",
-        "Intervals are split-conformal on grouped-CV residuals: marginal coverage for new groups, "
-        "not per row.",
-    ]
-    if result.n_excluded.get("censored"):
-        caveats.insert(
-            0,
-            f"{result.n_excluded['censored']} censored labels (upper bounds such as '<1E-10') are excluded "
-            "from "
-            "fitting and from every metric; the model never learned 'below detection'.",
-        )
-    if tgt.name is TargetName.IONIC_CONDUCTIVITY:
-        n_beyond = int((kept.get("dataset", pd.Series(dtype=str)) == "na_non_nasicon").sum())
-        caveats.append(
-            f"Na electrolytes beyond NASICON (halides, oxyhalides, sulfides, selenides, hydroborates, "
-            f"beta-alumina): {n_beyond} hand-curated rows, one per (formula, phase); the per-family table "
-            "(na_families) scores them on held-out sources and with each family held out. `phase` "
-            "(crystalline, amorphous, glass, glass-ceramic, unknown) is an input; unknown is the default "
-            "and is predicted like the rows whose source gave no phase."
-        )
-        li = result.studies.get("li_helps_na")
-        if li is not None and len(li) >= 2:
-            for scope, part in li.groupby("scope", sort=False):
-                if len(part) < 2:
-                    continue
-                joint = part.iloc[1]
-                verdict = "helps" if joint["mae_minus_na_only"] < 0 else "does not help"
-                caveats.append(
-                    f"Adding the Li rows {verdict} Na predictions ({scope}) on held-out Na sources: MAE "
-                    f"{part.iloc[0]['mae']:.3f} (Na only) vs {joint['mae']:.3f} (Na + Li), paired "
-                    f"difference {joint['mae_minus_na_only']:+.3f} +- {joint['paired_se']:.3f} (SE)."
-                )
-        if isinstance(result.candidate.regressor, IonRoutedRegressor):
-            caveats.append(
-                "Served: Na-only compositions are predicted by a forest trained on the Na rows only, Li and "
-                "mixed compositions by the forest trained on all rows (models.transfer.IonRoutedRegressor)."
-            )
-    if tgt.name is TargetName.AVERAGE_VOLTAGE:
-        caveats.append("Labels are DFT (GGA/GGA+U) Materials Project voltages, not measurements.")
-    if tgt.name is TargetName.CAPACITY_RETENTION:
-        caveats.append(
-            "Text-mined literature labels; retention depends on cell, electrolyte and rate in ways the "
-            "inputs "
-            "only partly capture (current and voltage window are often missing and imputed)."
-        )
+    """The model card (markdown) of a trained target: data, selection, metrics, domain, caveats, studies."""
+    caveats = _card_caveats(tgt, result, kept)
     sections = {
         name: markdown_table(table.drop(columns=["metric_key", "value"], errors="ignore"))
         for name, table in result.studies.items()
@@ -615,3 +567,65 @@ def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: 
         sections=sections,
     )
     return card.render()
+
+
+def _card_caveats(tgt: Target, result: TrainingResult, kept: pd.DataFrame) -> list[str]:
+    """What a reader of the card must know before trusting a number (per target)."""
+    caveats = [
+        "Metrics are out-of-fold on held-out groups "
+        f"({tgt.group_column}); the same folds select the model among {len(result.selection)} candidates, "
+        "so the winner's numbers carry a small selection optimism.",
+        "Composition-only features: polymorph, processing, microstructure and cell design are invisible "
+        "unless given as inputs.",
+        "Intervals are split-conformal on grouped-CV residuals: marginal coverage for new groups, "
+        "not per row.",
+    ]
+    if result.n_excluded.get("censored"):
+        caveats.insert(
+            0,
+            f"{result.n_excluded['censored']} censored labels (upper bounds such as '<1E-10') are excluded "
+            "from "
+            "fitting and from every metric; the model never learned 'below detection'.",
+        )
+    if tgt.name is TargetName.IONIC_CONDUCTIVITY:
+        caveats.extend(_conductivity_caveats(result, kept))
+    if tgt.name is TargetName.AVERAGE_VOLTAGE:
+        caveats.append("Labels are DFT (GGA/GGA+U) Materials Project voltages, not measurements.")
+    if tgt.name is TargetName.CAPACITY_RETENTION:
+        caveats.append(
+            "Text-mined literature labels; retention depends on cell, electrolyte and rate in ways the "
+            "inputs "
+            "only partly capture (current and voltage window are often missing and imputed)."
+        )
+    return caveats
+
+
+def _conductivity_caveats(result: TrainingResult, kept: pd.DataFrame) -> list[str]:
+    """The conductivity card's caveats: the Na families beyond NASICON, Li-helps-Na, ion routing."""
+    caveats: list[str] = []
+    n_beyond = int((kept.get("dataset", pd.Series(dtype=str)) == "na_non_nasicon").sum())
+    caveats.append(
+        f"Na electrolytes beyond NASICON (halides, oxyhalides, sulfides, selenides, hydroborates, "
+        f"beta-alumina): {n_beyond} hand-curated rows, one per (formula, phase); the per-family table "
+        "(na_families) scores them on held-out sources and with each family held out. `phase` "
+        "(crystalline, amorphous, glass, glass-ceramic, unknown) is an input; unknown is the default "
+        "and is predicted like the rows whose source gave no phase."
+    )
+    li = result.studies.get("li_helps_na")
+    if li is not None and len(li) >= 2:
+        for scope, part in li.groupby("scope", sort=False):
+            if len(part) < 2:
+                continue
+            joint = part.iloc[1]
+            verdict = "helps" if joint["mae_minus_na_only"] < 0 else "does not help"
+            caveats.append(
+                f"Adding the Li rows {verdict} Na predictions ({scope}) on held-out Na sources: MAE "
+                f"{part.iloc[0]['mae']:.3f} (Na only) vs {joint['mae']:.3f} (Na + Li), paired "
+                f"difference {joint['mae_minus_na_only']:+.3f} +- {joint['paired_se']:.3f} (SE)."
+            )
+    if isinstance(result.candidate.regressor, IonRoutedRegressor):
+        caveats.append(
+            "Served: Na-only compositions are predicted by a forest trained on the Na rows only, Li and "
+            "mixed compositions by the forest trained on all rows (models.transfer.IonRoutedRegressor)."
+        )
+    return caveats

@@ -277,6 +277,16 @@ class RayExecutor:
             for actor in actors:
                 ray.kill(actor)
 
+    def _tasks(self, chunks: Sequence[ChunkRange]) -> deque[_Task]:
+        """The chunks cut into tasks of at most ``max_task_size`` candidates, in chunk order."""
+        return deque(
+            _Task(chunk, part, start, stop)
+            for chunk in chunks
+            for part, (start, stop) in enumerate(
+                split_range(chunk.start, chunk.stop, self.max_task_size or chunk.size or 1)
+            )
+        )
+
     def _schedule(
         self,
         actors: list[Any],
@@ -284,13 +294,7 @@ class RayExecutor:
         chunks: Sequence[ChunkRange],
         max_attempts: int,
     ) -> Iterator[ChunkOutcome]:
-        tasks: deque[_Task] = deque(
-            _Task(chunk, part, start, stop)
-            for chunk in chunks
-            for part, (start, stop) in enumerate(
-                split_range(chunk.start, chunk.stop, self.max_task_size or chunk.size or 1)
-            )
-        )
+        tasks = self._tasks(chunks)
         parts: dict[int, list[ChunkResult | None]] = {}
         for task in tasks:
             parts.setdefault(task.chunk.index, []).append(None)
@@ -332,17 +336,7 @@ class RayExecutor:
                 if chunk.index not in given_up:
                     errors.setdefault(chunk.index, []).append(reason)
                     n = attempts[task.key]
-                    logger.warning(
-                        "chunk %d [%d, %d) failed on [%d, %d) (attempt %d/%d): %s",
-                        chunk.index,
-                        chunk.start,
-                        chunk.stop,
-                        task.start,
-                        task.stop,
-                        n,
-                        max_attempts,
-                        reason,
-                    )
+                    _warn_failed(task, n, max_attempts, reason)
                     if n < max_attempts:
                         tasks.appendleft(task)
                     else:
@@ -362,3 +356,19 @@ class RayExecutor:
                             errors=errors.get(chunk.index, []),
                         )
             fill()
+
+
+def _warn_failed(task: _Task, attempt: int, max_attempts: int, reason: str) -> None:
+    """Log a failed task of a chunk with its attempt number."""
+    chunk = task.chunk
+    logger.warning(
+        "chunk %d [%d, %d) failed on [%d, %d) (attempt %d/%d): %s",
+        chunk.index,
+        chunk.start,
+        chunk.stop,
+        task.start,
+        task.stop,
+        attempt,
+        max_attempts,
+        reason,
+    )

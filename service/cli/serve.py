@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from service.api.settings import ApiSettings
 
 # Set by the supervisor for its worker processes: the jobs of a previous run were already recovered.
 _JOBS_RECOVERED_ENV = "NASCREEN_JOBS_RECOVERED"
@@ -94,6 +96,13 @@ def serve(
         _json_access_log()
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
+    _serve_workers(settings, n_workers, common)
+
+
+def _serve_workers(settings: ApiSettings, n_workers: int, common: dict[str, Any]) -> None:
+    """``n_workers`` uvicorn worker processes: jobs a previous run left running are marked interrupted
+    once, here (not by each worker), and the workers read the settings given here from the environment."""
+    import uvicorn
 
     from service.api.job_store import JobStore
 
@@ -121,7 +130,7 @@ def serve(
         "service.cli.serve:app_from_env",
         factory=True,
         workers=n_workers,
-        **common,  # type: ignore[arg-type]
+        **common,
     )
 
 
