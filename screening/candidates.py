@@ -31,6 +31,7 @@ import pandas as pd
 
 from featurize.composition import CompositionError, parse_formula
 from featurize.oxidation import assign_oxidation_states, charge_balance_batch
+from models.conditions import NUMERIC_CONDITIONS
 from screening.schema import CANDIDATE_COLUMNS, REJECTED_COLUMNS, RejectCode
 from screening.spec import DopantOption, ScreeningSpec, candidate_space_size, format_amount
 from screening.templates import VALENCE_NAMES
@@ -387,7 +388,7 @@ def _finish(spec: ScreeningSpec, frame: pd.DataFrame, accepted: bool, host_in: b
         frame["site2"] = np.where(frame["is_host"] | (frame["dopant2"] == ""), "", spec.site2 or "")
         frame["compensation"] = spec.compensation.mode
         c = spec.conditions
-        for name in ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V"):
+        for name in NUMERIC_CONDITIONS:
             value = getattr(c, name)
             frame[name] = np.nan if value is None else float(value)
         frame["working_ion"] = c.working_ion

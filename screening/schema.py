@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
+from models import conditions
 from models.predictor import OUTPUT_COLUMNS
 from models.targets import TargetName
 
@@ -73,8 +74,9 @@ def target_columns(target: TargetName | str) -> tuple[str, ...]:
     return tuple(column(target, f) for f in PREDICTOR_FIELDS)
 
 
-#: Battery-condition columns of a candidate (the predictor's inputs besides the formula).
-CONDITION_COLUMNS = ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion")
+#: Battery-condition columns of a candidate (the predictor's inputs besides the formula): declared once in
+#: ``models.conditions``.
+CONDITION_COLUMNS = conditions.CONDITION_COLUMNS
 
 #: An accepted (charge-neutral) candidate, as generated; ``var_<name>`` columns follow for templates.
 CANDIDATE_COLUMNS = (

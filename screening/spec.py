@@ -64,6 +64,7 @@ from typing import Any, Literal
 from featurize import elements as el
 from featurize.composition import CompositionError, parse_formula
 from featurize.oxidation import assign_oxidation_states, cation_states
+from models.conditions import DEFAULT_WORKING_ION, NUMERIC_CONDITIONS
 from models.targets import TargetName
 from screening.families import FAMILIES, Family
 from screening.ranking import RankingConfig, parse_ranking
@@ -160,13 +161,14 @@ class Compensation:
 
 @dataclass(frozen=True)
 class Conditions:
-    """Battery test conditions the targets are predicted under (None: not given)."""
+    """Battery test conditions the targets are predicted under (None: not given); the fields are
+    ``models.conditions.CONDITION_COLUMNS`` (tests/service/test_conditions_edges.py holds them equal)."""
 
     cycles: float | None = None
     current_mA_g: float | None = None
     voltage_low_V: float | None = None
     voltage_high_V: float | None = None
-    working_ion: str = "Na"
+    working_ion: str = DEFAULT_WORKING_ION
 
 
 @dataclass(frozen=True)
@@ -313,7 +315,7 @@ def _conditions(form: ConditionsForm, family: Family) -> Conditions:
         raise SpecError(f"conditions.working_ion: {form.working_ion!r} is not an element")
     nums = form.numbers()
     if family.kind == "cathode":
-        missing = [k for k in ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V") if k not in nums]
+        missing = [k for k in NUMERIC_CONDITIONS if k not in nums]
         if missing:
             raise SpecError(
                 f"conditions: a {family.name} screen predicts capacity retention, which needs "

@@ -18,8 +18,23 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from models.conditions import (
+    CONDITION_COLUMNS,
+    DEFAULT_WORKING_ION,
+    NUMERIC_CONDITIONS,
+    check_condition,
+    check_window,
+)
 from models.targets import TargetName
 from screening.families import FAMILIES
 
@@ -221,35 +236,32 @@ def grid_values(value: object, where: str) -> tuple[float, ...]:
     return values
 
 
-def _condition(value: object) -> float:
-    out = finite_number(value, _HERE)
-    if out <= 0:
-        raise ValueError(f"must be > 0, got {out}")
-    return out
-
-
-Positive = Annotated[float, BeforeValidator(_condition)]
-
-
 class ConditionsForm(_Form):
-    """Battery test conditions the cathode targets are predicted under (every number > 0)."""
+    """Battery test conditions the cathode targets are predicted under: the fields of
+    ``models.conditions.CONDITION_FIELDS`` (every number > 0 and at most the field's maximum)."""
 
-    what: ClassVar[str] = "a mapping {cycles, current_mA_g, voltage_low_V, voltage_high_V, working_ion}"
-    cycles: Positive | None = None
-    current_mA_g: Positive | None = None
-    voltage_low_V: Positive | None = None
-    voltage_high_V: Positive | None = None
-    working_ion: Symbol = "Na"
+    what: ClassVar[str] = f"a mapping {{{', '.join(CONDITION_COLUMNS)}}}"
+    cycles: float | None = None
+    current_mA_g: float | None = None
+    voltage_low_V: float | None = None
+    voltage_high_V: float | None = None
+    working_ion: Symbol = DEFAULT_WORKING_ION
+
+    @field_validator(*NUMERIC_CONDITIONS, mode="before")
+    @classmethod
+    def _number(cls, value: object, info: ValidationInfo) -> float | None:
+        if value is None:
+            return None
+        return check_condition(str(info.field_name), finite_number(value, _HERE))
 
     @model_validator(mode="after")
     def _window(self) -> ConditionsForm:
-        low, high = self.voltage_low_V, self.voltage_high_V
-        if low is not None and high is not None and low >= high:
-            raise ValueError("voltage_low_V must be below voltage_high_V")
+        check_window(self.voltage_low_V, self.voltage_high_V)
         return self
 
     def numbers(self) -> dict[str, float]:
-        return {k: v for k, v in self.model_dump(exclude={"working_ion"}).items() if v is not None}
+        """The numeric conditions given (None left out), by name."""
+        return {k: v for k in NUMERIC_CONDITIONS if (v := getattr(self, k)) is not None}
 
 
 def _mode(value: object) -> CompensationMode:

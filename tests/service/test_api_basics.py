@@ -50,7 +50,7 @@ def test_predict_without_a_model_is_503_naming_the_target(empty_client: TestClie
                 "targets": ["capacity_retention"],
             },
             ["body", "items", 1, "cycles"],
-            "greater than 0",
+            "must be > 0",  # models.conditions.check_condition: the spec parser's words
         ),
         (
             {"items": [{"formula": "NaCl", "colour": "red"}], "targets": ["ionic_conductivity"]},

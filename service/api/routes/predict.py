@@ -10,6 +10,7 @@ import orjson
 import pandas as pd
 from fastapi import APIRouter, Body, HTTPException, Response, status
 
+from models.conditions import NUMERIC_CONDITIONS
 from models.targets import TARGETS, TargetName
 from service.api.deps import ComputeDep, PredictorsDep, SettingsDep
 from service.api.schemas.common import ERROR_RESPONSES
@@ -34,7 +35,7 @@ _EXAMPLES: dict[str, Any] = {
 }
 
 
-_NUMERIC_INPUTS = ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V")
+_NUMERIC_INPUTS = NUMERIC_CONDITIONS
 
 
 def items_frame(items: list[PredictItem]) -> pd.DataFrame:

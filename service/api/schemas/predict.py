@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.targets import TargetName
+from service.api.schemas.conditions import BatteryConditions
 
 PREDICT_EXAMPLE: dict[str, Any] = {
     "items": [
@@ -17,20 +18,14 @@ PREDICT_EXAMPLE: dict[str, Any] = {
 }
 
 
-class PredictItem(BaseModel):
-    """One material and the conditions some targets need (the columns of the `nascreen predict` CSV)."""
+class PredictItem(BatteryConditions):
+    """One material and the conditions some targets need (the columns of the `nascreen predict` CSV; the
+    condition fields are ``BatteryConditions``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, max_length=200, description="Client's own label, echoed back")
     formula: str = Field(min_length=1, max_length=200, examples=["Na3Zr2Si2PO12", "P2-Na0.67MnO2"])
-    cycles: float | None = Field(default=None, gt=0, le=1e6, description="capacity_retention: cycle number")
-    current_mA_g: float | None = Field(default=None, gt=0, le=1e5, description="Cycling current, mA/g")
-    voltage_low_V: float | None = Field(default=None, ge=0, le=10, description="Lower cut-off voltage, V")
-    voltage_high_V: float | None = Field(default=None, ge=0, le=10, description="Upper cut-off voltage, V")
-    working_ion: str | None = Field(
-        default=None, max_length=3, description="average_voltage: working ion (default Na)"
-    )
     phase: str | None = Field(
         default=None,
         max_length=40,

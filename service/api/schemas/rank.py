@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.targets import TargetName
+from service.api.schemas.conditions import BatteryConditions
 
 RANK_EXAMPLE: dict[str, Any] = {
     "family": "nasicon",
@@ -21,14 +22,8 @@ RANK_EXAMPLE: dict[str, Any] = {
 }
 
 
-class RankConditions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cycles: float | None = Field(default=None, gt=0)
-    current_mA_g: float | None = Field(default=None, gt=0)
-    voltage_low_V: float | None = Field(default=None, gt=0)
-    voltage_high_V: float | None = Field(default=None, gt=0)
-    working_ion: str | None = Field(default=None, max_length=3)
+#: The conditions of a rank request: the API's one battery-condition model.
+RankConditions = BatteryConditions
 
 
 class RankRequest(BaseModel):
