@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from service.api.settings import ApiSettings
 
 # Set by the supervisor for its worker processes: the jobs of a previous run were already recovered.
 _JOBS_RECOVERED_ENV = "NASCREEN_JOBS_RECOVERED"
@@ -37,7 +39,27 @@ def app_from_env() -> FastAPI:
     from service.api.settings import settings_from_env
 
     _json_access_log()
-    return create_app(settings_from_env(), recover_jobs=os.environ.get(_JOBS_RECOVERED_ENV) != "1")
+    settings = settings_from_env()
+    _guard_connections(settings)  # this worker's protocol: header deadline and connection cap
+    return create_app(settings, recover_jobs=os.environ.get(_JOBS_RECOVERED_ENV) != "1")
+
+
+def uvicorn_options(settings: ApiSettings, log_level: str = "info") -> dict[str, Any]:
+    """The uvicorn options of every nascreen server (also used by the tests that start a real one)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,  # the app writes its own structured (JSON) access log
+        "server_header": False,
+        "http": _guard_connections(settings),
+    }
+
+
+def _guard_connections(settings: ApiSettings) -> str:
+    from service.api.protocol import configure
+
+    return configure(settings.header_timeout_s, settings.max_connections)
 
 
 def serve(
@@ -72,6 +94,7 @@ def serve(
     """
     import uvicorn
 
+    from screening.process_guard import start_guard
     from service.api.app import create_app
     from service.api.settings import settings_from_env
 
@@ -83,17 +106,23 @@ def serve(
         job_executor=executor,
     )
     n_workers = workers or default_workers()
-    common = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": log_level,
-        "access_log": False,  # the app writes its own structured (JSON) access log
-        "server_header": False,
-    }
-    if n_workers == 1:
-        _json_access_log()
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
-        return
+    common = uvicorn_options(settings, log_level)
+    # Stops what this server started (worker processes, embedded Ray sessions) if it is killed (kill -9).
+    guard = start_guard(label=f"nascreen serve pid {os.getpid()}")
+    try:
+        if n_workers == 1:
+            _json_access_log()
+            uvicorn.run(create_app(settings), **common)
+        else:
+            _run_workers(settings, n_workers, common)
+    finally:
+        if guard is not None:
+            guard.stop()
+
+
+def _run_workers(settings: ApiSettings, n_workers: int, common: dict[str, Any]) -> None:
+    """uvicorn's supervisor with ``n_workers`` worker processes (each builds its app in app_from_env)."""
+    import uvicorn
 
     from service.api.job_store import JobStore
 
@@ -121,7 +150,7 @@ def serve(
         "service.cli.serve:app_from_env",
         factory=True,
         workers=n_workers,
-        **common,  # type: ignore[arg-type]
+        **common,
     )
 
 
