@@ -681,7 +681,7 @@ def main() -> int:
         print(f"  {category:17s} " + ", ".join(f"{s}: {c}" for s, c in sorted(counts.items())))
     print("raw socket:")
     for name, status, secs in raw:
-        print(f"  {name:32s} -> {status if status is not None else 'closed, no answer'} in {secs:.1f} s")
+        print(f"  {name:36s} -> {status if status is not None else 'closed, no answer'} in {secs:.1f} s")
     print(
         f"connection cap ({MAX_CONNECTIONS} per worker; {2 * MAX_CONNECTIONS} idle connections open): "
         f"{cap[0]} (designed overload answer, not counted below); after they closed: {cap[1]}"
