@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 PROC = Path("/proc")
 MODULE = "screening.process_guard"
-DEFAULT_INTERVAL_S = 0.25
+# A scan of /proc costs ~3 ms with ~100 processes: twice a second is ~0.6% of one core.
+DEFAULT_INTERVAL_S = 0.5
 DEFAULT_GRACE_S = 3.0
 
 # (pid, start time in clock ticks since boot): a PID names the same process only with the same start time
@@ -50,7 +51,8 @@ ProcessKey = tuple[int, int]
 def _stat(pid: int) -> tuple[int, int] | None:
     """(parent pid, start time) of ``pid`` from /proc/<pid>/stat, or None if it is gone (or a zombie)."""
     try:
-        raw = (PROC / str(pid) / "stat").read_bytes()
+        with open(f"{PROC}/{pid}/stat", "rb") as f:  # plain open: ~4x faster than pathlib over all of /proc
+            raw = f.read()
     except OSError:
         return None
     # the command name (field 2) may hold spaces and parentheses: the fields after the last ')' are safe
@@ -62,7 +64,8 @@ def _stat(pid: int) -> tuple[int, int] | None:
 
 def _cmdline(pid: int) -> str:
     try:
-        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        with open(f"{PROC}/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
 
@@ -70,11 +73,11 @@ def _cmdline(pid: int) -> str:
 def process_table() -> dict[int, tuple[int, int]]:
     """pid -> (parent pid, start time) of every live process."""
     table: dict[int, tuple[int, int]] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            info = _stat(int(entry.name))
+    for name in os.listdir(PROC):
+        if name.isdigit():
+            info = _stat(int(name))
             if info is not None:
-                table[int(entry.name)] = info
+                table[int(name)] = info
     return table
 
 
