@@ -15,7 +15,9 @@ small separate process does it:
   SIGTERM to every recorded process still alive and to their children, waits ``grace`` seconds, sends
   SIGKILL to what is left, logs one line naming what it stopped, and exits;
 - `Guard.stop()` (a clean exit of the owner) does the same for what is still alive of the tracked
-  processes, then exits; normally that is nothing.
+  processes, then exits; normally that is nothing;
+- with ``state`` it keeps its record in a file (removed when it finishes), so that if the guard itself
+  is killed with its owner, the next start stops what is left with `reap_stale` and says so.
 
 Linux only (it reads /proc); elsewhere `start_guard` returns None and logs that nothing is guarded.
 Guard processes never track each other.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import select
@@ -109,6 +112,7 @@ class _Tracker:
     roots: tuple[int, ...] | None
     tracked: dict[int, int] = field(default_factory=dict)  # pid -> start time
     names: dict[int, str] = field(default_factory=dict)
+    state: Path | None = None  # where the record is kept for the next start (see `reap_stale`)
 
     def owner_alive(self) -> bool:
         info = _stat(self.owner[0])
@@ -116,6 +120,7 @@ class _Tracker:
 
     def record(self) -> None:
         table = process_table()
+        before = dict(self.tracked)
         roots = self.roots if self.roots is not None else (self.owner[0],)
         for pid in descendants(roots, table):
             if pid == self.owner[0] or pid == os.getpid() or pid in self.tracked:
@@ -128,6 +133,17 @@ class _Tracker:
         for pid in [p for p, start in self.tracked.items() if table.get(p, (0, -1))[1] != start]:
             del self.tracked[pid]
             self.names.pop(pid, None)
+        if self.state is not None and self.tracked != before:
+            self._save()
+
+    def _save(self) -> None:
+        """Write the record atomically (a reader never sees half a file)."""
+        assert self.state is not None
+        doc = {"owner": list(self.owner), "guard": os.getpid(), "tracked": self.tracked, "names": self.names}
+        tmp = self.state.with_name(f".{self.state.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, self.state)
 
     def alive(self) -> set[int]:
         """Recorded processes still alive, plus whatever they started since the last record."""
@@ -160,12 +176,19 @@ def reap(tracker: _Tracker, grace_s: float) -> list[str]:
     return stopped
 
 
-def run(owner_pid: int, roots: tuple[int, ...] | None, interval_s: float, grace_s: float, label: str) -> int:
+def run(
+    owner_pid: int,
+    roots: tuple[int, ...] | None,
+    interval_s: float,
+    grace_s: float,
+    label: str,
+    state: Path | None = None,
+) -> int:
     """The guard's loop (in the guard process): watch until the owner is gone or says stop, then reap."""
     info = _stat(owner_pid)
     if info is None:
         return 0
-    tracker = _Tracker(owner=(owner_pid, info[1]), roots=roots)
+    tracker = _Tracker(owner=(owner_pid, info[1]), roots=roots, state=state)
     reason = "stopped"
     while True:
         tracker.record()
@@ -188,7 +211,39 @@ def run(owner_pid: int, roots: tuple[int, ...] | None, interval_s: float, grace_
             file=sys.stderr,
             flush=True,
         )
+    if state is not None:
+        with contextlib.suppress(OSError):
+            state.unlink()
     return 0
+
+
+def reap_stale(state: Path, grace_s: float = DEFAULT_GRACE_S) -> list[str]:
+    """At the next start: if ``state`` holds the record of a guard that never finished (it was killed
+    with its owner, e.g. ``kill -9`` of both), stop what is still alive of the processes it recorded and
+    remove the record. Returns their command lines (empty: nothing was left). A record whose owner is
+    still running (another server on the same directory) is left alone."""
+    try:
+        doc = json.loads(state.read_text())
+        owner = (int(doc["owner"][0]), int(doc["owner"][1]))
+        tracked = {int(p): int(t) for p, t in doc["tracked"].items()}
+        names = {int(p): str(n) for p, n in doc.get("names", {}).items()}
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        logger.warning("%s: unreadable process record, removed", state)
+        with contextlib.suppress(OSError):
+            state.unlink()
+        return []
+    tracker = _Tracker(owner=owner, roots=None, tracked=tracked, names=names)
+    if tracker.owner_alive():
+        return []
+    guard = doc.get("guard")
+    if isinstance(guard, int) and _stat(guard) is not None and _is_guard(guard):
+        return []  # its guard is still at work (the owner has just died): leave it to finish
+    stopped = reap(tracker, grace_s)
+    with contextlib.suppress(OSError):
+        state.unlink()
+    return stopped
 
 
 @dataclass
@@ -222,8 +277,10 @@ def start_guard(
     label: str = "nascreen",
     interval_s: float = DEFAULT_INTERVAL_S,
     grace_s: float = DEFAULT_GRACE_S,
+    state: Path | None = None,
 ) -> Guard | None:
-    """Start a guard for ``owner_pid`` (default: this process). None where /proc is not available."""
+    """Start a guard for ``owner_pid`` (default: this process). None where /proc is not available.
+    ``state``: a file where the guard keeps its record, for `reap_stale` at the next start."""
     if not (PROC / "self" / "stat").exists():
         logger.info("no /proc: processes left by a killed %s are not cleaned up", label)
         return None
@@ -243,6 +300,8 @@ def start_guard(
     ]
     if roots is not None:
         command += ["--roots", ",".join(str(r) for r in roots)]
+    if state is not None:
+        command += ["--state", str(state)]
     env = dict(os.environ)
     here = str(Path(__file__).resolve().parent.parent)  # the guard imports this module from the same tree
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
@@ -265,10 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S)
     parser.add_argument("--grace", type=float, default=DEFAULT_GRACE_S)
     parser.add_argument("--label", default="nascreen")
+    parser.add_argument("--state", type=Path, default=None, help="keep the record here (reap_stale)")
     args = parser.parse_args(argv)
     roots = tuple(int(p) for p in args.roots.split(",") if p) if args.roots else None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the owner's death or "stop" ends the guard
-    return run(args.owner, roots, args.interval, args.grace, args.label)
+    return run(args.owner, roots, args.interval, args.grace, args.label, args.state)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ def serve(
     n_workers = workers or default_workers()
     common = uvicorn_options(settings, log_level)
     # Stops what this server started (worker processes, embedded Ray sessions) if it is killed (kill -9).
-    guard = start_guard(label=f"nascreen serve pid {os.getpid()}")
+    state = _process_record(settings)
+    guard = start_guard(label=f"nascreen serve pid {os.getpid()}", state=state)
     try:
         if n_workers == 1:
             _json_access_log()
@@ -118,6 +119,27 @@ def serve(
     finally:
         if guard is not None:
             guard.stop()
+
+
+def _process_record(settings: ApiSettings) -> Path | None:
+    """Where this server's guard keeps its record (one file per port under mlruns/), after stopping what a
+    previous server on this port left running when it and its guard were both killed (say so in the log)."""
+    from screening.process_guard import reap_stale
+
+    state = settings.project_root / "mlruns" / f"serve-{settings.port}.processes.json"
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    stopped = reap_stale(state)
+    if stopped:
+        logging.getLogger(__name__).warning(
+            "stopped %d process(es) a previous server on port %d left running: %s",
+            len(stopped),
+            settings.port,
+            "; ".join(stopped),
+        )
+    return state
 
 
 def _run_workers(settings: ApiSettings, n_workers: int, common: dict[str, Any]) -> None:

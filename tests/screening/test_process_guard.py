@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from screening.process_guard import descendants, process_table
+from screening.process_guard import descendants, process_table, reap_stale
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the guard reads /proc")
 
@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 OWNER = textwrap.dedent(
     """
     import subprocess, sys, time
+    from pathlib import Path
     from screening.process_guard import start_guard
 
-    guard = start_guard(label="test owner", interval_s=0.1, grace_s=0.5)
+    state = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    guard = start_guard(label="test owner", interval_s=0.1, grace_s=0.5, state=state)
     print(guard.pid, flush=True)
     if sys.argv[1] == "stop":
         guard.stop()
@@ -39,9 +41,9 @@ OWNER = textwrap.dedent(
 )
 
 
-def _start_owner(mode: str) -> tuple[subprocess.Popen[str], int]:
+def _start_owner(mode: str, state: Path | None = None) -> tuple[subprocess.Popen[str], int]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-c", OWNER, mode]
+    command = [sys.executable, "-c", OWNER, mode, *([str(state)] if state else [])]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     guard_pid = int(proc.stdout.readline())
@@ -98,3 +100,34 @@ def test_a_clean_stop_ends_the_guard_without_touching_anything_else() -> None:
             os.kill(pid, signal.SIGKILL)
         owner.kill()
         owner.wait()
+
+
+def test_when_the_guard_is_killed_too_the_next_start_stops_what_is_left(tmp_path: Path) -> None:
+    state = tmp_path / "serve-8000.processes.json"
+    owner, guard_pid = _start_owner("kill", state)
+    below: set[int] = set()
+    try:
+        deadline = time.monotonic() + 30
+        while len(below := descendants([owner.pid], process_table()) - {owner.pid, guard_pid}) < 2:
+            assert time.monotonic() < deadline, "the owner's children did not start"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the guard has recorded them
+        assert reap_stale(state) == []  # the owner is alive: not stale, nothing touched
+        assert all(_alive(p) for p in below)
+        os.kill(guard_pid, signal.SIGKILL)  # e.g. `pkill -9 -f nascreen`: the guard and its owner
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(timeout=10)
+        time.sleep(1.0)
+        assert all(_alive(p) for p in below), "nothing should have stopped them yet"
+        stopped = reap_stale(state, grace_s=0.5)
+        assert len(stopped) == 2, stopped
+        assert not [p for p in below if _alive(p)]
+        assert not state.exists()
+        assert reap_stale(state) == []  # once only
+    finally:
+        for pid in below:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()

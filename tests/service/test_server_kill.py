@@ -137,6 +137,8 @@ def test_kill_9_of_the_server_during_a_ray_job_leaves_no_process_running(
         log.close()
     text = log_path.read_text()
     assert "nascreen process guard" in text and "is gone; stopped" in text, text[-3000:]
+    # the guard finished its work: no record is left for the next start to clean up
+    assert not (tmp_path / "mlruns" / f"serve-{port}.processes.json").exists()
     # the port is free again: nothing is still serving on it
     with httpx.Client(timeout=2) as probe, pytest.raises(httpx.TransportError):
         probe.get(f"http://127.0.0.1:{port}/health")
