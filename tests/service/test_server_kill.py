@@ -142,3 +142,38 @@ def test_kill_9_of_the_server_during_a_ray_job_leaves_no_process_running(
     # the port is free again: nothing is still serving on it
     with httpx.Client(timeout=2) as probe, pytest.raises(httpx.TransportError):
         probe.get(f"http://127.0.0.1:{port}/health")
+
+
+def test_the_next_start_stops_what_a_killed_server_and_guard_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record of a guard that never finished (it was killed with its server): `nascreen serve` on
+    that port stops the processes it names that are still alive, says so, and removes the record."""
+    import json
+
+    from service.cli.serve import _process_record
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a server that no longer exists
+    gone_start = process_table()[gone.pid][1]
+    gone.wait()
+    left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        settings = ApiSettings(project_root=tmp_path, port=free_port())
+        record = tmp_path / "mlruns" / f"serve-{settings.port}.processes.json"
+        record.parent.mkdir(parents=True)
+        doc = {
+            "owner": [gone.pid, gone_start],
+            "guard": gone.pid,
+            "tracked": {str(left.pid): process_table()[left.pid][1]},
+            "names": {str(left.pid): "python sleep (a leftover)"},
+        }
+        record.write_text(json.dumps(doc))
+        with caplog.at_level("WARNING", logger="service.cli.serve"):
+            assert _process_record(settings) == record
+        assert left.wait(timeout=10) is not None
+        assert not record.exists()
+        assert f"stopped 1 process(es) a previous server on port {settings.port} left running" in caplog.text
+    finally:
+        if left.poll() is None:
+            left.kill()
+            left.wait()
