@@ -5,9 +5,11 @@ Trains quick champions of all three targets into a temporary MLflow store (or us
 timeout), then sends --n seeded bad requests (default 2,400) over HTTP: non-finite numbers, wrong types,
 missing/extra fields, malformed/truncated/binary/deep JSON, empty and huge bodies, bad formulas, bad
 screening specs, bad paths, ids, queries and keys, on every endpoint; plus raw-socket cases (a body
-declared longer than sent, a bad Content-Length). Prints the counts by status and by category, every
+declared longer than sent, a bad Content-Length, headers sent a byte at a time, a connection sending
+nothing), the connection cap (more idle connections than allowed: 503 by design) and finally kill -9 of
+the server (every process below it must be gone). Prints the counts by status and by category, every
 answer >= 500 with its request, and whether the server is still alive and answering. Exit status 1 when
-any answer is >= 500 (or the server died).
+any answer is >= 500 (or the server died, or a process outlived the kill -9).
 
     .venv/bin/python benchmarks/fuzz_api.py [--n 2400] [--seed 0] [--tracking-uri URI]
 """
@@ -37,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 API_KEY = "fuzz-key"
 BODY_TIMEOUT_S = 2.0
+HEADER_TIMEOUT_S = 2.0
+MAX_CONNECTIONS = 16  # per server worker process (two workers: the kernel spreads connections over both)
 MAX_BODY = 1_048_576
 
 PREDICT = {
@@ -479,9 +483,81 @@ def raw_cases(port: int) -> list[tuple[str, int | None, float]]:
                     data += chunk
             except TimeoutError:
                 pass
-        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else None
-        out.append((name, status, time.monotonic() - start))
+        out.append((name, _status(data), time.monotonic() - start))
+    slow = b"GET /health HTTP/1.1\r\nHost: x\r\nUser-Agent: slowloris\r\nAccept: */*\r\n\r\n"
+    for name, payload in (("headers 1 byte / 0.1 s (slowloris)", slow), ("connects, sends nothing", b"")):
+        start = time.monotonic()
+        data = _drip(port, payload, every_s=0.1, wait_s=HEADER_TIMEOUT_S + 30)
+        out.append((name, _status(data), time.monotonic() - start))
     return out
+
+
+def _status(data: bytes) -> int | None:
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else None
+
+
+def _drip(port: int, payload: bytes, every_s: float, wait_s: float) -> bytes:
+    """Send ``payload`` a byte every ``every_s`` until the server answers and closes (or ``wait_s``)."""
+    start = time.monotonic()
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
+        sock.settimeout(every_s)
+        sent = 0
+        while time.monotonic() - start < wait_s:
+            if sent < len(payload):
+                try:
+                    sock.sendall(payload[sent : sent + 1])
+                    sent += 1
+                except OSError:
+                    pass
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def cap_case(port: int) -> tuple[int | None, int | None]:
+    """MAX_CONNECTIONS idle connections per server worker process, then one request: (its status while
+    they are open, a request's status after they are closed). The 503 is the designed overload answer."""
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(MAX_CONNECTIONS * 2)]
+    try:
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            busy = _status(sock.recv(65536))
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.3)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        after = _status(sock.recv(65536))
+    return busy, after
+
+
+def kill_9_case(server: subprocess.Popen[bytes]) -> tuple[int, int, float]:
+    """kill -9 of the server: (processes below it before, still alive after, seconds until none were)."""
+    from screening.process_guard import descendants, process_table
+
+    table = process_table()
+    below = {p: table[p][1] for p in descendants([server.pid], table) if p != server.pid}
+    server.kill()
+    server.wait()
+    start = time.monotonic()
+    left = dict(below)
+    while left and time.monotonic() - start < 30:
+        table = process_table()
+        left = {p: t for p, t in left.items() if table.get(p, (0, -1))[1] == t}
+        time.sleep(0.1)
+    for pid in left:  # report them, but do not leave them running
+        os.kill(pid, 9)
+    return len(below), len(left), time.monotonic() - start
 
 
 # --------------------------------------------------------------------------------------------- set-up
@@ -544,13 +620,15 @@ def main() -> int:
         "RAY_USAGE_STATS_ENABLED": "0",
         "NASCREEN_API_KEY": API_KEY,
         "NASCREEN_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "NASCREEN_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "NASCREEN_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
         "NASCREEN_MAX_JOB_CANDIDATES": "200",
         "NASCREEN_CHUNK_SIZE": "50",
     }
     cmd = [
         sys.executable, "-c", "from service.cli import main; main()", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--tracking-uri", uri, "--project-root", str(root), "--executor", "local",
-        "--log-level", "warning",
+        "--log-level", "warning", "--workers", "2",
     ]  # fmt: skip
     log_path = root / "server.log"
     with log_path.open("w") as log_file:
@@ -589,12 +667,11 @@ def main() -> int:
                     failures.append((req, status, text[:300]))
         seconds = time.monotonic() - started
         raw = raw_cases(port)
+        cap = cap_case(port)
         alive = server.poll() is None and httpx.get(f"{base}/health", timeout=10).status_code == 200
+        killed = kill_9_case(server)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        if server.poll() is None:
             server.kill()
             server.wait()
 
@@ -604,13 +681,21 @@ def main() -> int:
         print(f"  {category:17s} " + ", ".join(f"{s}: {c}" for s, c in sorted(counts.items())))
     print("raw socket:")
     for name, status, secs in raw:
-        print(f"  {name:32s} -> {status if status is not None else 'closed, no answer'} in {secs:.1f} s")
+        print(f"  {name:36s} -> {status if status is not None else 'closed, no answer'} in {secs:.1f} s")
+    print(
+        f"connection cap ({MAX_CONNECTIONS} per worker; {2 * MAX_CONNECTIONS} idle connections open): "
+        f"{cap[0]} (designed overload answer, not counted below); after they closed: {cap[1]}"
+    )
     print(f"server alive and healthy after the fuzz: {alive}")
+    print(
+        f"kill -9 of the server: {killed[0]} processes below it, {killed[1]} still running after "
+        f"{killed[2]:.1f} s"
+    )
     print(f"responses >= 500: {len(failures)}")
     for req, status, text in failures[:50]:
         print(f"  {status} {req.describe()}\n      -> {text}")
     raw_5xx = [r for r in raw if r[1] is not None and r[1] >= 500]
-    return 1 if failures or raw_5xx or not alive else 0
+    return 1 if failures or raw_5xx or not alive or killed[1] or cap[1] != 200 else 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from screening.chunks import (
     merge_results,
     split_range,
 )
+from screening.process_guard import Guard, start_guard
 
 logger = logging.getLogger(__name__)
 
@@ -143,10 +144,31 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
                     raise
                 logger.warning("the embedded Ray did not start (%s); starting it again", exc)
                 ray.shutdown()
+    guard = None if address else _guard_embedded_session()
     try:
         yield dict(ray.cluster_resources())
     finally:
         ray.shutdown()
+        if guard is not None:
+            guard.stop()  # whatever of the session outlived the shutdown (normally nothing)
+
+
+def _guard_embedded_session() -> Guard | None:
+    """A guard process for the embedded session just started: if this process dies without shutting Ray
+    down (kill -9), it stops the session's processes (the head processes Ray started here, and every
+    agent and worker below them) instead of leaving them running. See ``screening.process_guard``."""
+    node: Any = ray._private.worker._global_node
+    if node is None:
+        return None
+    heads = [
+        info.process.pid
+        for infos in node.all_processes.values()
+        for info in infos
+        if info.process is not None
+    ]
+    if not heads:
+        return None
+    return start_guard(roots=heads, label=f"embedded Ray session {node.session_name}")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,15 @@ class ApiSettings(BaseModel):
     body_timeout_s: float = Field(
         default=10.0, gt=0, le=600, description="Whole request body must arrive within this, else 408."
     )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Request line and headers must arrive within this, else 408 and the connection closes.",
+    )
+    max_connections: int = Field(
+        default=256, ge=1, le=100_000, description="Open connections per server process; beyond it 503."
+    )
     max_json_depth: int = Field(
         default=64, ge=2, le=256, description="JSON bodies nested deeper than this get 400."
     )

@@ -39,7 +39,27 @@ def app_from_env() -> FastAPI:
     from service.api.settings import settings_from_env
 
     _json_access_log()
-    return create_app(settings_from_env(), recover_jobs=os.environ.get(_JOBS_RECOVERED_ENV) != "1")
+    settings = settings_from_env()
+    _guard_connections(settings)  # this worker's protocol: header deadline and connection cap
+    return create_app(settings, recover_jobs=os.environ.get(_JOBS_RECOVERED_ENV) != "1")
+
+
+def uvicorn_options(settings: ApiSettings, log_level: str = "info") -> dict[str, Any]:
+    """The uvicorn options of every nascreen server (also used by the tests that start a real one)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,  # the app writes its own structured (JSON) access log
+        "server_header": False,
+        "http": _guard_connections(settings),
+    }
+
+
+def _guard_connections(settings: ApiSettings) -> str:
+    from service.api.protocol import configure
+
+    return configure(settings.header_timeout_s, settings.max_connections)
 
 
 def serve(
@@ -74,6 +94,7 @@ def serve(
     """
     import uvicorn
 
+    from screening.process_guard import start_guard
     from service.api.app import create_app
     from service.api.settings import settings_from_env
 
@@ -85,23 +106,44 @@ def serve(
         job_executor=executor,
     )
     n_workers = workers or default_workers()
-    common = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": log_level,
-        "access_log": False,  # the app writes its own structured (JSON) access log
-        "server_header": False,
-    }
-    if n_workers == 1:
-        _json_access_log()
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
-        return
-    _serve_workers(settings, n_workers, common)
+    common = uvicorn_options(settings, log_level)
+    # Stops what this server started (worker processes, embedded Ray sessions) if it is killed (kill -9).
+    state = _process_record(settings)
+    guard = start_guard(label=f"nascreen serve pid {os.getpid()}", state=state)
+    try:
+        if n_workers == 1:
+            _json_access_log()
+            uvicorn.run(create_app(settings), **common)
+        else:
+            _run_workers(settings, n_workers, common)
+    finally:
+        if guard is not None:
+            guard.stop()
 
 
-def _serve_workers(settings: ApiSettings, n_workers: int, common: dict[str, Any]) -> None:
-    """``n_workers`` uvicorn worker processes: jobs a previous run left running are marked interrupted
-    once, here (not by each worker), and the workers read the settings given here from the environment."""
+def _process_record(settings: ApiSettings) -> Path | None:
+    """Where this server's guard keeps its record (one file per port under mlruns/), after stopping what a
+    previous server on this port left running when it and its guard were both killed (say so in the log)."""
+    from screening.process_guard import reap_stale
+
+    state = settings.project_root / "mlruns" / f"serve-{settings.port}.processes.json"
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    stopped = reap_stale(state)
+    if stopped:
+        logging.getLogger(__name__).warning(
+            "stopped %d process(es) a previous server on port %d left running: %s",
+            len(stopped),
+            settings.port,
+            "; ".join(stopped),
+        )
+    return state
+
+
+def _run_workers(settings: ApiSettings, n_workers: int, common: dict[str, Any]) -> None:
+    """uvicorn's supervisor with ``n_workers`` worker processes (each builds its app in app_from_env)."""
     import uvicorn
 
     from service.api.job_store import JobStore

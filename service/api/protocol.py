@@ -1,0 +1,150 @@
+"""The HTTP/1.1 protocol `nascreen serve` runs: uvicorn's h11 protocol with two guards it does not have.
+
+- **Header timeout** (``header_timeout_s``): uvicorn (0.54) times out a connection only while it is idle
+  *between* requests (keep-alive, after a response) and stops that timer on the first byte received; a
+  connection that opens and sends nothing, or sends its request line and headers a byte at a time
+  ("slowloris"), is held open for as long as the client likes. Here the request line and headers of every
+  request must be complete within ``header_timeout_s`` of the connection opening (first request) or of the
+  first byte of the next request; otherwise the server answers 408 and closes the connection. The body has
+  its own deadline (``body_timeout_s``, in ``service.api.middleware``).
+- **Connection cap** (``max_connections``, per server process): a request arriving on a connection beyond
+  the cap gets 503 with a JSON ``detail``, ``Retry-After`` and ``Connection: close`` instead of uvicorn's
+  ``limit_concurrency`` text reply; connections under the cap are served as usual. Slow connections count
+  against the cap only until their header timeout closes them.
+
+Both are set per process by `configure` (the supervisor and each worker of a multi-process server call
+it from the same settings) because uvicorn builds one protocol instance per connection from the class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+logger = logging.getLogger("nascreen.api.protocol")
+
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_MAX_CONNECTIONS = 256
+RETRY_AFTER_S = 1
+
+
+def _raw_response(status: int, reason: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 response with a JSON ``detail`` that closes the connection (written past h11, which
+    will not send a response before it has parsed a request)."""
+    body = json.dumps({"detail": detail}).encode()
+    head = [
+        f"HTTP/1.1 {status} {reason}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a request-header deadline and a connection cap (module docstring)."""
+
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    # -- header deadline ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self.app = _over_capacity(self.max_connections)
+            logger.warning(
+                "connection from %s over the cap of %d concurrent connections: answering 503",
+                self.client[0] if self.client else "?",
+                self.max_connections,
+            )
+        self._arm_header_timer()  # a connection that never sends anything is closed too
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_timer is None and self._awaiting_headers():
+            self._arm_header_timer()  # the first byte of a request on a kept-alive connection
+        super().data_received(data)
+        if self._header_timer is not None and not self._awaiting_headers():
+            self._cancel_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _awaiting_headers(self) -> bool:
+        """The client has not yet completed a request's line and headers (h11 still waits in IDLE)."""
+        return bool(self.conn.their_state is h11.IDLE)
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or not self._awaiting_headers():
+            return
+        if self.conn.our_state is not h11.IDLE:  # a response is still being sent: leave it to finish
+            return
+        pending = len(self.conn.trailing_data[0])
+        logger.warning(
+            "request headers from %s not complete within %g s (%d bytes received): 408, connection closed",
+            self.client[0] if self.client else "?",
+            self.header_timeout_s,
+            pending,
+        )
+        self.transport.write(
+            _raw_response(
+                408,
+                "Request Timeout",
+                f"request line and headers not received in time: {pending} bytes arrived within "
+                f"{self.header_timeout_s:g} s (the limit for a request's headers)",
+            )
+        )
+        self.transport.close()
+
+
+def _over_capacity(limit: int) -> Any:
+    """An ASGI app answering every request with 503 (JSON detail, Retry-After, Connection: close)."""
+    payload = json.dumps(
+        {
+            "detail": f"the server is at its limit of {limit} concurrent connections; "
+            f"retry in {RETRY_AFTER_S} s"
+        }
+    ).encode()
+
+    async def busy(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"retry-after", str(RETRY_AFTER_S).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+    return busy
+
+
+def configure(header_timeout_s: float, max_connections: int) -> str:
+    """Set this process's guards; returns the ``http=`` value to give uvicorn."""
+    GuardedH11Protocol.header_timeout_s = header_timeout_s
+    GuardedH11Protocol.max_connections = max_connections
+    return f"{__name__}:GuardedH11Protocol"
