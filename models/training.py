@@ -32,7 +32,7 @@ from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from models.data import dataset_hash, load_curated
-from models.domain import domain_ions
+from models.domain import domain_ions, domain_polyanions
 from models.estimators import MLPEnsembleRegressor, StudyOffsetRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
@@ -320,6 +320,7 @@ def fit_uncertain(
         n_splits=config.n_splits,
         coverage=0.9,
         domain_ion_elements=domain_ions(target),
+        domain_polyanions=domain_polyanions(target),
         random_state=config.random_state,
     )
     return model.fit(X, y, groups)

@@ -95,6 +95,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
     domain_ion_elements : the ions of the domain's chemistry-class rule (models.domain.domain_ions gives
         them per target); a query whose (ion, anion set) class no training row has is out of domain. With
         () the class is the anion set alone.
+    domain_polyanions : classes also tell polyanion frameworks apart (models.domain.domain_polyanions).
     random_state : seed of the grouped fold assignment.
     """
 
@@ -108,6 +109,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         domain_quantile: float = 0.95,
         formula_column: str = "formula",
         domain_ion_elements: tuple[str, ...] = (),
+        domain_polyanions: bool = False,
         random_state: int | None = 0,
     ) -> None:
         self.estimator = estimator
@@ -117,6 +119,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.domain_quantile = domain_quantile
         self.formula_column = formula_column
         self.domain_ion_elements = domain_ion_elements
+        self.domain_polyanions = domain_polyanions
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
@@ -156,7 +159,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         comps = parse_compositions(X[self.formula_column], what=self.formula_column)
         element_sets = [frozenset(c.elements) for c in comps]
         ions = tuple(self.domain_ion_elements)
-        classes = chemistry_classes(comps, ions)
+        classes = chemistry_classes(comps, ions, bool(self.domain_polyanions))
 
         cv = GroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
         pred = np.empty(len(X))
@@ -216,6 +219,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             heldout_distances=dist,
             training_classes=classes,
             ion_elements=ions,
+            class_support=bool(self.domain_polyanions),
         )
         logger.info(
             "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g, "
@@ -261,7 +265,8 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         element_sets = [frozenset(c.elements) for c in comps]
         classes = None
         if getattr(self.domain_, "class_counts_", None) is not None:  # None/absent: rule off (older model)
-            classes = chemistry_classes(comps, self.domain_.ion_elements_)
+            polyanions = bool(getattr(self, "domain_polyanions", False))  # absent: a model fitted before it
+            classes = chemistry_classes(comps, self.domain_.ion_elements_, polyanions)
         in_domain, reasons, dist = self.domain_.assess(z, element_sets, classes)
         reason_arr = np.empty(len(reasons), dtype=object)
         reason_arr[:] = reasons
