@@ -532,6 +532,20 @@ def train_target(
     return train_on_table(target, table, config, seed_facts=facts, progress=progress)
 
 
+def _worst_in_domain(studies: dict[str, pd.DataFrame]) -> str:
+    """The worst in-domain Na row held out by source: " (worst: FORMULA, measured y, predicted p)"."""
+    rows = studies.get("na_family_rows")
+    if rows is None or rows.empty:
+        return ""
+    held = rows.loc[(rows["scheme"] == "by source") & rows["in_domain"].astype(bool)]
+    if held.empty:
+        return ""
+    worst = held.loc[(held["prediction"] - held["y_true"]).abs().idxmax()]
+    return (
+        f" (worst: {worst['formula']}, measured {worst['y_true']:.2f}, predicted {worst['prediction']:.2f})"
+    )
+
+
 def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: np.ndarray) -> str:
     caveats = [
         "Metrics are out-of-fold on held-out groups "
@@ -570,6 +584,23 @@ def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: 
                     f"{part.iloc[0]['mae']:.3f} (Na only) vs {joint['mae']:.3f} (Na + Li), paired "
                     f"difference {joint['mae_minus_na_only']:+.3f} +- {joint['paired_se']:.3f} (SE)."
                 )
+        goals = result.studies.get("na_family_goals")
+        if goals is not None and len(goals):
+            missed = goals.loc[~goals["met"].astype(bool)]
+            caveats.append(
+                "Na beyond NASICON, grouped CV by source: "
+                + (
+                    "every goal of the per-family table is met."
+                    if missed.empty
+                    else "not met: "
+                    + "; ".join(
+                        f"{g} ({v:.3g})" for g, v in zip(missed["goal"], missed["value"], strict=True)
+                    )
+                    + ". The domain asks a Na query for a close training row of its own chemistry class "
+                    "(ion, anions, polyanion or not); a composition model cannot see a structure that makes "
+                    f"one member of a class a poor conductor{_worst_in_domain(result.studies)}."
+                )
+            )
         if isinstance(result.candidate.regressor, IonRoutedRegressor):
             caveats.append(
                 "Served: Na-only compositions are predicted by a forest trained on the Na rows only, Li and "
