@@ -234,13 +234,14 @@ def _fold_domain(
     z_test = np.asarray(features.transform(X.iloc[test]))
     comps = parse_compositions(X[model.formula_column])
     ions = tuple(model.domain_ion_elements)
-    classes = chemistry_classes(comps, ions)
+    classes = chemistry_classes(comps, ions, bool(getattr(model, "domain_polyanions", False)))
     domain = ApplicabilityDomain(model.domain_k, model.domain_quantile).fit(
         z_train,
         training_elements=frozenset().union(*(comps[i].elements for i in train)),
         heldout_distances=heldout_distances,
         training_classes=[classes[i] for i in train],
         ion_elements=ions,
+        class_support=bool(getattr(model, "domain_polyanions", False)),
     )
     flags, reasons, _ = domain.assess(
         z_test, [frozenset(comps[i].elements) for i in test], [classes[i] for i in test]

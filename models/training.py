@@ -32,7 +32,7 @@ from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from models.data import dataset_hash, load_curated
-from models.domain import domain_ions
+from models.domain import domain_ions, domain_polyanions
 from models.estimators import MLPEnsembleRegressor, StudyOffsetRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
@@ -320,6 +320,7 @@ def fit_uncertain(
         n_splits=config.n_splits,
         coverage=0.9,
         domain_ion_elements=domain_ions(target),
+        domain_polyanions=domain_polyanions(target),
         random_state=config.random_state,
     )
     return model.fit(X, y, groups)
@@ -531,6 +532,20 @@ def train_target(
     return train_on_table(target, table, config, seed_facts=facts, progress=progress)
 
 
+def _worst_in_domain(studies: dict[str, pd.DataFrame]) -> str:
+    """The worst in-domain Na row held out by source: " (worst: FORMULA, measured y, predicted p)"."""
+    rows = studies.get("na_family_rows")
+    if rows is None or rows.empty:
+        return ""
+    held = rows.loc[(rows["scheme"] == "by source") & rows["in_domain"].astype(bool)]
+    if held.empty:
+        return ""
+    worst = held.loc[(held["prediction"] - held["y_true"]).abs().idxmax()]
+    return (
+        f" (worst: {worst['formula']}, measured {worst['y_true']:.2f}, predicted {worst['prediction']:.2f})"
+    )
+
+
 def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: np.ndarray) -> str:
     """The model card (markdown) of a trained target: data, selection, metrics, domain, caveats, studies."""
     caveats = _card_caveats(tgt, result, kept)
@@ -623,9 +638,25 @@ def _conductivity_caveats(result: TrainingResult, kept: pd.DataFrame) -> list[st
                 f"{part.iloc[0]['mae']:.3f} (Na only) vs {joint['mae']:.3f} (Na + Li), paired "
                 f"difference {joint['mae_minus_na_only']:+.3f} +- {joint['paired_se']:.3f} (SE)."
             )
+    goals = result.studies.get("na_family_goals")
+    if goals is not None and len(goals):
+        caveats.append(_na_family_goal_caveat(goals, result.studies))
     if isinstance(result.candidate.regressor, IonRoutedRegressor):
         caveats.append(
             "Served: Na-only compositions are predicted by a forest trained on the Na rows only, Li and "
             "mixed compositions by the forest trained on all rows (models.transfer.IonRoutedRegressor)."
         )
     return caveats
+
+
+def _na_family_goal_caveat(goals: pd.DataFrame, studies: dict[str, pd.DataFrame]) -> str:
+    """Which goals of the Na-beyond-NASICON per-family table are met, and the worst in-domain row."""
+    missed = goals.loc[~goals["met"].astype(bool)]
+    if missed.empty:
+        return "Na beyond NASICON, grouped CV by source: every goal of the per-family table is met."
+    listed = "; ".join(f"{g} ({v:.3g})" for g, v in zip(missed["goal"], missed["value"], strict=True))
+    return (
+        f"Na beyond NASICON, grouped CV by source: not met: {listed}. The domain asks a Na query for a close "
+        "training row of its own chemistry class (ion, anions, polyanion or not); a composition model cannot "
+        f"see a structure that makes one member of a class a poor conductor{_worst_in_domain(studies)}."
+    )

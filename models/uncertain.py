@@ -108,6 +108,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
     domain_ion_elements : the ions of the domain's chemistry-class rule (models.domain.domain_ions gives
         them per target); a query whose (ion, anion set) class no training row has is out of domain. With
         () the class is the anion set alone.
+    domain_polyanions : classes also tell polyanion frameworks apart (models.domain.domain_polyanions).
     random_state : seed of the grouped fold assignment.
     """
 
@@ -121,6 +122,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         domain_quantile: float = 0.95,
         formula_column: str = "formula",
         domain_ion_elements: tuple[str, ...] = (),
+        domain_polyanions: bool = False,
         random_state: int | None = 0,
     ) -> None:
         self.estimator = estimator
@@ -130,6 +132,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.domain_quantile = domain_quantile
         self.formula_column = formula_column
         self.domain_ion_elements = domain_ion_elements
+        self.domain_polyanions = domain_polyanions
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
@@ -149,7 +152,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         X, y_arr, g, n_splits = self._fit_inputs(X, y, groups)
         comps = parse_compositions(X[self.formula_column], what=self.formula_column)
         ions = tuple(self.domain_ion_elements)
-        classes = chemistry_classes(comps, ions)
+        classes = chemistry_classes(comps, ions, bool(self.domain_polyanions))
         cv = self._grouped_cv(X, y_arr, g, n_splits, classes)
         floor = select_spread_floor(y_arr, cv.pred, cv.sigma, cv.fold, self.coverage)
         sigma_hat = None if floor is None else cv.sigma  # None: absolute residuals gave narrower intervals
@@ -169,6 +172,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             heldout_distances=cv.dist,
             training_classes=classes,
             ion_elements=ions,
+            class_support=bool(self.domain_polyanions),
         )
         logger.info(
             "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g, "
@@ -303,7 +307,8 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         element_sets = [frozenset(c.elements) for c in comps]
         classes = None
         if getattr(self.domain_, "class_counts_", None) is not None:  # None/absent: rule off (older model)
-            classes = chemistry_classes(comps, self.domain_.ion_elements_)
+            polyanions = bool(getattr(self, "domain_polyanions", False))  # absent: a model fitted before it
+            classes = chemistry_classes(comps, self.domain_.ion_elements_, polyanions)
         in_domain, reasons, dist = self.domain_.assess(z, element_sets, classes)
         reason_arr = np.empty(len(reasons), dtype=object)
         reason_arr[:] = reasons

@@ -387,6 +387,7 @@ def _finish(spec: ScreeningSpec, frame: pd.DataFrame, accepted: bool, host_in: b
         frame["site"] = np.where(frame["is_host"], "", spec.site or "")
         frame["site2"] = np.where(frame["is_host"] | (frame["dopant2"] == ""), "", spec.site2 or "")
         frame["compensation"] = spec.compensation.mode
+        frame["phase"] = spec.phase
         c = spec.conditions
         for name in NUMERIC_CONDITIONS:
             value = getattr(c, name)

@@ -84,8 +84,8 @@ def _label(row: pd.Series) -> str:
 
 
 def top_table(ranked: pd.DataFrame, targets: Sequence[str], n: int) -> pd.DataFrame:
-    """The best ``n`` eligible candidates: rank, formula, dopant(s), fraction, per target the prediction
-    with std, 90% interval and domain flag, and the score."""
+    """The best ``n`` eligible candidates: rank, formula, dopant(s), fraction, the phase predicted, per
+    target the prediction with std, 90% interval and domain flag, and the score."""
     best = ranked[ranked["rank"].notna()].sort_values("rank").head(n) if "rank" in ranked else ranked.head(n)
     out = pd.DataFrame(
         {
@@ -99,6 +99,8 @@ def top_table(ranked: pd.DataFrame, targets: Sequence[str], n: int) -> pd.DataFr
     )
     if "fraction2" in best and best["fraction2"].notna().any():
         out["fraction2"] = best["fraction2"].to_numpy()
+    if "phase" in best:  # the phase the conductivity model was asked about (the spec's ``phase``)
+        out["phase"] = best["phase"].to_numpy()
     for t in targets:
         for f in (Field.PREDICTION, Field.STD, Field.LOWER_90, Field.UPPER_90, Field.IN_DOMAIN):
             col = column(t, f)

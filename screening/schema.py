@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: Bumped when the columns of a stored chunk change, so chunks written under another schema are not reused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Field(StrEnum):
@@ -96,6 +96,7 @@ CANDIDATE_COLUMNS = (
     "dopant2_valence",
     "fraction2",
     "compensation",
+    "phase",  # the spec's phase (models.phase.PHASES): what the conductivity model is asked about
     *CONDITION_COLUMNS,
 )
 

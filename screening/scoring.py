@@ -1,7 +1,7 @@
 """Scoring accepted candidates with one predictor per target.
 
-``score_candidates(accepted, predictors)`` sends each predictor the inputs it needs (formula and the
-conditions columns) and adds, per target, ``<target>_prediction, _std, _lower_90, _upper_90,
+``score_candidates(accepted, predictors)`` sends each predictor the inputs it needs (formula, phase and
+the conditions columns) and adds, per target, ``<target>_prediction, _std, _lower_90, _upper_90,
 _in_domain, _domain_reason, _model_version, _error``. A predictor reports bad rows itself (its
 ``error`` column); if it raises for a whole batch, the batch is bisected so the rows that raise get the
 exception text as their error and the others are still scored. No row is dropped or silently NaN: a row
@@ -24,7 +24,9 @@ __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "PredictorLike", "score_candidates
 
 log = logging.getLogger(__name__)
 
-INPUT_COLUMNS = ("formula", *CONDITION_COLUMNS)
+#: what a predictor is sent: the formula, the spec's phase (read by the conductivity model, ignored by the
+#: cathode models) and the battery conditions
+INPUT_COLUMNS = ("formula", "phase", *CONDITION_COLUMNS)
 _NUMERIC = tuple(f.value for f in NUMERIC_FIELDS)
 
 

@@ -40,6 +40,8 @@ Grammar (YAML shown; TOML is the same mapping)::
     decimals: 4                             # amounts in candidate formulas
     max_candidates: 10000000                # cap; larger grids are refused
     allow_peroxide: false                   # default true only for oxychlorides (Na2O2)
+    phase: amorphous                        # crystalline | amorphous | glass | glass-ceramic | unknown
+                                            # (default): the phase the conductivity model predicts
 
 The substitution form is compiled into a template (``Na{0.6}Li{0.2}Mn{0.8 - x}{M}{x}O{2.0}``, with the
 compensation written as an expression of the dopant valence ``v``), so candidate generation has one path.
@@ -65,6 +67,7 @@ from featurize import elements as el
 from featurize.composition import CompositionError, parse_formula
 from featurize.oxidation import assign_oxidation_states, cation_states
 from models.conditions import DEFAULT_WORKING_ION, NUMERIC_CONDITIONS
+from models.phase import DEFAULT_PHASE
 from models.targets import TargetName
 from screening.families import FAMILIES, Family
 from screening.ranking import RankingConfig, parse_ranking
@@ -195,6 +198,7 @@ class ScreeningSpec:
     decimals: int = 4
     max_candidates: int = DEFAULT_MAX_CANDIDATES
     allow_peroxide: bool = False
+    phase: str = DEFAULT_PHASE  # models.phase.PHASES: the phase every candidate is predicted in
     description: str = ""
     notes: tuple[str, ...] = ()
     source: str = field(default="{}", compare=False)  # the input mapping as JSON (for logging)
@@ -659,6 +663,7 @@ def parse_spec(
         decimals=form.decimals,
         max_candidates=cap,
         allow_peroxide=peroxide,
+        phase=form.phase,
         description=form.description,
         source=json.dumps(mapping, sort_keys=True, default=str),
     )

@@ -35,6 +35,7 @@ from models.conditions import (
     check_condition,
     check_window,
 )
+from models.phase import DEFAULT_PHASE, PHASES, normalize_phase
 from models.targets import TargetName
 from screening.families import FAMILIES
 
@@ -383,6 +384,16 @@ def _family(value: object) -> str:
     return value
 
 
+def _phase(value: object) -> str:
+    """The processing state every candidate is predicted in (models.phase: spelling variants normalised)."""
+    if not isinstance(value, str):
+        raise ValueError(f"needs a phase name, got {value!r}")
+    phase, error = normalize_phase(_text(value, "a phase name"))
+    if error:
+        raise ValueError(f"unknown phase {value!r} (known: {', '.join(PHASES)})")
+    return phase
+
+
 def _ranking(value: object) -> dict[str, Any]:
     if value is None:
         return {}
@@ -414,6 +425,9 @@ class SpecForm(_Form):
     decimals: Annotated[int, _strict_int(2, 8)] = 4
     max_candidates: Annotated[int, _strict_int(1, 10**12)] | None = None
     allow_peroxide: StrictBool | None = None
+    #: crystalline / amorphous / glass / glass-ceramic / unknown: the phase the conductivity model is asked
+    #: about for every candidate (``unknown``: predicted like rows whose source stated none)
+    phase: Annotated[str, BeforeValidator(_phase)] = DEFAULT_PHASE
 
     @classmethod
     def _normalise(cls, data: object) -> object:

@@ -269,6 +269,7 @@ def _report(prep: _Prepared, result: Any, summary: Any, executor: str) -> dict[s
     doc = {
         "spec": spec.name,
         "family": spec.family.name,
+        "phase": spec.phase,
         "ranked_by": describe(spec.ranking),
         "model_versions": prep.versions,
         "counts": summary.counts.as_dict(),
@@ -395,7 +396,7 @@ def screen(
         + ", ".join(t.value for t in spec.targets)
         + "; models "
         + ", ".join(f"{k} v{v}" for k, v in prep.versions.items())
-        + f"; ranked by {describe(spec.ranking)}; executor {executor}"
+        + f"; phase {spec.phase}; ranked by {describe(spec.ranking)}; executor {executor}"
         + (f" at {address}" if executor == "ray" and address else "")
         + (f" ({chosen})" if chosen else "")
     )

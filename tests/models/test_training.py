@@ -209,3 +209,14 @@ def test_conductivity_phase_input_defaults_to_unknown_and_rejects_bad_text() -> 
     errors = row_errors(TargetName.IONIC_CONDUCTIVITY, df, parse_formulas(df["formula"].tolist()))
     assert errors[:3] == ["", "", ""]
     assert "phase='liquid'" in errors[3] and "crystalline" in errors[3]
+
+
+def test_card_names_the_unmet_na_family_goals(conductivity_result) -> None:
+    goals = conductivity_result.studies.get("na_family_goals")
+    if goals is None or goals.empty:
+        pytest.skip("no Na rows beyond NASICON in this training table")
+    card = conductivity_result.model_card
+    missed = goals.loc[~goals["met"].astype(bool), "goal"]
+    assert all(goal in card for goal in missed)
+    if missed.empty:
+        assert "every goal of the per-family table is met" in card

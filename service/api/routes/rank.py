@@ -20,7 +20,7 @@ from service.api.screen_job import (
 router = APIRouter(tags=["rank"])
 
 # Same on every row (and said once in the response): left out of the candidate rows.
-_REPEATED = ["ranked_by", "template", "host", "family"]
+_REPEATED = ["ranked_by", "template", "host", "family", "phase"]
 
 
 @router.post(
@@ -73,6 +73,7 @@ def _rank(body: RankRequest, predictors: Any, settings: Any) -> RankResponse:
         n_generated=result.n_generated,
         n_rejected=len(result.rejected),
         n_scored=len(result.ranked),
+        phase=spec.phase,
         candidates=records(result.ranked.head(body.top_k).drop(columns=_REPEATED, errors="ignore")),
         rejected=rejected,
     )

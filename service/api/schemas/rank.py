@@ -44,6 +44,12 @@ class RankRequest(BaseModel):
     codoping: dict[str, Any] | None = None
     conditions: RankConditions | None = None
     targets: list[TargetName] | None = None
+    phase: str | None = Field(
+        default=None,
+        max_length=40,
+        description="crystalline | amorphous | glass | glass-ceramic | unknown (default): the phase the "
+        "conductivity model predicts every candidate in",
+    )
     ranking: dict[str, Any] | None = Field(
         default=None, description="Ranking settings: mode value|ucb|ei|pareto, objectives, kappa, ..."
     )
@@ -71,6 +77,7 @@ class RankResponse(BaseModel):
     n_generated: int
     n_rejected: int = Field(description="Candidates that failed the charge-neutrality check")
     n_scored: int
+    phase: str = Field(default="unknown", description="The phase every candidate was predicted in")
     candidates: list[dict[str, Any]] = Field(
         description="Top-k rows: rank, score, formula, dopant, fraction, and per target prediction/std/"
         "lower_90/upper_90/in_domain/domain_reason/model_version/error"

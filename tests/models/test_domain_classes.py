@@ -1,0 +1,73 @@
+"""Conductivity's chemistry classes tell polyanion frameworks apart, and its support rule asks for a close
+training row of the query's own class (beta-alumina is not supported by NASICON phosphates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from featurize.composition import parse_formula
+from models.domain import (
+    POLYANION,
+    ApplicabilityDomain,
+    anion_sets,
+    chemistry_classes,
+    domain_polyanions,
+)
+from models.targets import TargetName
+
+
+@pytest.mark.parametrize(
+    ("formula", "anions"),
+    [
+        ("Na3Zr2Si2PO12", {"O", POLYANION}),  # phosphate-silicate NASICON
+        ("NaAl11O17", {"O"}),  # beta-alumina: an aluminate, no polyanion centre
+        ("Na3PS4", {"S", POLYANION}),  # thiophosphate
+        ("Na3SbS4", {"S", POLYANION}),  # thioantimonate: the same class as Na3PS4
+        ("Na2HfCl6", {"Cl"}),
+        ("Na2HfO2Cl4", {"O", "Cl"}),
+        ("Na2SO4", {"O", POLYANION}),  # S as a cation centres a sulfate
+    ],
+)
+def test_polyanion_marker_follows_the_oxidation_roles(formula: str, anions: set[str]) -> None:
+    comp = parse_formula(formula)
+    assert anion_sets([comp], polyanions=True) == [frozenset(anions)]
+    assert anion_sets([comp]) == [frozenset(anions - {POLYANION})]  # off by default (cathode targets)
+
+
+def test_only_conductivity_uses_polyanion_classes() -> None:
+    assert domain_polyanions(TargetName.IONIC_CONDUCTIVITY)
+    assert not domain_polyanions(TargetName.CAPACITY_RETENTION)
+    assert not domain_polyanions(TargetName.AVERAGE_VOLTAGE)
+
+
+def _domain(formulas: list[str], Z: np.ndarray, class_support: bool) -> ApplicabilityDomain:
+    comps = [parse_formula(f) for f in formulas]
+    return ApplicabilityDomain(k=2, quantile=1.0).fit(
+        Z,
+        training_elements={e for c in comps for e in c.elements},
+        heldout_distances=[1.0],  # threshold 1.0
+        training_classes=chemistry_classes(comps, ("Na", "Li"), polyanions=True),
+        ion_elements=("Na", "Li"),
+        class_support=class_support,
+    )
+
+
+def test_a_query_needs_a_close_row_of_its_own_class() -> None:
+    # NASICONs at the origin, one Na aluminate far away, Na chlorides at (0, 5)
+    train = ["Na3Zr2Si2PO12", "Na3Hf2Si2PO12", "Na3Zr2Si2PO12", "Na2O", "Na2ZrCl6", "Na2HfCl6"]
+    Z = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [6.0, 0.0], [0.0, 5.0], [0.1, 5.0]])
+    on = _domain(train, Z, class_support=True)
+    queries = [parse_formula(f) for f in ("NaAl11O17", "Na3Zr2Si2PO12", "NaTaCl6")]
+    classes = chemistry_classes(queries, ("Na", "Li"), polyanions=True)
+    Zq = np.array([[0.05, 0.05], [0.05, 0.05], [0.05, 5.0]])  # the aluminate sits among the NASICONs
+    d = on.class_distances(Zq, classes)
+    assert d[1] < 0.1 and d[2] < 0.1
+    assert d[0] == pytest.approx(np.hypot(*((Zq[0] - [6.0, 0.0]) / on.distance_.scale_)))
+    elements = [frozenset(q.elements) - {"Al", "Ta"} for q in queries]  # the element rule aside
+    ok, reasons, _ = on.assess(Zq, elements, classes)
+    assert ok.tolist() == [False, True, True]
+    assert reasons[0].startswith("no close compound of its class (Na {O}) in the training data: distance ")
+    # without class support the aluminate passes: its Na neighbours (the NASICONs) are close
+    off = _domain(train, Z, class_support=False)
+    assert off.assess(Zq, elements, classes)[0].tolist() == [True, True, True]
