@@ -74,6 +74,7 @@ def serve(
 
     from service.api.app import create_app
     from service.api.settings import settings_from_env
+    from service.cli.http_protocol import HTTP_PROTOCOL
 
     settings = settings_from_env(
         host=host,
@@ -89,6 +90,7 @@ def serve(
         "log_level": log_level,
         "access_log": False,  # the app writes its own structured (JSON) access log
         "server_header": False,
+        "http": HTTP_PROTOCOL,  # TCP_NODELAY on every connection (see service.cli.http_protocol)
     }
     if n_workers == 1:
         _json_access_log()
