@@ -42,10 +42,11 @@ from __future__ import annotations
 import ast
 import math
 import numbers
+import operator
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -153,9 +154,11 @@ class Composition:
         """Internal: the same object as the constructor, for values ``_canonical`` has already checked
         (elements unique and sorted by Z, amounts finite and positive), without checking them again."""
         obj = object.__new__(cls)
-        obj.__dict__.update(
-            formula=formula, elements=elements, amounts=amounts, structure_type=structure_type
-        )
+        fields = obj.__dict__  # item assignment: the cheapest way past the frozen dataclass's __setattr__
+        fields["formula"] = formula
+        fields["elements"] = elements
+        fields["amounts"] = amounts
+        fields["structure_type"] = structure_type
         return obj
 
     @classmethod
@@ -279,6 +282,12 @@ _CLOSING = {")": "(", "]": "[", "}": "{"}
 #: A flat formula (element symbols with optional plain amounts, nothing else): the common case.
 _FLAT_RE = re.compile(rf"(?:[A-Z][a-z]*{_NUMBER}?)+")
 _FLAT_TOKEN_RE = re.compile(rf"([A-Z][a-z]*)({_NUMBER})?")
+_NUMBER_FULLMATCH = re.compile(_NUMBER).fullmatch
+_SYMBOL_SPLIT = re.compile(r"([A-Z][a-z]*)").split
+#: A polymorph prefix as a whole token (what ``_PREFIX_RE`` reads before the "-"), for the fast path.
+_PREFIX_TOKEN_RE = re.compile(rf"{_STACK}(?:/{_STACK})*|{_PHASE}|{_LETTER}")
+#: prefix text -> structure type (cached for the fast path; None: the text is no prefix).
+_PREFIX_TYPES: dict[str, str | None] = {}
 _Z_OF = {sym: atomic_number(sym) for sym in ELEMENTS}
 #: pymatgen's amount tolerance: amounts this close to an integer count as integers in its reduction.
 _PMG_TOLERANCE: float = PmgComposition.amount_tolerance
@@ -390,6 +399,23 @@ def _coefficient(part: str, variables: Mapping[str, float]) -> tuple[float, str]
     return value, rest
 
 
+_BRACKETS = str.maketrans("[]{}", "()()")
+
+
+def _pymatgen_amounts(text: str) -> dict[str, float]:
+    """``{symbol: amount}`` of ``PmgComposition(text).get_el_amt_dict()`` for a bracketed formula whose
+    tokens are all checked element symbols and positive amounts: pymatgen's own formula parser, then
+    what the Composition constructor does with its result (amounts below its tolerance dropped, negative
+    ones refused; each symbol an Element, so one entry per symbol), without building Element objects."""
+    amounts: dict[str, float] = {}
+    for symbol, amount in PmgComposition._parse_formula(text).items():
+        if amount < -_PMG_TOLERANCE:
+            raise ValueError("Amounts in Composition cannot be negative!")
+        if abs(amount) >= _PMG_TOLERANCE:
+            amounts[symbol] = float(amount)
+    return amounts
+
+
 def _component_amounts(part: str) -> dict[str, float]:
     """Amounts of one mixture component (no coefficient): own token checks, then pymatgen's grammar
     for bracketed formulas (a flat formula is summed directly from the checked tokens)."""
@@ -443,8 +469,7 @@ def _component_amounts(part: str) -> dict[str, float]:
     if not nested:
         return flat
     try:
-        pmg = PmgComposition(text.replace("[", "(").replace("]", ")").replace("{", "(").replace("}", ")"))
-        amounts = {str(el): float(amt) for el, amt in pmg.get_el_amt_dict().items()}
+        amounts = _pymatgen_amounts(text.translate(_BRACKETS))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _Problem(f"cannot parse {part!r} ({exc})") from None
     if set(amounts) != symbols or not all(math.isfinite(a) and a > 0 for a in amounts.values()):
@@ -596,66 +621,101 @@ def _flat_amounts(text: str) -> dict[str, float] | None:
     return flat
 
 
-@dataclass(frozen=True)
-class _Skeleton:
-    """The element sequence of a flat formula, its atomic-number order and pymatgen's formula order
-    (cached: files and screens repeat a few hundred sequences over millions of formulas)."""
-
-    symbols: tuple[str, ...]
-    z_order: tuple[int, ...]
-    en_order: tuple[int, ...]
-    elements: tuple[str, ...]
-
-
+#: The element sequence of a flat formula -> (its elements in atomic-number order, a ``str.format``
+#: template writing pymatgen's formula from the amount texts in input order, a picker of the amounts in
+#: atomic-number order or None when the input order already is); None: repeated or unknown symbols.
+#: Cached: files and screens repeat a few hundred sequences over millions of formulas.
+_Skeleton = tuple[tuple[str, ...], str, Callable[[tuple[float, ...]], tuple[float, ...]] | None]
 _SKELETONS: dict[tuple[str, ...], _Skeleton | None] = {}
+_SKELETONS_MAX = 2**16
+_SLOTS = tuple("{%d}" % i for i in range(64))  # noqa: UP031 (a format template of format fields)
 
 
 def _skeleton(symbols: tuple[str, ...]) -> _Skeleton | None:
     if symbols in _SKELETONS:
         return _SKELETONS[symbols]
     skel: _Skeleton | None = None
-    if len(set(symbols)) == len(symbols) and all(s in _Z_OF for s in symbols):
+    zs = [_Z_OF.get(s, 0) for s in symbols]
+    if zs and 0 not in zs and len(set(zs)) == len(zs) and len(zs) <= len(_SLOTS):
         _x, order = _pauling()
+        en = [order[s] for s in symbols]
         idx = range(len(symbols))
-        z_order = tuple(sorted(idx, key=lambda i: _Z_OF[symbols[i]]))
-        en_order = tuple(sorted(idx, key=lambda i: order[symbols[i]]))
-        skel = _Skeleton(symbols, z_order, en_order, tuple(symbols[i] for i in z_order))
-    if len(_SKELETONS) < 4096:
+        z_order = sorted(idx, key=zs.__getitem__)
+        template = "".join([symbols[i] + _SLOTS[i] for i in sorted(idx, key=en.__getitem__)])
+        by_z = None if z_order == list(idx) else operator.itemgetter(*z_order)
+        skel = (tuple([symbols[i] for i in z_order]), template, by_z)
+    if len(_SKELETONS) < _SKELETONS_MAX:
         _SKELETONS[symbols] = skel
     return skel
 
 
-def _flat_fractional(text: str) -> Composition | None:
-    """The commonest case on its own path: a flat formula, each element once, some amount non-integer
-    ("Na0.67Mn0.6Ni0.3Fe0.1O2"). Same result as ``_canonical(_flat_amounts(text))`` (pymatgen's formula
-    for non-integer amounts, factor 1), from a cached element sequence instead of dicts and sorts; None
-    for anything else (the general path decides)."""
-    tokens = _FLAT_TOKEN_RE.findall(text)
-    if not tokens or sum([len(a) + len(b) for a, b in tokens]) != len(text) or not text.isascii():
+#: amount text of a flat formula ("0.670", "" for none) -> (amount rounded to AMOUNT_DECIMALS, how
+#: ``Composition.formula`` writes it, whether pymatgen counts it as an integer); None: an amount the
+#: fast path leaves to the general one (zero, below the tolerance, too large) for its error message.
+_AMOUNTS: dict[str, tuple[float, str, bool] | None] = {}
+_AMOUNTS_MAX = 2**17
+
+
+def _amount_entry(num: str) -> tuple[float, str, bool] | None:
+    entry: tuple[float, str, bool] | None = None
+    if not num or (num.isascii() and _NUMBER_FULLMATCH(num) is not None):
+        value = float(num) if num else 1.0
+        if _MIN_AMOUNT <= value <= MAX_AMOUNT:
+            r = round(value, AMOUNT_DECIMALS)
+            entry = (r, _amount_text(r), abs(r - round(r)) < _PMG_TOLERANCE)
+    if len(_AMOUNTS) < _AMOUNTS_MAX:
+        _AMOUNTS[num] = entry
+    return entry
+
+
+def _flat_fractional(text: str, structure_type: str | None = None) -> Composition | None:
+    """The commonest case on its own path: a flat ASCII formula, each element once, some amount
+    non-integer ("Na0.67Mn0.6Ni0.3Fe0.1O2"). Same result as ``_canonical(_flat_amounts(text))``
+    (pymatgen's formula for non-integer amounts, factor 1), from one regex split at the element symbols,
+    a cached element sequence and cached amount texts (which also validate: a text between two symbols
+    that is not a plain number has no entry) instead of per-token matches, dicts and sorts; None for
+    anything else (the general path decides)."""
+    parts = _SYMBOL_SPLIT(text)  # ["", "Na", "0.67", "Mn", "0.6", ...]: symbols at odd, amounts at even
+    if parts[0] or not text.isascii():
         return None
-    skel = _skeleton(tuple([a for a, _b in tokens]))
-    if skel is None or ("2O" in text and _DOT_HYDRATE_RE.search(text)):
+    symbols = tuple(parts[1::2])
+    skel = _SKELETONS.get(symbols) or _skeleton(symbols)
+    if skel is None:
         return None
-    cached = _ROUNDED.get
-    rounded: list[float] = []
-    integer = True
-    for _sym, num in tokens:
-        if not num:
-            rounded.append(1.0)
-            continue
-        value = float(num)
-        r = cached(value)
-        if r is None:
-            if not _MIN_AMOUNT <= value <= MAX_AMOUNT:
-                return None
-            r = _round_amount(value)
-        if integer and abs(r - round(r)) >= _PMG_TOLERANCE:
-            integer = False
-        rounded.append(r)
-    if integer:
+    get = _AMOUNTS.get
+    entries = [get(num) or _amount_entry(num) for num in parts[2::2]]
+    if None in entries or ("2O" in text and _DOT_HYDRATE_RE.search(text)):
         return None
-    formula = "".join([skel.symbols[i] + _amount_text(rounded[i]) for i in skel.en_order])
-    return Composition._trusted(formula, skel.elements, tuple([rounded[i] for i in skel.z_order]), None)
+    rounded, texts, integers = zip(*entries, strict=True)
+    if all(integers):  # integer amounts: gcd reduction, polyanions, special formulas (general path)
+        return None
+    elements, template, by_z = skel
+    return Composition._trusted(
+        template.format(*texts), elements, rounded if by_z is None else by_z(rounded), structure_type
+    )
+
+
+def _flat_with_prefix(text: str) -> Composition | None:
+    """A polymorph prefix and a flat formula ("P2-Na0.67Mn0.6Ni0.3Fe0.1O2"): the same result as the
+    general path (which reads the prefix, finds one mixture component with coefficient 1 and sums its
+    flat tokens), without text normalisation, bracket scanning or coefficient matching; None for
+    anything else. ASCII, no whitespace and a prefix that is a whole stacking/phase token make every
+    step of the general path before the amounts a no-op."""
+    head, _sep, rest = text.partition("-")
+    if head in _PREFIX_TYPES:
+        structure_type = _PREFIX_TYPES[head]
+    else:
+        token = head.isascii() and _PREFIX_TOKEN_RE.fullmatch(head) is not None
+        structure_type = _structure_type(head) if token else None
+        if len(_PREFIX_TYPES) < 1024:
+            _PREFIX_TYPES[head] = structure_type
+    if structure_type is None:
+        return None
+    fast = _flat_fractional(rest, structure_type)
+    if fast is not None:
+        return fast
+    flat = _flat_amounts(rest)
+    return None if flat is None else _canonical(flat, structure_type, checked=True)
 
 
 def _check_characters(text: str) -> None:
@@ -693,6 +753,8 @@ def _parse(text: str, variables: Mapping[str, float], *, reference: bool = False
     """Parse ``text``; ``reference=True`` reduces through pymatgen objects (the slow reference path)."""
     if not reference:
         fast = _flat_fractional(text)
+        if fast is None and "-" in text:
+            fast = _flat_with_prefix(text)
         if fast is not None:
             return fast
     flat = _flat_amounts(text)
@@ -763,10 +825,12 @@ def parse_formula(text: object, variables: Mapping[str, float] | None = None) ->
         raise CompositionError(text, f"not a formula string (got {type(text).__name__})")
     if len(text) > MAX_FORMULA_LENGTH:
         raise CompositionError(text, f"too long ({len(text)} characters, at most {MAX_FORMULA_LENGTH})")
-    try:
-        key = _variables_key(variables)
-    except _Problem as exc:
-        raise CompositionError(text, str(exc)) from None
+    key: tuple[tuple[str, float], ...] = ()
+    if variables:
+        try:
+            key = _variables_key(variables)
+        except _Problem as exc:
+            raise CompositionError(text, str(exc)) from None
     result = _parse_cached(text, key)
     if isinstance(result, str):
         raise CompositionError(text, result)
