@@ -39,32 +39,44 @@ def _fmt(value: object) -> str:
 def _top_rich_table(
     top: Any, targets: list[str], units: dict[str, str], title: str, relative_to: str = "host"
 ) -> Any:
-    """Compact enough for an 80-column terminal: mean +- std per target (intervals are in top.csv)."""
+    """Compact enough for an 80-column terminal: mean +- std per target (intervals are in top.csv). With
+    deltas vs the reference: the means, per such target the change with the half-width of its 90% interval
+    and P(better), and no dopant / x / domain / score columns (the formula says the dopant; stds, domain
+    flags and scores are in top.csv)."""
     from rich.table import Table
 
     from screening.schema import Field, column
 
     table = Table(title=title, title_justify="left")
-    for col in ("#", "formula", "dopant", "x"):
+    relative = [t for t in targets if column(t, Field.DELTA) in top]
+    for col in ("#", "formula") if relative else ("#", "formula", "dopant", "x"):
         table.add_column(col, justify="right" if col in ("#", "x") else "left", no_wrap=col == "formula")
     short = {"average_voltage": "V", "capacity_retention": "retention", "ionic_conductivity": "log10 sigma"}
-    relative = [t for t in targets if column(t, Field.DELTA) in top]
+    if relative:
+        short["capacity_retention"] = "ret."
     for t in targets:
         table.add_column(f"{short.get(t, t)} ({units[t]})", justify="right", no_wrap=True)
         if t in relative:
-            table.add_column(f"change vs {relative_to} (90%)", justify="right", no_wrap=True)
-            table.add_column("P(better)", justify="right")
-        table.add_column("dom", justify="center")
-    table.add_column("score", justify="right")
+            table.add_column(f"Δ vs {relative_to}", justify="right", no_wrap=True)
+            table.add_column("P>" + relative_to, justify="right", no_wrap=True)
+        elif not relative:
+            table.add_column("dom", justify="center")
+    if not relative:
+        table.add_column("score", justify="right")
     for _, row in top.iterrows():
-        cells = [_fmt(row["rank"]), str(row["formula"]), str(row["dopant"]), _fmt(float(row["fraction"]))]
+        cells = [_fmt(row["rank"]), str(row["formula"])]
+        if not relative:
+            cells += [str(row["dopant"]), _fmt(float(row["fraction"]))]
         for t in targets:
-            cells.append(f"{row[column(t, Field.PREDICTION)]:.3g} +- {row[column(t, Field.STD)]:.2g}")
+            mean, std = row[column(t, Field.PREDICTION)], row[column(t, Field.STD)]
+            cells.append(f"{mean:.3g}" if relative else f"{mean:.3g} +- {std:.2g}")
             if t in relative:
                 cells.append(_delta_cell(row, t))
-                cells.append(_fmt(float(row[column(t, Field.P_BETTER)])))
-            cells.append(_fmt(bool(row[column(t, Field.IN_DOMAIN)])))
-        cells.append(_fmt(float(row["score"])))
+                cells.append(f"{float(row[column(t, Field.P_BETTER)]):.2f}")
+            elif not relative:
+                cells.append(_fmt(bool(row[column(t, Field.IN_DOMAIN)])))
+        if not relative:
+            cells.append(_fmt(float(row["score"])))
         table.add_row(*cells)
     return table
 
@@ -103,17 +115,16 @@ def relative_notes(spec: Any, ranked: Any) -> list[str]:
 
 
 def _delta_cell(row: Any, target: str) -> str:
-    """``+3.1 [-2.0, +8.2]``: the predicted change vs the reference with its 90% interval."""
+    """``+3.1±12``: the predicted change vs the reference and the half-width of its 90% interval (the
+    interval is symmetric; both ends are in top.csv)."""
     from screening.schema import Field, column
 
     d = float(row[column(target, Field.DELTA)])
     if math.isnan(d):
         return "-"
-    lo, hi = (
-        float(row[column(target, Field.DELTA_LOWER_90)]),
-        float(row[column(target, Field.DELTA_UPPER_90)]),
-    )
-    return f"{d:+.2g} [{lo:+.2g}, {hi:+.2g}]"
+    upper = float(row[column(target, Field.DELTA_UPPER_90)])
+    lower = float(row[column(target, Field.DELTA_LOWER_90)])
+    return f"{d:+.2g}±{(upper - lower) / 2:.2g}"
 
 
 def _counts_rich_table(counts: dict[str, int]) -> Any:
@@ -390,6 +401,11 @@ def _log(prep: _Prepared, result: Any, summary: Any, paths: dict[str, Path], exe
 def _print(prep: _Prepared, result: Any, summary: Any, console: Any) -> None:
     targets = [t.value for t in prep.spec.targets]
     title = f"top {len(summary.top)} of {prep.spec.name}: mean +- std (intervals in top.csv)"
+    if any(c.endswith("_delta") for c in summary.top.columns):
+        title = (
+            f"top {len(summary.top)} of {prep.spec.name}: means, change vs the host with its 90% half-width, "
+            "P(better than the host); all columns in top.csv"
+        )
     spec = prep.spec
     relative_to = "host" if spec.reference == spec.host else "ref"
     console.print(_top_rich_table(summary.top, targets, prep.units, title, relative_to))
