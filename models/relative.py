@@ -266,6 +266,14 @@ class RelativeUncertainRegressor(UncertainRegressor):
 
 
 # ------------------------------------------------------------------------------------------ serving API
+@dataclass(frozen=True)
+class AnchorOffset:
+    """The user's lab offset from their own measured rows: ``mean(measured - predicted)`` over ``n`` rows."""
+
+    offset: float
+    n: int
+
+
 def _with_conditions(frame: pd.DataFrame, conditions: Mapping[str, Any] | None) -> pd.DataFrame:
     out = frame.copy()
     for key, value in (conditions or {}).items():
@@ -278,15 +286,20 @@ def _with_conditions(frame: pd.DataFrame, conditions: Mapping[str, Any] | None) 
     return out
 
 
-def _spread(model: Any, frame: pd.DataFrame) -> np.ndarray | None:
+def _mean_spread(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """Unclipped point predictions and the raw spread (None without one), in one pass when the model
+    offers ``predict_mean_spread`` (its mean is ``predict``'s: ``models.estimators.spread``)."""
+    if frame.empty:
+        return np.zeros(0), None
     method = getattr(model, "predict_mean_spread", None)
-    if not callable(method) or frame.empty:
-        return None
-    _, sigma = method(frame)
-    return None if sigma is None else np.asarray(sigma, dtype=float)
+    if callable(method):
+        mean, sigma = method(frame)
+        return np.asarray(mean, dtype=float), None if sigma is None else np.asarray(sigma, dtype=float)
+    return np.asarray(model.predict(frame), dtype=float), None
 
 
-def _relative_calibration(model: Any) -> RelativeCalibration:
+def relative_calibration(model: Any) -> RelativeCalibration:
+    """The model's relative calibration; ValueError asking for a retrain when it has none."""
     cal = getattr(model, "relative_calibration_", None)
     if not isinstance(cal, RelativeCalibration):
         raise ValueError(
@@ -294,6 +307,121 @@ def _relative_calibration(model: Any) -> RelativeCalibration:
             "it with `nascreen train --target <target>`"
         )
     return cal
+
+
+def has_relative_calibration(predictor: Any) -> bool:
+    """Can this predictor answer relative predictions (delta vs a reference, P(better))?"""
+    return isinstance(
+        getattr(getattr(predictor, "model", None), "relative_calibration_", None), RelativeCalibration
+    )
+
+
+def _condition_groups(frame: pd.DataFrame) -> np.ndarray:
+    """One group number per row for each distinct combination of the non-formula columns (NaN = NaN)."""
+    cols = [c for c in frame.columns if c != "formula"]
+    if not cols or frame.empty:
+        return np.zeros(len(frame), dtype=np.int64)
+    return np.asarray(frame[cols].groupby(cols, dropna=False, sort=False).ngroup(), dtype=np.int64)
+
+
+def relative_values(
+    predictor: Any,
+    candidates: pd.DataFrame,
+    answers: pd.DataFrame,
+    reference: str,
+    anchor: AnchorOffset | None = None,
+) -> pd.DataFrame:
+    """The relative columns for candidates already answered by ``predictor.predict_frame`` (``answers``,
+    same rows): the core of ``predict_relative`` and of screening (``screening.scoring``), which has the
+    absolute answers already. The reference is predicted once per distinct protocol (the non-formula
+    columns), not once per row. Returns ``RELATIVE_COLUMNS`` minus ``formula`` and the model version,
+    indexed 0..n-1; ``error`` says why a row has no relative numbers (its own error or the reference's)."""
+    target = TargetName(predictor.target)
+    cal = relative_calibration(predictor.model)
+    cand = candidates.reset_index(drop=True)
+    n = len(cand)
+    r_of = _condition_groups(cand)  # ngroup: 0..G-1 in order of first appearance
+    first = np.unique(r_of, return_index=True)[1]
+    ref = cand.iloc[first].reset_index(drop=True).copy()
+    ref["formula"] = reference
+    r_answer = predictor.predict_frame(ref)
+    r_err = r_answer["error"].to_numpy(object)[r_of]
+    c_err = answers["error"].to_numpy(object)
+    good = np.array([not c and not r for c, r in zip(c_err, r_err, strict=True)], dtype=bool)
+    out = {c: np.full(n, np.nan) for c in RELATIVE_COLUMNS if c not in _TEXT_RELATIVE}
+    out["reference_prediction"] = r_answer["prediction"].to_numpy(float)[r_of]
+    out["prediction"] = answers["prediction"].to_numpy(float)
+    if good.any():
+        r_good = np.zeros(len(ref), dtype=bool)
+        r_good[np.unique(r_of[good])] = True
+        r_mean = np.full(len(ref), np.nan)
+        r_sigma = np.full(len(ref), np.nan)
+        m, s = _mean_spread(predictor.model, ref.loc[r_good])
+        r_mean[r_good] = m
+        if s is not None:
+            r_sigma[r_good] = s
+        c_mean, c_sigma = _mean_spread(predictor.model, cand.loc[good])
+        d = c_mean - r_mean[r_of[good]]
+        pair_sigma = None if c_sigma is None or s is None else pair_spread(d, c_sigma, r_sigma[r_of[good]])
+        half = cal.half_width(pair_sigma, len(d))
+        std = half / cal.calibration.z
+        out["delta"][good], out["delta_std"][good] = d, std
+        out["delta_lower_90"][good], out["delta_upper_90"][good] = d - half, d + half
+        sign = 1.0 if TARGETS[target].higher_is_better else -1.0
+        out["p_better"][good] = norm.cdf(sign * d / np.maximum(std, 1e-12))
+        if anchor is not None:
+            _anchored(out, good, c_mean, half, cal, anchor, target)
+    out["n_anchors"] = np.full(n, 0 if anchor is None else anchor.n)
+    domain = answers["in_domain"].to_numpy(bool) & r_answer["in_domain"].to_numpy(bool)[r_of]
+    c_reason = answers["domain_reason"].to_numpy(object)
+    r_reason = r_answer["domain_reason"].to_numpy(object)[r_of]
+    frame = pd.DataFrame(out)
+    frame.insert(0, "reference_formula", reference)
+    frame["in_domain"] = domain
+    frame["domain_reason"] = [
+        c if c else (f"reference: {r}" if r else "") for c, r in zip(c_reason, r_reason, strict=True)
+    ]
+    frame["error"] = [
+        c if c else (f"reference {reference!r}: {r}" if r else "") for c, r in zip(c_err, r_err, strict=True)
+    ]
+    return frame
+
+
+_TEXT_RELATIVE = (
+    "formula",
+    "reference_formula",
+    "n_anchors",
+    "in_domain",
+    "domain_reason",
+    "model_version",
+    "error",
+)
+
+
+def _anchored(
+    out: dict[str, np.ndarray],
+    good: np.ndarray,
+    c_mean: np.ndarray,
+    half: np.ndarray,
+    cal: RelativeCalibration,
+    anchor: AnchorOffset,
+    target: TargetName,
+) -> None:
+    """Anchored absolute values: several anchors' mean residual is less noisy, so the shrinkage is
+    ``k_n = n k / (1 + (n - 1) k)`` (the random-effects weight with k the one-anchor weight); the width is
+    that of one anchor (conservative)."""
+    k1 = cal.anchor_shrinkage
+    k = anchor.n * k1 / (1.0 + (anchor.n - 1) * k1) if k1 > 0 else 0.0
+    anchored = out["anchored_prediction"]
+    anchored[good] = c_mean + k * anchor.offset
+    a_cal = cal.anchored or cal.calibration
+    a_half = a_cal.half_width(None, int(good.sum())) if not a_cal.normalized else half
+    out["anchored_lower_90"][good] = anchored[good] - a_half
+    out["anchored_upper_90"][good] = anchored[good] + a_half
+    bounds = TARGETS[target].value_range
+    if bounds is not None:
+        for name in ("anchored_prediction", "anchored_lower_90", "anchored_upper_90"):
+            np.clip(out[name], *bounds, out=out[name])
 
 
 def predict_relative(
@@ -320,108 +448,65 @@ def predict_relative(
     ``p_better`` = P(candidate beats the reference) (higher is better for retention and voltage), the
     anchored columns (NaN without anchors), the candidate's domain flag, and ``error`` (a bad row keeps its
     reason and NaN numbers; a bad reference or anchor raises ValueError naming it)."""
-    target = TargetName(predictor.target)
-    cal = _relative_calibration(predictor.model)
+    relative_calibration(predictor.model)
     if "formula" not in candidates.columns:
         raise ValueError("candidates have no 'formula' column")
-    cand = _with_conditions(candidates.reset_index(drop=True), conditions)
-    ref = cand.copy()
-    ref["formula"] = reference
     try:
         parse_formula(reference)
     except CompositionError as exc:
         raise ValueError(f"reference {reference!r}: {exc}") from None
-    c_answer = predictor.predict_frame(cand)
-    r_answer = predictor.predict_frame(ref)
-    good = (c_answer["error"] == "").to_numpy() & (r_answer["error"] == "").to_numpy()
-    n = len(cand)
-    numbers = {column: np.full(n, np.nan) for column in _RELATIVE_NUMBERS}
-    anchored, a_lower, a_upper = (numbers[f"anchored_{c}"] for c in ("prediction", "lower_90", "upper_90"))
-    n_anchors = 0
-    if good.any():
-        # unclipped differences (the served absolute values are clipped to the physical range)
-        c_raw = np.asarray(predictor.model.predict(cand.loc[good]), dtype=float)
-        r_raw = np.asarray(predictor.model.predict(ref.loc[good]), dtype=float)
-        s_c = _spread(predictor.model, cand.loc[good])
-        s_r = _spread(predictor.model, ref.loc[good])
-        d = c_raw - r_raw
-        pair_sigma = None if s_c is None or s_r is None else pair_spread(d, s_c, s_r)
-        half = cal.half_width(pair_sigma, len(d))
-        std = half / cal.calibration.z
-        numbers["delta"][good], numbers["delta_std"][good] = d, std
-        numbers["delta_lower_90"][good], numbers["delta_upper_90"][good] = d - half, d + half
-        sign = 1.0 if TARGETS[target].higher_is_better else -1.0
-        numbers["p_better"][good] = norm.cdf(sign * d / np.maximum(std, 1e-12))
-        if anchors is not None:
-            offset, n_anchors = _anchor_offset(predictor, anchors, conditions)
-            # several anchors: their mean residual is less noisy; shrinkage k_n = n k / (1 + (n - 1) k)
-            # (the random-effects weight with k as the one-anchor weight); width as one anchor (conservative)
-            k1 = cal.anchor_shrinkage
-            k = n_anchors * k1 / (1.0 + (n_anchors - 1) * k1) if k1 > 0 else 0.0
-            anchored[good] = c_raw + k * offset
-            a_cal = cal.anchored or cal.calibration
-            a_half = a_cal.half_width(None, len(d)) if not a_cal.normalized else half
-            a_lower[good] = anchored[good] - a_half
-            a_upper[good] = anchored[good] + a_half
-            bounds = TARGETS[target].value_range
-            if bounds is not None:
-                for arr in (anchored, a_lower, a_upper):
-                    np.clip(arr, *bounds, out=arr)
-    out = _relative_table(cand, reference, c_answer, r_answer, numbers, n_anchors, predictor.model_version)
+    cand = _with_conditions(candidates.reset_index(drop=True), conditions)
+    anchor = None if anchors is None else anchor_offset(predictor, anchors, conditions)
+    values = relative_values(predictor, cand, predictor.predict_frame(cand), reference, anchor)
+    values.insert(0, "formula", cand["formula"].to_numpy(object))
+    values["model_version"] = predictor.model_version
+    out = values.loc[:, list(RELATIVE_COLUMNS)]
     out.index = candidates.index
     return out
 
 
-def _relative_table(
-    cand: pd.DataFrame,
-    reference: str,
-    c_answer: pd.DataFrame,
-    r_answer: pd.DataFrame,
-    numbers: Mapping[str, np.ndarray],
-    n_anchors: int,
-    model_version: str,
-) -> pd.DataFrame:
-    """The RELATIVE_COLUMNS frame of ``predict_relative`` (positional index): the candidates' and the
-    reference's answers side by side, the delta/anchored ``numbers``, and the joint domain flag and errors."""
-    errors = [
-        c if c else (f"reference {reference!r}: {r}" if r else "")
-        for c, r in zip(c_answer["error"], r_answer["error"], strict=True)
-    ]
-    out = pd.DataFrame(
-        {
-            "formula": cand["formula"].to_numpy(object),
-            "reference_formula": reference,
-            "prediction": c_answer["prediction"].to_numpy(float),
-            "reference_prediction": r_answer["prediction"].to_numpy(float),
-            **numbers,
-            "n_anchors": n_anchors,
-            "in_domain": c_answer["in_domain"].to_numpy(bool) & r_answer["in_domain"].to_numpy(bool),
-            "domain_reason": [
-                c if c else (f"reference: {r}" if r else "")
-                for c, r in zip(c_answer["domain_reason"], r_answer["domain_reason"], strict=True)
-            ],
-            "model_version": model_version,
-            "error": errors,
-        }
-    )
-    return out
-
-
-def _anchor_offset(
-    predictor: Any, anchors: pd.DataFrame, conditions: Mapping[str, Any] | None
-) -> tuple[float, int]:
-    """(mean measured - predicted, number of anchors); raises on a bad anchor."""
+def assess_anchors(
+    predictor: Any, anchors: pd.DataFrame, conditions: Mapping[str, Any] | None = None
+) -> tuple[AnchorOffset | None, pd.DataFrame]:
+    """Each measured row on its own: ``prediction`` (unclipped), ``residual`` (measured - prediction) and
+    ``error`` (why the row cannot anchor: not predictable, measured not a number). The offset is taken over
+    the good rows only (None when there is none): a bad row is reported, the others still anchor."""
     if MEASURED_COLUMN not in anchors.columns or "formula" not in anchors.columns:
         raise ValueError(f"anchors need 'formula' and {MEASURED_COLUMN!r} columns")
     if anchors.empty:
         raise ValueError("anchors are empty: give at least one measured row or no anchors")
     frame = _with_conditions(anchors.reset_index(drop=True), conditions)
     measured = pd.to_numeric(frame[MEASURED_COLUMN], errors="coerce").to_numpy(float)
-    answer = predictor.predict_frame(frame.drop(columns=[MEASURED_COLUMN]))
-    for i, (err, value) in enumerate(zip(answer["error"], measured, strict=True)):
+    inputs = frame.drop(columns=[MEASURED_COLUMN])
+    answer = predictor.predict_frame(inputs)
+    errors = [
+        str(err) if err else ("" if np.isfinite(value) else "measured value is not a number")
+        for err, value in zip(answer["error"], measured, strict=True)
+    ]
+    good = np.array([not e for e in errors], dtype=bool)
+    prediction = np.full(len(frame), np.nan)
+    if good.any():
+        prediction[good] = _mean_spread(predictor.model, inputs.loc[good])[0]
+    rows = pd.DataFrame(
+        {
+            "formula": frame["formula"].to_numpy(object),
+            "measured": measured,
+            "prediction": prediction,
+            "residual": measured - prediction,
+            "error": errors,
+        }
+    )
+    offset = AnchorOffset(float(np.mean(rows["residual"][good])), int(good.sum())) if good.any() else None
+    return offset, rows
+
+
+def anchor_offset(
+    predictor: Any, anchors: pd.DataFrame, conditions: Mapping[str, Any] | None = None
+) -> AnchorOffset:
+    """The lab offset of the user's measured rows; raises ValueError naming the first bad anchor row."""
+    offset, rows = assess_anchors(predictor, anchors, conditions)
+    for i, (formula, err) in enumerate(zip(rows["formula"], rows["error"], strict=True)):
         if err:
-            raise ValueError(f"anchor row {i} ({frame['formula'].iloc[i]!r}): {err}")
-        if not np.isfinite(value):
-            raise ValueError(f"anchor row {i} ({frame['formula'].iloc[i]!r}): measured value is not a number")
-    raw = np.asarray(predictor.model.predict(frame.drop(columns=[MEASURED_COLUMN])), dtype=float)
-    return float(np.mean(measured - raw)), len(frame)
+            raise ValueError(f"anchor row {i} ({formula!r}): {err}")
+    assert offset is not None
+    return offset

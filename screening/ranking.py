@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 MODES = ("value", "ucb", "ei", "pareto")
+#: What an objective ranks on: the absolute prediction, the predicted change vs the spec's reference
+#: (``delta`` with ``delta_std``), or the probability of beating the reference (``p_better``, no std).
+RANK_BY = ("value", "delta", "p_better")
 #: Upper bound of ``max_pareto_fronts`` (front numbers are int64; more fronts than this say nothing).
 MAX_PARETO_FRONTS = 100_000
 
@@ -55,8 +58,17 @@ class Objective:
     target: str
     direction: str  # "max" | "min"
     weight: float = 1.0
-    threshold: float | None = None  # constraint on the predicted mean (>= for max, <= for min)
+    threshold: float | None = None  # constraint on the ranked quantity (>= for max, <= for min)
     max_std: float | None = None
+    by: str = "value"  # RANK_BY
+
+    @property
+    def mean_field(self) -> Field:
+        return {"value": Field.PREDICTION, "delta": Field.DELTA, "p_better": Field.P_BETTER}[self.by]
+
+    @property
+    def std_field(self) -> Field | None:
+        return {"value": Field.STD, "delta": Field.DELTA_STD, "p_better": None}[self.by]
 
     @property
     def sign(self) -> float:
@@ -74,6 +86,7 @@ class RankingConfig:
     baseline: tuple[tuple[str, float], ...] = ()  # per target; a target not listed uses the host row
     in_domain_only: bool = False
     max_pareto_fronts: int = 50
+    reference: str = ""  # what delta / p_better objectives compare with (set by the spec: its host)
 
 
 def _num(value: object, where: str) -> float:
@@ -85,14 +98,23 @@ def _num(value: object, where: str) -> float:
     return out
 
 
-def _objective(target: str, raw: Mapping[str, Any], where: str) -> Objective:
-    extra = set(raw) - {"target", "direction", "weight", "threshold", "max_std"}
+def _by(value: object, where: str) -> str:
+    if value not in RANK_BY:
+        raise ValueError(f"{where}: {value!r} (use {', '.join(RANK_BY)})")
+    return str(value)
+
+
+def _objective(target: str, raw: Mapping[str, Any], where: str, default_by: str = "value") -> Objective:
+    extra = set(raw) - {"target", "direction", "weight", "threshold", "max_std", "by"}
     if extra:
         raise ValueError(f"{where}: unknown field(s) {sorted(extra)}")
+    by = _by(raw.get("by", default_by), f"{where}.by")
     default_dir = "max" if TARGETS[TargetName(target)].higher_is_better else "min"
-    direction = raw.get("direction", default_dir)
+    direction = raw.get("direction", "max" if by == "p_better" else default_dir)
     if direction not in ("max", "min"):
         raise ValueError(f"{where}.direction: {direction!r} (use max or min)")
+    if by == "p_better" and direction != "max":
+        raise ValueError(f"{where}.direction: p_better is P(beating the reference): it is maximised")
     weight = _num(raw.get("weight", 1.0), f"{where}.weight")
     if weight < 0:
         raise ValueError(f"{where}.weight: must be >= 0, got {weight}")
@@ -100,7 +122,9 @@ def _objective(target: str, raw: Mapping[str, Any], where: str) -> Objective:
     max_std = None if raw.get("max_std") is None else _num(raw["max_std"], f"{where}.max_std")
     if max_std is not None and max_std <= 0:
         raise ValueError(f"{where}.max_std: must be > 0, got {max_std}")
-    return Objective(target, direction, weight, threshold, max_std)
+    if max_std is not None and by == "p_better":
+        raise ValueError(f"{where}.max_std: p_better has no std (cap delta_std with by: delta)")
+    return Objective(target, direction, weight, threshold, max_std, by)
 
 
 def _objective_items(raw_obj: object) -> list[tuple[str, object, str]]:
@@ -120,7 +144,7 @@ def _objective_items(raw_obj: object) -> list[tuple[str, object, str]]:
     return items
 
 
-def _objectives(raw_obj: object, allowed: list[str]) -> list[Objective]:
+def _objectives(raw_obj: object, allowed: list[str], default_by: str = "value") -> list[Objective]:
     items = _objective_items(raw_obj)
     if not items:
         raise ValueError("objectives: empty")
@@ -130,7 +154,7 @@ def _objectives(raw_obj: object, allowed: list[str]) -> list[Objective]:
             raise ValueError(f"{where}: {t!r} is not a screened target ({', '.join(allowed)})")
         if not isinstance(raw, Mapping):
             raise ValueError(f"{where}: needs a mapping, got {raw!r}")
-        objectives.append(_objective(t, raw, where))
+        objectives.append(_objective(t, raw, where, default_by))
     if len({o.target for o in objectives}) != len(objectives):
         raise ValueError("objectives: a target is listed twice")
     if all(o.weight == 0 for o in objectives):
@@ -154,11 +178,13 @@ def _baselines(base: object, allowed: list[str]) -> tuple[tuple[str, float], ...
 def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str]) -> RankingConfig:
     """Ranking settings from a mapping; objectives default to ``targets`` with their natural direction.
 
-    ``objectives`` may be a list of names, a list of ``{target, direction, weight, threshold, max_std}``
-    or a mapping ``{target: {direction, weight, threshold, max_std}}``."""
+    ``objectives`` may be a list of names, a list of ``{target, direction, weight, threshold, max_std,
+    by}`` or a mapping ``{target: {direction, weight, threshold, max_std, by}}``; ``by`` (``RANK_BY``,
+    default the ranking's own ``by``, else ``value``) ranks the objective on its predicted change vs the
+    reference (``delta``, with its std) or on P(better than the reference) (``p_better``)."""
     if not isinstance(mapping, Mapping):
         raise ValueError(f"needs a mapping, got {mapping!r}")
-    known = {"mode", "objectives", "kappa", "xi", "baseline", "in_domain_only", "max_pareto_fronts"}
+    known = {"mode", "objectives", "kappa", "xi", "baseline", "in_domain_only", "max_pareto_fronts", "by"}
     extra = set(mapping) - known
     if extra:
         raise ValueError(f"unknown field(s) {sorted(extra)} (known: {', '.join(sorted(known))})")
@@ -166,7 +192,8 @@ def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str
     mode = mapping.get("mode", "value")
     if mode not in MODES:
         raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
-    objectives = _objectives(mapping.get("objectives", allowed), allowed)
+    default_by = _by(mapping.get("by", "value"), "by")
+    objectives = _objectives(mapping.get("objectives", allowed), allowed, default_by)
     kappa = _num(mapping.get("kappa", 1.0), "kappa")
     if kappa < 0:
         raise ValueError(f"kappa: must be >= 0, got {kappa}")
@@ -194,12 +221,18 @@ def describe(config: RankingConfig) -> str:
     objs = []
     for o in config.objectives:
         bits = [o.direction, f"weight {o.weight:g}"]
+        if o.by != "value":
+            bits.insert(
+                0, {"delta": "by delta vs reference", "p_better": "by P(better than reference)"}[o.by]
+            )
         if o.threshold is not None:
             bits.append(f"{'>=' if o.direction == 'max' else '<='} {o.threshold:g}")
         if o.max_std is not None:
             bits.append(f"std <= {o.max_std:g}")
         objs.append(f"{o.target} [{', '.join(bits)}]")
     text = f"mode={config.mode} ({mode}); objectives: {'; '.join(objs)}"
+    if any(o.by != "value" for o in config.objectives):
+        text += f"; delta and p_better vs {config.reference or 'the host'} under the same conditions"
     if len(config.objectives) > 1 and config.mode != "pareto":
         text += "; score = weighted sum of objective scores min-max normalised over eligible rows"
     text += "; filters: " + ("in-domain only" if config.in_domain_only else "none beyond thresholds")
@@ -311,12 +344,13 @@ def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _baseline(config: RankingConfig, scored: pd.DataFrame, target: str) -> float:
+def _baseline(config: RankingConfig, scored: pd.DataFrame, o: Objective) -> float:
+    target = o.target
     given = dict(config.baseline)
     if target in given:
         return given[target]
     if "is_host" in scored.columns:
-        host = scored.loc[scored["is_host"].astype(bool), column(target, Field.PREDICTION)].dropna()
+        host = scored.loc[scored["is_host"].astype(bool), column(target, o.mean_field)].dropna()
         if len(host):
             return float(host.iloc[0])
     raise ValueError(
@@ -349,20 +383,24 @@ def _objective_score(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply one objective's filters; returns (score, predicted mean, std) per row."""
     n = len(out)
-    col = column(o.target, Field.PREDICTION)
+    col = column(o.target, o.mean_field)
     if col not in out.columns:
         raise ValueError(f"ranking: column {col!r} missing (was {o.target} scored?)")
     mean = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
-    std_col = column(o.target, Field.STD)
+    std_col = None if o.std_field is None else column(o.target, o.std_field)
     std = (
         pd.to_numeric(out[std_col], errors="coerce").to_numpy(dtype=float)
-        if std_col in out.columns
+        if std_col is not None and std_col in out.columns
         else np.zeros(n)
     )
     std = np.where(np.isfinite(std), std, 0.0)
     err = _text_column(out, column(o.target, Field.ERROR))
     missing = ~np.isfinite(mean)
-    exclude(missing, _texts(missing, err, f"no {o.target} prediction: ", "missing"))
+    if o.by != "value":  # the absolute error first; else why there is no relative answer
+        rel_err = _text_column(out, column(o.target, Field.RELATIVE_ERROR))
+        err = np.where(err != "", err, rel_err)
+    what = {"value": "prediction", "delta": "delta vs reference", "p_better": "P(better)"}[o.by]
+    exclude(missing, _texts(missing, err, f"no {o.target} {what}: ", "missing"))
     if config.in_domain_only and column(o.target, Field.IN_DOMAIN) in out.columns:
         ind = out[column(o.target, Field.IN_DOMAIN)].fillna(False).astype(bool).to_numpy()
         why = _text_column(out, column(o.target, Field.DOMAIN_REASON))
@@ -376,7 +414,7 @@ def _objective_score(
     if config.mode == "ucb":
         s = mean + o.sign * config.kappa * std
     elif config.mode == "ei":
-        best = _baseline(config, out, o.target)
+        best = _baseline(config, out, o)
         imp = o.sign * (mean - best) - config.xi
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(std > 0, imp / np.where(std > 0, std, 1.0), 0.0)

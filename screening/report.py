@@ -83,10 +83,32 @@ def _label(row: pd.Series) -> str:
     return f"{first} / {second}" if second else first
 
 
+#: The relative columns of the top table (per target with a delta): the change vs the reference with its
+#: 90% interval, P(better than the reference) and, with anchors, the anchored absolute value.
+TOP_RELATIVE_FIELDS = (
+    Field.DELTA,
+    Field.DELTA_LOWER_90,
+    Field.DELTA_UPPER_90,
+    Field.P_BETTER,
+    Field.ANCHORED_PREDICTION,
+    Field.ANCHORED_LOWER_90,
+    Field.ANCHORED_UPPER_90,
+)
+
+
+def _has_values(frame: pd.DataFrame, col: str) -> bool:
+    return col in frame and bool(np.isfinite(pd.to_numeric(frame[col], errors="coerce")).any())
+
+
 def top_table(ranked: pd.DataFrame, targets: Sequence[str], n: int) -> pd.DataFrame:
     """The best ``n`` eligible candidates: rank, formula, dopant(s), fraction, the phase predicted, per
-    target the prediction with std, 90% interval and domain flag, and the score."""
+    target the prediction with std, 90% interval and domain flag, and the score. Where the screen has deltas
+    vs its reference: per target the delta with its 90% interval, P(better) and the anchored values, and the
+    host row (the 0 line, ``is_host``) after the top ``n`` when it is not among them."""
     best = ranked[ranked["rank"].notna()].sort_values("rank").head(n) if "rank" in ranked else ranked.head(n)
+    relative = [t for t in targets if _has_values(ranked, column(t, Field.DELTA))]
+    if relative and "is_host" in ranked and not best["is_host"].astype(bool).any():
+        best = pd.concat([best, ranked[ranked["is_host"].astype(bool)].head(1)])
     out = pd.DataFrame(
         {
             "rank": best["rank"].astype("Int64").to_numpy()
@@ -106,6 +128,13 @@ def top_table(ranked: pd.DataFrame, targets: Sequence[str], n: int) -> pd.DataFr
             col = column(t, f)
             if col in best:
                 out[col] = best[col].to_numpy()
+    for t in relative:
+        for f in TOP_RELATIVE_FIELDS:
+            col = column(t, f)
+            if _has_values(ranked, col):
+                out[col] = best[col].to_numpy()
+    if relative and "is_host" in best:
+        out["is_host"] = best["is_host"].astype(bool).to_numpy()
     if "pareto_rank" in best:
         out["pareto_rank"] = best["pareto_rank"].to_numpy()
     out["score"] = best["score"].to_numpy() if "score" in best else np.nan

@@ -19,6 +19,7 @@ from typing import Protocol
 import pandas as pd
 
 from models.predictor import PredictorLike
+from models.relative import AnchorOffset, anchor_offset, has_relative_calibration
 from models.targets import TargetName
 from screening import schema
 from screening.candidates import candidate_chunk, count_candidates
@@ -201,16 +202,49 @@ def run_chunks(
 
 
 # ------------------------------------------------------------------------------------- spec-level screen
+def anchor_offsets(
+    spec: ScreeningSpec, predictors: Mapping[TargetName | str, PredictorLike]
+) -> dict[TargetName, AnchorOffset]:
+    """The lab offset per target from the spec's anchors (computed once per scorer, not per chunk);
+    ValueError naming the target and the anchor row that cannot anchor."""
+    out: dict[TargetName, AnchorOffset] = {}
+    for target in spec.targets:
+        rows = spec.anchor_rows(target)
+        if not rows:
+            continue
+        predictor = predictors.get(target) or predictors.get(target.value)
+        if predictor is None:
+            raise ValueError(f"anchors ({target.value}): no model is loaded for {target.value}")
+        if not has_relative_calibration(predictor):
+            raise ValueError(
+                f"anchors ({target.value}): the model has no relative calibration; retrain it with "
+                f"`nascreen train --target {target.value}`"
+            )
+        try:
+            out[target] = anchor_offset(predictor, pd.DataFrame(rows))
+        except ValueError as exc:
+            raise ValueError(f"anchors ({target.value}): {exc}") from None
+    return out
+
+
 @dataclass
 class SpecChunkScorer:
-    """Generates the candidates of a chunk from the spec, then scores them with the loaded predictors."""
+    """Generates the candidates of a chunk from the spec, then scores them with the loaded predictors
+    (absolute, and relative to the spec's reference with its anchors' offsets)."""
 
     spec: ScreeningSpec
     predictors: Mapping[TargetName | str, PredictorLike]
+    anchors: dict[TargetName, AnchorOffset] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.anchors = anchor_offsets(self.spec, self.predictors)
 
     def __call__(self, start: int, stop: int) -> ChunkResult:
         chunk = candidate_chunk(self.spec, start, stop)
-        return ChunkResult(scored=score_candidates(chunk.accepted, self.predictors), rejected=chunk.rejected)
+        scored = score_candidates(
+            chunk.accepted, self.predictors, reference=self.spec.reference or None, anchors=self.anchors
+        )
+        return ChunkResult(scored=scored, rejected=chunk.rejected)
 
 
 class ModelVersionChangedError(RuntimeError):

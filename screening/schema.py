@@ -27,18 +27,20 @@ __all__ = [
     "RANK_COLUMNS",
     "REJECTED_COLUMNS",
     "REJECT_LABELS",
+    "RELATIVE_FIELDS",
     "RESULT_COLUMNS",
     "SCHEMA_VERSION",
     "Field",
     "RejectCode",
     "column",
     "count_by_code",
+    "relative_columns",
     "result_columns",
     "target_columns",
 ]
 
 #: Bumped when the columns of a stored chunk change, so chunks written under another schema are not reused.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 3: the phase column; 4: the relative columns (delta, P(better), anchored values)
 
 
 class Field(StrEnum):
@@ -52,6 +54,16 @@ class Field(StrEnum):
     DOMAIN_REASON = "domain_reason"
     MODEL_VERSION = "model_version"
     ERROR = "error"
+    # relative to the spec's reference (the host by default): models.relative.RELATIVE_COLUMNS
+    DELTA = "delta"
+    DELTA_STD = "delta_std"
+    DELTA_LOWER_90 = "delta_lower_90"
+    DELTA_UPPER_90 = "delta_upper_90"
+    P_BETTER = "p_better"
+    ANCHORED_PREDICTION = "anchored_prediction"
+    ANCHORED_LOWER_90 = "anchored_lower_90"
+    ANCHORED_UPPER_90 = "anchored_upper_90"
+    RELATIVE_ERROR = "relative_error"  # why a row has no relative numbers ('' when it has them)
     # written by the ranking, per objective
     SCORE = "score"
 
@@ -60,6 +72,19 @@ class Field(StrEnum):
 PREDICTOR_FIELDS: tuple[Field, ...] = tuple(Field(c) for c in OUTPUT_COLUMNS)
 NUMERIC_FIELDS: tuple[Field, ...] = (Field.PREDICTION, Field.STD, Field.LOWER_90, Field.UPPER_90)
 assert tuple(f.value for f in PREDICTOR_FIELDS) == OUTPUT_COLUMNS
+#: Per target, what scoring adds relative to the reference (numbers, then the reason when there are none);
+#: the numbers are named as in ``models.relative.RELATIVE_COLUMNS`` (not imported: this module stays light).
+RELATIVE_FIELDS: tuple[Field, ...] = (
+    Field.DELTA,
+    Field.DELTA_STD,
+    Field.DELTA_LOWER_90,
+    Field.DELTA_UPPER_90,
+    Field.P_BETTER,
+    Field.ANCHORED_PREDICTION,
+    Field.ANCHORED_LOWER_90,
+    Field.ANCHORED_UPPER_90,
+    Field.RELATIVE_ERROR,
+)
 
 
 def column(target: TargetName | str, field: Field | str) -> str:
@@ -72,6 +97,11 @@ def column(target: TargetName | str, field: Field | str) -> str:
 def target_columns(target: TargetName | str) -> tuple[str, ...]:
     """Every predictor column of one target, in the predictor's order."""
     return tuple(column(target, f) for f in PREDICTOR_FIELDS)
+
+
+def relative_columns(target: TargetName | str) -> tuple[str, ...]:
+    """The relative columns of one target (``RELATIVE_FIELDS``)."""
+    return tuple(column(target, f) for f in RELATIVE_FIELDS)
 
 
 #: Battery-condition columns of a candidate (the predictor's inputs besides the formula): declared once in
@@ -134,7 +164,12 @@ RANK_COLUMNS = (
 
 def result_columns(targets: Iterable[TargetName | str]) -> list[str]:
     """The columns of the merged screen table read back from the scored chunks."""
-    return [*RESULT_COLUMNS, *(c for t in targets for c in target_columns(t))]
+    targets = list(targets)
+    return [
+        *RESULT_COLUMNS,
+        *(c for t in targets for c in target_columns(t)),
+        *(c for t in targets for c in relative_columns(t)),
+    ]
 
 
 class RejectCode(StrEnum):

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from models.predictor import OUTPUT_COLUMNS, PredictorLike
+from models.relative import AnchorOffset, has_relative_calibration, relative_values
 from models.targets import TargetName
-from screening.schema import CONDITION_COLUMNS, NUMERIC_FIELDS, column
+from screening.schema import CONDITION_COLUMNS, NUMERIC_FIELDS, RELATIVE_FIELDS, Field, column
 
 __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "PredictorLike", "score_candidates"]
 
@@ -67,10 +68,44 @@ def _predict(predictor: PredictorLike, inputs: pd.DataFrame, target: str) -> pd.
         )
 
 
+def _relative(
+    predictor: PredictorLike,
+    inputs: pd.DataFrame,
+    pred: pd.DataFrame,
+    target: str,
+    reference: str | None,
+    anchor: AnchorOffset | None,
+) -> dict[str, np.ndarray]:
+    """The ``RELATIVE_FIELDS`` columns of one target (NaN with the reason where there are none)."""
+    n = len(inputs)
+    why = ""
+    if reference is None:
+        why = "no reference"
+    elif not has_relative_calibration(predictor):
+        why = (
+            f"the {target} model has no relative calibration: retrain it with `nascreen train --target "
+            f"{target}` (relative predictions exist for targets trained with them)"
+        )
+    if why or n == 0:
+        out: dict[str, np.ndarray] = {f.value: np.full(n, np.nan) for f in RELATIVE_FIELDS}
+        out[Field.RELATIVE_ERROR.value] = np.full(n, why, dtype=object)
+        return out
+    assert reference is not None
+    values = relative_values(predictor, inputs, pred, reference, anchor)
+    out = {f.value: values[f.value].to_numpy(float) for f in RELATIVE_FIELDS[:-1]}
+    out[Field.RELATIVE_ERROR.value] = values["error"].to_numpy(object)
+    return out
+
+
 def score_candidates(
-    accepted: pd.DataFrame, predictors: Mapping[TargetName | str, PredictorLike]
+    accepted: pd.DataFrame,
+    predictors: Mapping[TargetName | str, PredictorLike],
+    *,
+    reference: str | None = None,
+    anchors: Mapping[TargetName, AnchorOffset] | None = None,
 ) -> pd.DataFrame:
-    """``accepted`` plus the prediction columns of every target in ``predictors`` (same rows, same order)."""
+    """``accepted`` plus the prediction columns of every target in ``predictors`` (same rows, same order),
+    and the relative columns vs ``reference`` (anchored to ``anchors``, the lab offset per target)."""
     if "formula" not in accepted.columns:
         raise ValueError("score_candidates: the candidates have no 'formula' column")
     out = accepted.reset_index(drop=True).copy()
@@ -89,4 +124,7 @@ def score_candidates(
         pred["model_version"] = pred["model_version"].fillna("").astype(str)
         for c in OUTPUT_COLUMNS:
             out[column(target, c)] = pred[c].to_numpy()
+        anchor = (anchors or {}).get(TargetName(target))
+        for c, values in _relative(predictor, inputs, pred, target, reference, anchor).items():
+            out[column(target, c)] = values
     return out

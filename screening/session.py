@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from models.predictor import PredictorLike
 from models.targets import TargetName
 from screening.chunks import ScorerFactory
 from screening.families import FAMILIES
@@ -30,6 +31,7 @@ from screening.runner import (
     LocalExecutor,
     ProgressCallback,
     ScreenResult,
+    anchor_offsets,
     run_screen,
 )
 from screening.spec import (
@@ -47,6 +49,7 @@ __all__ = [
     "ExecutorKind",
     "ScreenSummary",
     "asks_model_elements",
+    "check_anchors",
     "model_elements",
     "open_spec",
     "run_session",
@@ -90,6 +93,17 @@ def open_spec(
         targets = form.targets or FAMILIES[form.family].targets
         known = model_elements(targets, elements_of)
     return parse_spec(mapping, model_elements=known, max_candidates=max_candidates)
+
+
+def check_anchors(spec: ScreeningSpec, predictors: Mapping[TargetName, PredictorLike]) -> None:
+    """Every anchor row of the spec can anchor with these models (checked once, before any chunk runs, so
+    a bad measured row is one error naming it rather than every chunk failing); SpecError otherwise."""
+    if not spec.anchors:
+        return
+    try:
+        anchor_offsets(spec, {t: p for t, p in predictors.items()})
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def _executor(

@@ -36,7 +36,13 @@ Grammar (YAML shown; TOML is the same mapping)::
     conditions: {cycles: 100, current_mA_g: 170, voltage_low_V: 2.0, voltage_high_V: 4.5}
                                             # required for cathode families (retention needs them)
     ranking: {mode: pareto, objectives: {capacity_retention: {weight: 2, threshold: 70}}}
-                                            # screening.ranking.parse_ranking
+                                            # screening.ranking.parse_ranking; per objective
+                                            # by: value | delta | p_better (vs the reference)
+    reference: Na0.6Li0.2Mn0.8O2            # what delta / P(better) compare with (default: the host)
+    anchors: {capacity_retention: [{formula: Na0.6Li0.2Mn0.8O2, cycles: 200, measured: 45.5}]}
+                                            # your measured rows (conditions default to the spec's);
+                                            # a list when the spec screens one target; in a spec file
+                                            # also a CSV path (relative to the spec), see spec_io
     decimals: 4                             # amounts in candidate formulas
     max_candidates: 10000000                # cap; larger grids are refused
     allow_peroxide: false                   # default true only for oxychlorides (Na2O2)
@@ -60,7 +66,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from featurize import elements as el
@@ -90,6 +96,7 @@ __all__ = [
     "DOPANT_GROUPS",
     "FAMILIES",
     "MODEL_ELEMENTS_GROUP",
+    "Anchor",
     "Compensation",
     "Conditions",
     "DopantOption",
@@ -175,6 +182,20 @@ class Conditions:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """One of the user's measured rows, for one target (conditions None: the spec's)."""
+
+    target: TargetName
+    formula: str
+    measured: float
+    cycles: float | None = None
+    current_mA_g: float | None = None
+    voltage_low_V: float | None = None
+    voltage_high_V: float | None = None
+    working_ion: str | None = None
+
+
+@dataclass(frozen=True)
 class ScreeningSpec:
     """A validated screen. Everything a worker needs to regenerate any chunk of candidates."""
 
@@ -195,6 +216,8 @@ class ScreeningSpec:
     conditions: Conditions
     targets: tuple[TargetName, ...]
     ranking: RankingConfig
+    reference: str = ""  # delta / P(better) are vs this formula (the host unless the spec names another)
+    anchors: tuple[Anchor, ...] = ()
     decimals: int = 4
     max_candidates: int = DEFAULT_MAX_CANDIDATES
     allow_peroxide: bool = False
@@ -209,6 +232,21 @@ class ScreeningSpec:
 
     def state(self, element: str) -> float | None:
         return dict(self.host_states).get(element)
+
+    def anchor_rows(self, target: TargetName) -> list[dict[str, Any]]:
+        """The anchors of ``target`` as input rows (formula, conditions, ``measured``), each condition the
+        row leaves out taken from the spec's conditions (what the candidates are predicted under)."""
+        rows = []
+        for a in self.anchors:
+            if a.target is not target:
+                continue
+            row: dict[str, Any] = {"formula": a.formula}
+            for name in ("cycles", "current_mA_g", "voltage_low_V", "voltage_high_V", "working_ion"):
+                own = getattr(a, name)
+                row[name] = own if own is not None else getattr(self.conditions, name)
+            row["measured"] = a.measured
+            rows.append(row)
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """The input mapping (JSON-safe), for logging with the run."""
@@ -608,6 +646,38 @@ def _targets(form: SpecForm, family: Family) -> tuple[TargetName, ...]:
     return form.targets
 
 
+def _reference(form: SpecForm, host_text: str) -> str:
+    reference = form.reference if form.reference is not None else host_text
+    try:
+        parse_formula(reference)
+    except CompositionError as exc:
+        raise SpecError(f"reference: {reference!r}: {exc}") from None
+    return reference
+
+
+def _anchors(form: SpecForm, targets: tuple[TargetName, ...]) -> tuple[Anchor, ...]:
+    out = []
+    for i, a in enumerate(form.anchors):
+        where = f"anchors[{i}]"
+        target = a.target
+        if target is None:
+            if len(targets) > 1:
+                raise SpecError(
+                    f"{where}.target: required, the spec screens {', '.join(t.value for t in targets)} "
+                    "(or write anchors as {target: [rows]})"
+                )
+            target = targets[0]
+        if target not in targets:
+            raise SpecError(f"{where}.target: {target.value!r} is not screened ({', '.join(targets)})")
+        try:
+            parse_formula(a.formula)
+        except CompositionError as exc:
+            raise SpecError(f"{where}.formula: {a.formula!r}: {exc}") from None
+        fields = a.model_dump(exclude={"target"})
+        out.append(Anchor(target=target, **fields))
+    return tuple(out)
+
+
 def parse_spec(
     mapping: Mapping[str, Any],
     *,
@@ -642,6 +712,8 @@ def parse_spec(
         ranking = parse_ranking(form.ranking, targets)
     except ValueError as exc:
         raise SpecError(f"ranking: {exc}") from None
+    reference = _reference(form, host.text)
+    ranking = replace(ranking, reference=reference)
     spec = ScreeningSpec(
         name=form.name,
         family=family,
@@ -660,6 +732,8 @@ def parse_spec(
         conditions=_conditions(form.conditions, family),
         targets=targets,
         ranking=ranking,
+        reference=reference,
+        anchors=_anchors(form, targets),
         decimals=form.decimals,
         max_candidates=cap,
         allow_peroxide=peroxide,

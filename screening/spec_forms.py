@@ -40,8 +40,10 @@ from models.targets import TargetName
 from screening.families import FAMILIES
 
 __all__ = [
+    "MAX_ANCHORS",
     "MAX_GRID_POINTS",
     "MAX_LIST_ITEMS",
+    "AnchorForm",
     "CodopingForm",
     "CompensationForm",
     "CompensationMode",
@@ -61,6 +63,8 @@ __all__ = [
 MAX_GRID_POINTS = 10_000_000
 #: Lists in a spec (dopants, exclude, targets, templates, valences) are short; more items is not a spec.
 MAX_LIST_ITEMS = 500
+#: Anchors are the user's own few measured rows, not a dataset.
+MAX_ANCHORS = 100
 #: Free text (a description, a formula) longer than this is not a spec field.
 MAX_TEXT_CHARS = 10_000
 #: Stands for "this field" in a validator's message; ``describe_error`` replaces it with the field's path.
@@ -402,6 +406,61 @@ def _ranking(value: object) -> dict[str, Any]:
     return dict(value)
 
 
+def _target(value: object) -> TargetName:
+    known = {t.value for t in TargetName}
+    if not isinstance(value, str) or value not in known:
+        raise ValueError(f"{value!r} is not a target ({', '.join(sorted(known))})")
+    return TargetName(value)
+
+
+class AnchorForm(_Form):
+    """One of the user's own measured rows: the formula, the value measured, the conditions it was measured
+    under (left out: the spec's conditions) and, when the spec screens several targets, which one."""
+
+    what: ClassVar[str] = "a mapping {formula, measured, target, cycles, current_mA_g, voltage_low_V, ...}"
+    formula: Annotated[str, BeforeValidator(lambda v: _text(v, "a formula"))]
+    measured: Annotated[float, BeforeValidator(lambda v: finite_number(v, _HERE))]
+    target: Annotated[TargetName, BeforeValidator(_target)] | None = None
+    cycles: float | None = None
+    current_mA_g: float | None = None
+    voltage_low_V: float | None = None
+    voltage_high_V: float | None = None
+    working_ion: Symbol | None = None
+
+    @field_validator(*NUMERIC_CONDITIONS, mode="before")
+    @classmethod
+    def _number(cls, value: object, info: ValidationInfo) -> float | None:
+        if value is None:
+            return None
+        return check_condition(str(info.field_name), finite_number(value, _HERE))
+
+
+def _anchor_rows(value: object) -> tuple[object, ...]:
+    """A list of rows, or ``{target: [rows]}`` (each row gets that target). A file path is read by
+    ``screening.spec_io`` next to the spec file; here (a request body) only inline rows are accepted."""
+    if isinstance(value, str):
+        raise ValueError(
+            f"{value!r}: a file of anchors is read next to a spec file; give the rows inline "
+            "({formula, measured, ...}) here"
+        )
+    rows: list[object] = []
+    if isinstance(value, Mapping):
+        for target, items in value.items():
+            _target(target)
+            if not isinstance(items, list | tuple):
+                raise ValueError(f"{_HERE}.{target}: needs a list of rows, got {items!r}")
+            rows += [{**r, "target": target} if isinstance(r, Mapping) else r for r in items]
+    elif isinstance(value, list | tuple):
+        rows = list(value)
+    else:
+        raise ValueError(f"needs a list of measured rows or {{target: rows}}, got {value!r}")
+    if not rows:
+        raise ValueError("empty: give at least one measured row, or no anchors")
+    if len(rows) > MAX_ANCHORS:
+        raise ValueError(f"more than {MAX_ANCHORS} rows (anchors are your few measured rows)")
+    return tuple(rows)
+
+
 class SpecForm(_Form):
     """A whole spec, typed. Chemistry (is the site in the host, is it charge balanced) is checked later."""
 
@@ -422,6 +481,8 @@ class SpecForm(_Form):
     template: TemplateForm | None = None
     conditions: ConditionsForm = ConditionsForm()
     ranking: Annotated[dict[str, Any], BeforeValidator(_ranking)] = {}
+    reference: Annotated[str, BeforeValidator(lambda v: _text(v, "a formula"))] | None = None
+    anchors: Annotated[tuple[AnchorForm, ...], BeforeValidator(_anchor_rows)] = ()
     decimals: Annotated[int, _strict_int(2, 8)] = 4
     max_candidates: Annotated[int, _strict_int(1, 10**12)] | None = None
     allow_peroxide: StrictBool | None = None
@@ -432,7 +493,7 @@ class SpecForm(_Form):
     @classmethod
     def _normalise(cls, data: object) -> object:
         if isinstance(data, Mapping):  # an empty YAML section (``conditions:``) means the default
-            none_ok = {"conditions", "ranking", "valences"}
+            none_ok = {"conditions", "ranking", "valences", "reference", "anchors"}
             return {k: v for k, v in data.items() if not (v is None and k in none_ok)}
         return data
 

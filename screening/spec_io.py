@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import yaml
 
 from screening.spec import ScreeningSpec, SpecError, parse_spec
 
-__all__ = ["MAX_SPEC_BYTES", "load_spec", "read_spec_mapping"]
+__all__ = ["MAX_SPEC_BYTES", "load_spec", "read_anchor_file", "read_spec_mapping"]
 
 #: A spec is a few kB; refuse anything absurd before parsing it.
 MAX_SPEC_BYTES = 1_000_000
@@ -35,6 +37,34 @@ def read_spec_mapping(path: str | Path) -> dict[str, Any]:
         raise SpecError(
             f"{p}: the file must hold a mapping (name, family, host, ...), got {type(data).__name__}"
         )
+    return _with_anchor_files(data, p.parent)
+
+
+def read_anchor_file(path: Path) -> list[dict[str, str]]:
+    """The rows of an anchors CSV (formula, measured, conditions, optional target); empty cells left out
+    (the spec's conditions apply). The typed checks are ``screening.spec_forms.AnchorForm``'s."""
+    if path.suffix.lower() != ".csv":
+        raise SpecError(f"anchors: {path}: anchor files are .csv")
+    if not path.is_file():
+        raise SpecError(f"anchors: {path}: no such file")
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"anchors: {path}: larger than {MAX_SPEC_BYTES} bytes; anchors are a few rows")
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            return [{k: v for k, v in row.items() if k and v not in (None, "")} for row in csv.DictReader(fh)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SpecError(f"anchors: {path}: not a readable CSV: {exc}") from None
+
+
+def _with_anchor_files(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``anchors: FILE.csv`` or ``anchors: {target: FILE.csv}``: the file's rows, the path read relative to
+    the spec file."""
+    anchors = data.get("anchors")
+    if isinstance(anchors, str):
+        return {**data, "anchors": read_anchor_file(base / anchors)}
+    if isinstance(anchors, Mapping) and any(isinstance(v, str) for v in anchors.values()):
+        resolved = {k: read_anchor_file(base / v) if isinstance(v, str) else v for k, v in anchors.items()}
+        return {**data, "anchors": resolved}
     return data
 
 

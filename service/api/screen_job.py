@@ -56,11 +56,13 @@ def parse_and_count(
     """Parse a spec (422 with the spec's own error naming the field), enforce the fraction-grid limit (422)
     and a candidate cap (413 with `too_many_hint`). Returns (ScreeningSpec, number of candidates)."""
     from screening.candidates import count_candidates
-    from screening.session import open_spec
+    from screening.session import check_anchors, open_spec
     from screening.spec import SpecError
 
     try:
         spec = open_spec(dict(mapping), elements_of=elements_of(predictors))
+        if not missing_targets(spec.targets, predictors):
+            check_anchors(spec, predictors)
     except SpecError as exc:
         raise SpecRejected(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     for grid in spec.grids:
@@ -132,14 +134,11 @@ class RankedSmall:
 
 def rank_small(spec: Any, n_candidates: int, predictors: Mapping[TargetName, PredictorLike]) -> RankedSmall:
     """Generate, score and rank every candidate of a small spec in this process."""
-    from screening.candidates import candidate_chunk
     from screening.ranking import describe, rank
-    from screening.scoring import score_candidates
+    from screening.runner import SpecChunkScorer
 
-    chunk = candidate_chunk(spec, 0, n_candidates)
-    use = {t: predictors[t] for t in spec.targets}
-    scored = score_candidates(chunk.accepted, use)
-    ranked = rank(scored, spec.ranking)  # ordered: eligible by rank, then excluded rows with their reason
+    chunk = SpecChunkScorer(spec, {t: predictors[t] for t in spec.targets})(0, n_candidates)
+    ranked = rank(chunk.scored, spec.ranking)  # ordered: eligible by rank, then excluded rows with reason
     return RankedSmall(
         ranking=describe(spec.ranking),
         targets=list(spec.targets),

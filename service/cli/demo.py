@@ -56,7 +56,9 @@ def demo(
         train_and_register(missing, tracking_uri=uri, data_dir=DEFAULT_DATA_DIR, console=console)
     list_models(tracking_uri=uri)
 
-    console.print(Rule(f"4/4  screen {spec.name}"))
+    console.print(
+        Rule(f"4/4  screen {spec.name} (ranked as the spec says: the P2 example by change vs host)")
+    )
     screen(
         spec,
         executor=executor,

@@ -36,28 +36,95 @@ def _fmt(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def _top_rich_table(top: Any, targets: list[str], units: dict[str, str], title: str) -> Any:
-    """Compact enough for an 80-column terminal: mean +- std per target (intervals are in top.csv)."""
+def _top_rich_table(
+    top: Any, targets: list[str], units: dict[str, str], title: str, relative_to: str = "host"
+) -> Any:
+    """Compact enough for an 80-column terminal: mean +- std per target (intervals are in top.csv). With
+    deltas vs the reference: the means, per such target the change with the half-width of its 90% interval
+    and P(better), and no dopant / x / domain / score columns (the formula says the dopant; stds, domain
+    flags and scores are in top.csv)."""
     from rich.table import Table
 
     from screening.schema import Field, column
 
     table = Table(title=title, title_justify="left")
-    for col in ("#", "formula", "dopant", "x"):
+    relative = [t for t in targets if column(t, Field.DELTA) in top]
+    for col in ("#", "formula") if relative else ("#", "formula", "dopant", "x"):
         table.add_column(col, justify="right" if col in ("#", "x") else "left", no_wrap=col == "formula")
     short = {"average_voltage": "V", "capacity_retention": "retention", "ionic_conductivity": "log10 sigma"}
+    if relative:
+        short["capacity_retention"] = "ret."
     for t in targets:
         table.add_column(f"{short.get(t, t)} ({units[t]})", justify="right", no_wrap=True)
-        table.add_column("dom", justify="center")
-    table.add_column("score", justify="right")
+        if t in relative:
+            table.add_column(f"Δ vs {relative_to}", justify="right", no_wrap=True)
+            table.add_column("P>" + relative_to, justify="right", no_wrap=True)
+        elif not relative:
+            table.add_column("dom", justify="center")
+    if not relative:
+        table.add_column("score", justify="right")
     for _, row in top.iterrows():
-        cells = [_fmt(row["rank"]), str(row["formula"]), str(row["dopant"]), _fmt(float(row["fraction"]))]
+        cells = [_fmt(row["rank"]), str(row["formula"])]
+        if not relative:
+            cells += [str(row["dopant"]), _fmt(float(row["fraction"]))]
         for t in targets:
-            cells.append(f"{row[column(t, Field.PREDICTION)]:.3g} +- {row[column(t, Field.STD)]:.2g}")
-            cells.append(_fmt(bool(row[column(t, Field.IN_DOMAIN)])))
-        cells.append(_fmt(float(row["score"])))
+            mean, std = row[column(t, Field.PREDICTION)], row[column(t, Field.STD)]
+            cells.append(f"{mean:.3g}" if relative else f"{mean:.3g} +- {std:.2g}")
+            if t in relative:
+                cells.append(_delta_cell(row, t))
+                cells.append(f"{float(row[column(t, Field.P_BETTER)]):.2f}")
+            elif not relative:
+                cells.append(_fmt(bool(row[column(t, Field.IN_DOMAIN)])))
+        if not relative:
+            cells.append(_fmt(float(row["score"])))
         table.add_row(*cells)
     return table
+
+
+def relative_notes(spec: Any, ranked: Any) -> list[str]:
+    """Per target with deltas: what they are measured from, the host's 0 line, and the spread of the delta
+    interval widths over the scored candidates (per-candidate uncertainty: they should differ)."""
+    import numpy as np
+
+    from screening.schema import Field, column
+
+    lines = []
+    for t in (t.value for t in spec.targets):
+        delta = column(t, Field.DELTA)
+        if delta not in ranked or not np.isfinite(ranked[delta].to_numpy(float)).any():
+            continue
+        width = (ranked[column(t, Field.DELTA_UPPER_90)] - ranked[column(t, Field.DELTA_LOWER_90)]).to_numpy(
+            float
+        )
+        width = width[np.isfinite(width)]
+        host = ranked[ranked["is_host"].astype(bool)] if "is_host" in ranked else ranked.iloc[0:0]
+        host_value = float(host[column(t, Field.PREDICTION)].iloc[0]) if len(host) else float("nan")
+        anchored = column(t, Field.ANCHORED_PREDICTION)
+        n_anchors = sum(a.target.value == t for a in spec.anchors)
+        lines.append(
+            f"{t}: change vs {spec.reference} (predicted {host_value:.3g}: the 0 line) under the spec's "
+            f"conditions, P(better) = P(change > 0); 90% interval widths over {width.size} candidates: "
+            f"min {width.min():.3g}, median {np.median(width):.3g}, max {width.max():.3g}"
+            + (
+                f"; anchored to {n_anchors} measured row(s) ({anchored} in top.csv)"
+                if n_anchors and anchored in ranked
+                else ""
+            )
+        )
+    return lines
+
+
+def _delta_cell(row: Any, target: str) -> str:
+    """``+3.1±12``: the predicted change vs the reference and the half-width of its 90% interval (the
+    interval is symmetric; both ends are in top.csv)."""
+    from screening.schema import Field, column
+
+    d = float(row[column(target, Field.DELTA)])
+    if math.isnan(d):
+        return "-"
+    upper = float(row[column(target, Field.DELTA_UPPER_90)])
+    lower = float(row[column(target, Field.DELTA_LOWER_90)])
+    return f"{d:+.2g}±{(upper - lower) / 2:.2g}"
 
 
 def _counts_rich_table(counts: dict[str, int]) -> Any:
@@ -182,6 +249,14 @@ def _prepare(
     except (OSError, NoChampionError) as exc:
         _fail(console, exc)
     versions = _champions(list(spec.targets), uri, train_if_missing, data_dir, console)
+    if spec.anchors:  # every measured row is checked once here, not by every chunk
+        from models.predictor import load_predictors
+        from screening.session import check_anchors
+
+        try:
+            check_anchors(spec, load_predictors(sorted({a.target for a in spec.anchors}), uri))
+        except SpecError as exc:
+            _fail(console, named(exc))
     units = {t.value: TARGETS[t].unit for t in spec.targets}
     return _Prepared(spec=spec, uri=uri, versions=versions, out_dir=out_dir, units=units)
 
@@ -327,7 +402,16 @@ def _log(prep: _Prepared, result: Any, summary: Any, paths: dict[str, Path], exe
 def _print(prep: _Prepared, result: Any, summary: Any, console: Any) -> None:
     targets = [t.value for t in prep.spec.targets]
     title = f"top {len(summary.top)} of {prep.spec.name}: mean +- std (intervals in top.csv)"
-    console.print(_top_rich_table(summary.top, targets, prep.units, title))
+    if any(c.endswith("_delta") for c in summary.top.columns):
+        title = (
+            f"top {len(summary.top)} of {prep.spec.name}: means, change vs the host with its 90% half-width, "
+            "P(better than the host); all columns in top.csv"
+        )
+    spec = prep.spec
+    relative_to = "host" if spec.reference == spec.host else "ref"
+    console.print(_top_rich_table(summary.top, targets, prep.units, title, relative_to))
+    for line in relative_notes(spec, result.ranked):
+        console.print(line, markup=False, highlight=False)
     console.print(_counts_rich_table(summary.counts.as_dict()))
     for failed in result.execution.failed:
         console.print(

@@ -182,6 +182,12 @@ def test_page_runs_a_small_p2_screen_and_matches_the_api(page: Any, server: str,
     assert shown == pytest.approx(top["capacity_retention_prediction"], rel=1e-9)
     n_rows = pg.locator("#ranked tbody tr").count()
     assert n_rows == len(api["candidates"])
+    # the change vs the host and P(better) are columns; the host row is the 0 line
+    p_shown = first.locator("td[data-col='capacity_retention_p_better']").get_attribute("data-value")
+    assert float(p_shown) == pytest.approx(top["capacity_retention_p_better"], rel=1e-9)
+    assert "change vs host" in pg.inner_text("#ranked thead")
+    host_delta = pg.locator("#ranked tbody tr.host td[data-col='capacity_retention_delta']")
+    assert float(host_delta.get_attribute("data-value")) == pytest.approx(0.0, abs=1e-9)
 
     # out-of-domain candidates are marked in the table and hatched (with the reason) on the table heatmap
     ood = [c for c in api["candidates"] if not c["capacity_retention_in_domain"] and not c.get("is_host")]

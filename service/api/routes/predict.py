@@ -10,12 +10,15 @@ import orjson
 import pandas as pd
 from fastapi import APIRouter, Body, HTTPException, Response, status
 
+from featurize.composition import CompositionError, parse_formula
 from models.conditions import NUMERIC_CONDITIONS
+from models.relative import MEASURED_COLUMN, assess_anchors, has_relative_calibration, relative_values
 from models.targets import TARGETS, TargetName
 from service.api.deps import ComputeDep, PredictorsDep, SettingsDep
 from service.api.schemas.common import ERROR_RESPONSES
 from service.api.schemas.predict import (
     PREDICT_EXAMPLE,
+    RELATIVE_EXAMPLE,
     PredictItem,
     PredictRequest,
     PredictResponse,
@@ -25,6 +28,10 @@ router = APIRouter(tags=["predict"])
 
 _EXAMPLES: dict[str, Any] = {
     "electrolyte and cathode": {"summary": "Two items, two targets", "value": PREDICT_EXAMPLE},
+    "relative to the host, anchored": {
+        "summary": "Change vs the host with P(better), offset to your measured host",
+        "value": RELATIVE_EXAMPLE,
+    },
     "one bad item": {
         "summary": "A bad formula fails alone",
         "value": {
@@ -80,6 +87,7 @@ def _answers(target: TargetName, out: pd.DataFrame) -> list[dict[str, Any]]:
                     "domain_reason": "",
                     "model_version": str(versions[i] or ""),
                     "error": err,
+                    "relative": None,
                 }
             )
             continue
@@ -94,6 +102,7 @@ def _answers(target: TargetName, out: pd.DataFrame) -> list[dict[str, Any]]:
                 "domain_reason": str(reasons[i] or ""),
                 "model_version": str(versions[i]),
                 "error": None,
+                "relative": None,
             }
         )
     return answers
@@ -126,13 +135,22 @@ async def predict(
             f"no champion model is loaded for {', '.join(absent)}: train and register one, then restart",
         )
 
+    if body.reference is not None:
+        try:
+            parse_formula(body.reference)
+        except CompositionError as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"reference {body.reference!r}: {exc}"
+            ) from None
+
     def run() -> Response:
         frame = items_frame(body.items)
         outputs = {t: predictors[t].predict_frame(frame) for t in body.targets}
-        return Response(
-            orjson.dumps(_response(body, {t: _answers(t, out) for t, out in outputs.items()})),
-            media_type="application/json",
-        )
+        answers = {t: _answers(t, out) for t, out in outputs.items()}
+        content = _response(body, answers)
+        if body.reference is not None:
+            content |= _relative(body, body.reference, predictors, frame, outputs, answers)
+        return Response(orjson.dumps(content), media_type="application/json")
 
     # Computed on the server's compute thread, never on the event loop, so /health and the other
     # requests are served while it runs (NASCREEN_INLINE_MAX_ITEMS > 0 opts small requests back in).
@@ -153,5 +171,153 @@ def _response(body: PredictRequest, per_target: dict[TargetName, list[dict[str, 
                 "predictions": {t.value: answers[i] for t, answers in per_target.items()},
             }
             for i, item in enumerate(body.items)
-        ]
+        ],
+        "reference": None,
+        "anchors": None,
     }
+
+
+# ------------------------------------------------------------------------------- reference and anchors
+
+
+def _relative_dicts(values: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per row, the ``RelativePrediction`` fields (see ``models.relative.relative_values``)."""
+    cols = {c: values[c].tolist() for c in values.columns}
+    out = []
+    for i in range(len(values)):
+        err = cols["error"][i]
+        out.append(
+            {
+                "reference": str(cols["reference_formula"][i]),
+                "reference_value": _num(cols["reference_prediction"][i]),
+                "delta": _num(cols["delta"][i]),
+                "delta_std": _num(cols["delta_std"][i]),
+                "delta_lower_90": _num(cols["delta_lower_90"][i]),
+                "delta_upper_90": _num(cols["delta_upper_90"][i]),
+                "p_better": _num(cols["p_better"][i]),
+                "anchored_value": _num(cols["anchored_prediction"][i]),
+                "anchored_lower_90": _num(cols["anchored_lower_90"][i]),
+                "anchored_upper_90": _num(cols["anchored_upper_90"][i]),
+                "n_anchors": int(cols["n_anchors"][i]),
+                "error": str(err) if err else None,
+            }
+        )
+    return out
+
+
+def _no_relative(reference: str, n: int, why: str) -> list[dict[str, Any]]:
+    blank: dict[str, Any] = {
+        "reference": reference,
+        **dict.fromkeys(
+            (
+                "reference_value",
+                "delta",
+                "delta_std",
+                "delta_lower_90",
+                "delta_upper_90",
+                "p_better",
+                "anchored_value",
+                "anchored_lower_90",
+                "anchored_upper_90",
+            )
+        ),
+        "n_anchors": 0,
+        "error": why,
+    }
+    return [dict(blank) for _ in range(n)]
+
+
+def _anchor_frames(body: PredictRequest) -> dict[TargetName, tuple[list[int], pd.DataFrame]]:
+    """The anchors per measured target: (their indices in the request, formula + conditions + measured)."""
+    out: dict[TargetName, tuple[list[int], pd.DataFrame]] = {}
+    for target in body.targets:
+        rows = [i for i, a in enumerate(body.anchors or []) if body.anchor_target(a) is target]
+        if rows:
+            anchors = [(body.anchors or [])[i] for i in rows]
+            frame = items_frame(anchors)  # type: ignore[arg-type]  # an AnchorItem is a PredictItem
+            frame[MEASURED_COLUMN] = [a.measured for a in anchors]
+            out[target] = (rows, frame)
+    return out
+
+
+def _relative(
+    body: PredictRequest,
+    reference: str,
+    predictors: Any,
+    frame: pd.DataFrame,
+    outputs: dict[TargetName, pd.DataFrame],
+    answers: dict[TargetName, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Each item's ``relative`` answer (added in place to ``answers``), the host rows (one per distinct
+    conditions of the items: the 0 line) and the anchors report. A target whose model cannot answer
+    relatively keeps its absolute answers and says why in ``relative.error``; a bad anchor row is
+    reported with its reason and the other anchors still anchor."""
+    protocols = frame.drop(columns=["formula"]).drop_duplicates().reset_index(drop=True)
+    host = protocols.copy()
+    host.insert(0, "formula", reference)
+    host_answers: dict[TargetName, list[dict[str, Any]]] = {}
+    anchor_report: list[dict[str, Any]] = []
+    anchor_frames = _anchor_frames(body)
+    for target in body.targets:
+        predictor = predictors[target]
+        host_out = predictor.predict_frame(host)
+        host_answers[target] = _answers(target, host_out)
+        if not has_relative_calibration(predictor):
+            why = (
+                f"the {target.value} model has no relative calibration (trained before relative "
+                f"predictions existed, or a target without them): retrain with `nascreen train --target "
+                f"{target.value}`"
+            )
+            rel_items, rel_host = (
+                _no_relative(reference, len(frame), why),
+                _no_relative(reference, len(host), why),
+            )
+        else:
+            offset = None
+            if target in anchor_frames:
+                indices, anchor_frame = anchor_frames[target]
+                offset, rows = assess_anchors(predictor, anchor_frame)
+                anchor_report += _anchor_dicts(target, indices, rows)
+            rel_items = _relative_dicts(relative_values(predictor, frame, outputs[target], reference, offset))
+            rel_host = _relative_dicts(relative_values(predictor, host, host_out, reference, offset))
+        for answer, rel in zip(answers[target], rel_items, strict=True):
+            answer["relative"] = rel
+        for answer, rel in zip(host_answers[target], rel_host, strict=True):
+            answer["relative"] = rel
+    reference_rows = [
+        {
+            "formula": reference,
+            "conditions": {k: v for k, v in record.items() if v is not None and not _is_nan(v)},
+            "predictions": {t.value: host_answers[t][i] for t in body.targets},
+        }
+        for i, record in enumerate(protocols.to_dict(orient="records"))
+    ]
+    anchors = None if body.anchors is None else sorted(anchor_report, key=lambda r: int(r["index"]))
+    return {"reference": reference_rows, "anchors": anchors}
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _anchor_dicts(target: TargetName, indices: list[int], rows: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": index,
+            "target": target.value,
+            "formula": str(formula),
+            "measured": float(measured),
+            "prediction": _num(pred),
+            "residual": _num(resid),
+            "error": str(err) if err else None,
+        }
+        for index, formula, measured, pred, resid, err in zip(
+            indices,
+            rows["formula"],
+            rows["measured"],
+            rows["prediction"],
+            rows["residual"],
+            rows["error"],
+            strict=True,
+        )
+    ]

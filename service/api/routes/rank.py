@@ -74,6 +74,17 @@ def _rank(body: RankRequest, predictors: Any, settings: Any) -> RankResponse:
         n_rejected=len(result.rejected),
         n_scored=len(result.ranked),
         phase=spec.phase,
-        candidates=records(result.ranked.head(body.top_k).drop(columns=_REPEATED, errors="ignore")),
+        candidates=records(with_host(result.ranked, body.top_k).drop(columns=_REPEATED, errors="ignore")),
         rejected=rejected,
+        reference=spec.reference,
     )
+
+
+def with_host(ranked: Any, k: int) -> Any:
+    """The top ``k`` rows and the host row (the 0 line of the deltas) after them when it is not among them."""
+    import pandas as pd
+
+    top = ranked.head(k)
+    if "is_host" not in ranked.columns or top["is_host"].astype(bool).any():
+        return top
+    return pd.concat([top, ranked[ranked["is_host"].astype(bool)].head(1)])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.targets import TargetName
 from service.api.schemas.conditions import BatteryConditions
@@ -33,11 +34,56 @@ class PredictItem(BatteryConditions):
     )
 
 
+#: Anchors are the user's own few measured rows, not a dataset.
+MAX_ANCHORS = 100
+
+RELATIVE_EXAMPLE: dict[str, Any] = {
+    "items": [
+        {"formula": "Na0.6Li0.2Mn0.7Ru0.1O2", "cycles": 200, "current_mA_g": 170},
+        {"formula": "Na0.6Li0.2Mn0.7Ti0.1O2", "cycles": 200, "current_mA_g": 170},
+    ],
+    "targets": ["capacity_retention"],
+    "reference": "Na0.6Li0.2Mn0.8O2",
+    "anchors": [{"formula": "Na0.6Li0.2Mn0.8O2", "cycles": 200, "current_mA_g": 170, "measured": 45.5}],
+}
+
+
+class AnchorItem(PredictItem):
+    """One of the user's own measured rows (formula, the conditions it was measured under, the value)."""
+
+    measured: float = Field(description="The measured value, in the target's unit")
+    target: TargetName | None = Field(
+        default=None, description="What was measured; may be left out when the request asks for one target"
+    )
+
+    @field_validator("measured")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("measured must be a finite number")
+        return v
+
+
 class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PREDICT_EXAMPLE]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [PREDICT_EXAMPLE, RELATIVE_EXAMPLE]}
+    )
 
     items: list[PredictItem] = Field(min_length=1, description="Up to the server's max_items_per_request")
     targets: list[TargetName] = Field(min_length=1, max_length=len(TargetName))
+    reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Host formula: each item also gets its change vs the host under the item's own "
+        "conditions (delta, its 90% interval, P(better than the host)); the host's own row is the 0 line",
+    )
+    anchors: list[AnchorItem] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ANCHORS,
+        description="Your own measured rows (needs reference): absolute values offset to your lab",
+    )
 
     @field_validator("targets")
     @classmethod
@@ -45,6 +91,55 @@ class PredictRequest(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("targets must not repeat")
         return v
+
+    @model_validator(mode="after")
+    def _anchors_need_reference(self) -> PredictRequest:
+        if self.anchors is None:
+            return self
+        if self.reference is None:
+            raise ValueError("anchors need a reference (the host formula)")
+        for i, anchor in enumerate(self.anchors):
+            if anchor.target is None and len(self.targets) > 1:
+                raise ValueError(
+                    f"anchors[{i}]: say which target was measured (the request asks for several)"
+                )
+            if anchor.target is not None and anchor.target not in self.targets:
+                raise ValueError(f"anchors[{i}]: target {anchor.target.value!r} is not requested")
+        return self
+
+    def anchor_target(self, anchor: AnchorItem) -> TargetName:
+        return anchor.target if anchor.target is not None else self.targets[0]
+
+
+class RelativePrediction(BaseModel):
+    """One target's answer for one item relative to the reference (the host) under the item's conditions."""
+
+    reference: str = Field(description="The reference (host) formula")
+    reference_value: float | None = Field(default=None, description="The host's prediction, same conditions")
+    delta: float | None = Field(default=None, description="Predicted change vs the host (item - host)")
+    delta_std: float | None = None
+    delta_lower_90: float | None = Field(default=None, description="Calibrated 90% interval of the change")
+    delta_upper_90: float | None = None
+    p_better: float | None = Field(default=None, description="P(the item beats the host)")
+    anchored_value: float | None = Field(
+        default=None, description="Absolute prediction offset to your anchors (null without anchors)"
+    )
+    anchored_lower_90: float | None = None
+    anchored_upper_90: float | None = None
+    n_anchors: int = Field(default=0, description="Anchors that went into the offset")
+    error: str | None = Field(default=None, description="Why there is no relative answer for this item")
+
+
+class AnchorResult(BaseModel):
+    """How one anchor row was used: its prediction and residual, or why it could not anchor."""
+
+    index: int
+    target: TargetName
+    formula: str
+    measured: float
+    prediction: float | None = None
+    residual: float | None = Field(default=None, description="measured - prediction")
+    error: str | None = None
 
 
 class TargetPrediction(BaseModel):
@@ -59,6 +154,9 @@ class TargetPrediction(BaseModel):
     domain_reason: str = Field(default="", description="Why the item is out of domain ('' when in domain)")
     model_version: str = ""
     error: str | None = Field(default=None, description="Why this item could not be predicted (this target)")
+    relative: RelativePrediction | None = Field(
+        default=None, description="With a reference: the change vs the host (see RelativePrediction)"
+    )
 
 
 class ItemResult(BaseModel):
@@ -68,5 +166,17 @@ class ItemResult(BaseModel):
     predictions: dict[TargetName, TargetPrediction]
 
 
+class ReferenceResult(BaseModel):
+    """The host under one set of the items' conditions: the 0 line the deltas are measured from."""
+
+    formula: str
+    conditions: dict[str, float | str] = Field(description="The conditions it was predicted under")
+    predictions: dict[TargetName, TargetPrediction]
+
+
 class PredictResponse(BaseModel):
     results: list[ItemResult]
+    reference: list[ReferenceResult] | None = Field(
+        default=None, description="With a reference: the host row per distinct conditions of the items"
+    )
+    anchors: list[AnchorResult] | None = Field(default=None, description="Each anchor row, used or why not")

@@ -51,7 +51,20 @@ class RankRequest(BaseModel):
         "conductivity model predicts every candidate in",
     )
     ranking: dict[str, Any] | None = Field(
-        default=None, description="Ranking settings: mode value|ucb|ei|pareto, objectives, kappa, ..."
+        default=None,
+        description="Ranking settings: mode value|ucb|ei|pareto, objectives, kappa, ...; by value|delta|"
+        "p_better (per objective or for all) ranks on the change vs the reference or P(better than it)",
+    )
+    reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="What delta / p_better compare with (default: host)",
+    )
+    anchors: list[dict[str, Any]] | dict[str, list[dict[str, Any]]] | None = Field(
+        default=None,
+        description="Your measured rows {formula, measured, target, cycles, ...} (or {target: rows}), "
+        "at most 100: absolute predictions are offset to your lab (anchored_* columns)",
     )
     top_k: int = Field(default=20, ge=1, le=1000, description="Rows returned")
 
@@ -80,6 +93,9 @@ class RankResponse(BaseModel):
     phase: str = Field(default="unknown", description="The phase every candidate was predicted in")
     candidates: list[dict[str, Any]] = Field(
         description="Top-k rows: rank, score, formula, dopant, fraction, and per target prediction/std/"
-        "lower_90/upper_90/in_domain/domain_reason/model_version/error"
+        "lower_90/upper_90/in_domain/domain_reason/model_version/error and the change vs the reference "
+        "(delta, delta_std, delta_lower_90, delta_upper_90, p_better, anchored_*, relative_error); the host "
+        "row (is_host, the 0 line) is always included, after the top k when it is not among them"
     )
+    reference: str = Field(default="", description="The formula delta / p_better are measured from")
     rejected: list[RejectedCandidate] = Field(description="Up to 100 rejected candidates with their reason")

@@ -676,6 +676,15 @@ function tableColumns() {
     cols.push({ key: `${t}_lower_90`, head: "90% interval", num: true, interval: t });
     cols.push({ key: `${t}_in_domain`, head: "in domain", domain: t });
     cols.push({ key: `${t}_domain_reason`, head: "reason", reason: t });
+    // relative to the reference (the host): present when the model answers changes vs the host
+    if (state.result.rows.some((r) => isNum(r[`${t}_delta`]))) {
+      cols.push({ key: `${t}_delta`, head: `change vs host (${u})`, num: true, relative: t });
+      cols.push({ key: `${t}_delta_lower_90`, head: "change 90% interval", num: true, deltaInterval: t });
+      cols.push({ key: `${t}_p_better`, head: "P(better than host)", num: true, relative: t });
+      if (state.result.rows.some((r) => isNum(r[`${t}_anchored_prediction`]))) {
+        cols.push({ key: `${t}_anchored_prediction`, head: `anchored to your lab (${u})`, num: true, relative: t });
+      }
+    }
   }
   if (state.result.rows.some((r) => r.pareto_rank !== undefined && r.pareto_rank !== null)) cols.push({ key: "pareto_rank", head: "front", num: true });
   cols.push({ key: "excluded_reason", head: "not ranked because" });
@@ -718,6 +727,7 @@ function renderTable() {
       let cls = "";
       if (c.key === "formula" && truthy(r.is_host)) content = `${v} (host)`;
       if (c.interval) content = `[${fmt(r[`${c.interval}_lower_90`])}, ${fmt(r[`${c.interval}_upper_90`])}]`;
+      if (c.deltaInterval) content = `[${fmt(r[`${c.deltaInterval}_delta_lower_90`])}, ${fmt(r[`${c.deltaInterval}_delta_upper_90`])}]`;
       if (c.domain) {
         const inside = inDomain(r, c.domain);
         content = r[`${c.domain}_error`] ? "error" : inside ? "yes" : "NO: out of domain";
