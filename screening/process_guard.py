@@ -51,6 +51,10 @@ DEFAULT_GRACE_S = 3.0
 ProcessKey = tuple[int, int]
 
 
+#: How long ``reap`` waits for SIGKILLed processes to disappear before it returns.
+KILL_WAIT_S = 2.0
+
+
 def _stat(pid: int) -> tuple[int, int] | None:
     """(parent pid, start time) of ``pid`` from /proc/<pid>/stat, or None if it is gone (or a zombie)."""
     try:
@@ -173,7 +177,15 @@ def reap(tracker: _Tracker, grace_s: float) -> list[str]:
             return stopped
         time.sleep(0.05)
     _signal_all(targets, signal.SIGKILL)
+    _wait_gone(targets, KILL_WAIT_S)  # the kernel tears them down asynchronously: do not race the caller
     return stopped
+
+
+def _wait_gone(pids: set[int], timeout_s: float) -> None:
+    """Wait (at most ``timeout_s``) until none of ``pids`` is alive any more."""
+    deadline = time.monotonic() + timeout_s
+    while any(_stat(p) is not None for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def run(
