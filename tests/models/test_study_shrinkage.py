@@ -45,6 +45,7 @@ def test_shrinkage_is_the_served_formula_and_deterministic() -> None:
     assert model.shrink_ is not None
     alpha, level = model.shrink_
     assert alpha in SHRINK_GRID
+    assert model.linear_ is not None
     coef, _ = model.linear_
     forest = _forest_per_tree(model.estimator_, X[:9]).mean(axis=0)
     expected = level + 0.5 * X[:9] @ coef + alpha * 0.5 * forest
