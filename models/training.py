@@ -548,6 +548,13 @@ def train_target(
     return train_on_table(target, table, config, seed_facts=facts, progress=progress)
 
 
+def _card_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A study table for the model card: the MLflow key columns dropped, except ``value`` when it is the
+    figure itself (a (measure, value) table such as ``within_study``)."""
+    drop = ["metric_key"] if "measure" in table.columns else ["metric_key", "value"]
+    return table.drop(columns=drop, errors="ignore")
+
+
 def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: np.ndarray) -> str:
     caveats = [
         "Metrics are out-of-fold on held-out groups "
@@ -600,9 +607,7 @@ def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: 
             "only partly capture (current and voltage window are often missing and imputed)."
         )
     sections = {
-        name: markdown_table(table.drop(columns=["metric_key", "value"], errors="ignore"))
-        for name, table in result.studies.items()
-        if len(table)
+        name: markdown_table(_card_table(table)) for name, table in result.studies.items() if len(table)
     }
     sections["Model selection (grouped CV)"] = markdown_table(result.selection)
     card = ModelCard(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestRegressor
@@ -12,7 +13,7 @@ from models.estimators import StudyOffsetRegressor
 from models.estimators.study_offsets import SHRINK_GRID, _forest_per_tree
 from models.evaluation import pair_concordance, within_study_pairs
 from models.targets import TargetName
-from models.training import retention_candidates
+from models.training import _card_table, retention_candidates, within_study_table
 
 
 def _forest(n: int = 20) -> RandomForestRegressor:
@@ -109,3 +110,13 @@ def test_retention_candidates_include_the_shrunk_study_aware_model() -> None:
     assert shrunk.regressor.get_params()["shrink_folds"] == 3
     assert candidates["study_aware_both"].regressor.get_params()["shrink_folds"] is None
     assert shrunk.pipeline(TargetName.CAPACITY_RETENTION).steps[-1][1].shrink_folds == 3
+
+
+def test_model_card_study_tables_keep_their_figures() -> None:
+    within = within_study_table({"concordance": 0.78, "mae": 13.1})
+    card = _card_table(within)
+    assert list(card.columns) == ["measure", "value"]  # the figures, not only their names
+    contrast = pd.DataFrame(
+        {"candidate": ["X"], "predicted_delta": [1.0], "metric_key": ["k"], "value": [1.0]}
+    )
+    assert list(_card_table(contrast).columns) == ["candidate", "predicted_delta"]
