@@ -13,7 +13,7 @@ from models.estimators import StudyOffsetRegressor
 from models.estimators.study_offsets import SHRINK_GRID, _forest_per_tree
 from models.evaluation import pair_concordance, within_study_pairs
 from models.targets import TargetName
-from models.training import _card_table, retention_candidates, within_study_table
+from models.training import _card_table, default_candidates, retention_candidates, within_study_table
 
 
 def _forest(n: int = 20) -> RandomForestRegressor:
@@ -120,3 +120,8 @@ def test_model_card_study_tables_keep_their_figures() -> None:
         {"candidate": ["X"], "predicted_delta": [1.0], "metric_key": ["k"], "value": [1.0]}
     )
     assert list(_card_table(contrast).columns) == ["candidate", "predicted_delta"]
+
+
+def test_quick_retention_candidate_is_the_served_kind() -> None:
+    (quick,) = default_candidates(TargetName.CAPACITY_RETENTION, quick=True, n_jobs=1)
+    assert isinstance(quick.regressor, StudyOffsetRegressor) and quick.regressor.shrink_folds == 3
