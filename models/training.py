@@ -215,6 +215,8 @@ def retention_candidates(*, n_jobs: int = 1, random_state: int = 0) -> list[Cand
                 linear_weight=0.5,
                 spread="both",
                 shrink_folds=3,
+                ceiling=100.0,
+                headroom_weight=0.3,
                 random_state=random_state,
             ),
         )

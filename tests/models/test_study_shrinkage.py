@@ -125,3 +125,15 @@ def test_model_card_study_tables_keep_their_figures() -> None:
 def test_quick_retention_candidate_is_the_served_kind() -> None:
     (quick,) = default_candidates(TargetName.CAPACITY_RETENTION, quick=True, n_jobs=1)
     assert isinstance(quick.regressor, StudyOffsetRegressor) and quick.regressor.shrink_folds == 3
+
+
+def test_headroom_term_widens_the_spread_below_the_ceiling() -> None:
+    X, y, groups = _studies(offset_scale=5.0, signal=1.0)
+    plain = StudyOffsetRegressor(_forest(), spread="both", shrink_folds=3).fit(X, y, groups)
+    headroom = clone(plain).set_params(ceiling=10.0, headroom_weight=0.3).fit(X, y, groups)
+    mean, sigma = headroom.predict_mean_std(X[:20])
+    plain_mean, plain_sigma = plain.predict_mean_std(X[:20])
+    np.testing.assert_allclose(mean, plain_mean)  # the point prediction is untouched
+    np.testing.assert_allclose(sigma, plain_sigma + 0.3 * np.maximum(10.0 - mean, 0.0), rtol=1e-10)
+    with pytest.raises(ValueError, match="headroom_weight"):
+        clone(plain).set_params(headroom_weight=-1.0).fit(X, y, groups)
