@@ -79,7 +79,10 @@ def main() -> None:
             report = relative_report(model.oof_, kept)
             seed_pred = model.predict(p2.drop(columns=["material", "measured"]))
             row = {"model": label, "seed": seed, **report, "seconds": time.perf_counter() - start}
-            row["seed_NLMO"], row["seed_NLMRO"] = float(seed_pred[0]), float(seed_pred[1])
+            # by formula: seed_facts lists NLMRO first (positional labels had the two swapped before)
+            by_formula = dict(zip(p2["formula"], np.asarray(seed_pred, dtype=float), strict=True))
+            host, doped = float(by_formula["Na0.6Li0.2Mn0.8O2"]), float(by_formula["Na0.6Li0.2Mn0.7Ru0.1O2"])
+            row["seed_NLMO"], row["seed_NLMRO"], row["seed_delta"] = host, doped, doped - host
             rows.append(row)
             print(label, seed, f"{time.perf_counter() - start:.0f} s", flush=True)
     if not rows:
