@@ -180,7 +180,8 @@ RETENTION_SELECTION_METRICS = (
 
 def retention_candidates(*, n_jobs: int = 1, random_state: int = 0) -> list[Candidate]:
     """Retention: the old champion (MLP ensemble) and a plain forest beside study-aware forests
-    (``StudyOffsetRegressor``: composition + conditions separated from per-paper offsets)."""
+    (``StudyOffsetRegressor``: composition + conditions separated from per-paper offsets), unshrunk and
+    with the forest part shrunk on inner grouped folds + the headroom spread (the served one since v2)."""
     forest = {"min_samples_leaf": 2, "max_features": 0.3, "n_jobs": n_jobs, "random_state": random_state}
     out = [
         Candidate("random_forest", "magpie_v1", RandomForestRegressor(n_estimators=100, **forest)),

@@ -25,9 +25,10 @@ mostly its unknown offset, and the forest (which learns paper levels) overshoots
 ``shrink_folds`` the served ``f`` is ``level + w Z beta + alpha (1 - w) forest``: the within-study ridge
 (what orders rows of one paper) kept as is, the forest part scaled by ``alpha`` (0.05 grid in [0.1, 1]) and
 the level L1-optimal (a median), both fitted on inner grouped folds (each fold's studies unseen by the
-parts that predict them). Measured under grouped CV by DOI (fold seed 0): alpha 0.3-0.5, absolute MAE
-13.07 vs 13.34 unshrunk (median 13.66), concordance 0.775 vs 0.765; shrinking the whole ``f`` instead gave
-13.00 but cut every predicted difference (delta MAE 15.6 vs 14.9).
+parts that predict them). Measured under grouped CV by DOI (``benchmarks/retention_study.py``, fold seeds
+0 and 1): alpha 0.3-0.5, absolute MAE 13.21 vs 13.45 unshrunk (median 13.66), concordance 0.757 vs 0.746;
+shrinking the whole ``f`` instead gave 13.05 (seed 0) but cut every predicted difference (delta MAE 15.6
+vs 15.0).
 
 ``predict`` gives the population-level ``f(x)``: a new study's offset is unknown (expected 0), and any
 difference between two predictions (dopant vs host under one protocol) is free of it, which is what
