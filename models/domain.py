@@ -71,14 +71,15 @@ DOMAIN_IONS: dict[TargetName, tuple[str, ...]] = {
 POLYANION_CENTRES = frozenset({"B", "Si", "P", "S", "Ge", "As", "Se", "Sb"})
 #: The marker added to a class's anion set when a polyanion centre is present.
 POLYANION = "polyanion"
-#: Targets whose chemistry classes tell polyanion frameworks apart (conductivity: the framework decides
-#: the conduction path; the cathode targets keep the plain anion classes their models were fitted with).
-#: With class support (POLYANION_TARGETS), a query needs its nearest ``CLASS_K`` training row(s) of its own
-#: (ion, anions) class within the domain threshold. Measured on the Na non-NASICON rows under grouped CV by
-#: source (CHANGELOG): k = 1 keeps 57% of the rows in domain and takes beta-alumina out; 3 and 5 also take
-#: out well-predicted halides (51%, 46%).
-CLASS_K = 1
+#: Targets whose chemistry classes tell polyanion frameworks apart and whose support rule asks for rows of
+#: the query's own class (conductivity: the framework decides the conduction path; the cathode targets
+#: keep the plain anion classes and the same-ion rule their models were fitted with).
 POLYANION_TARGETS = frozenset({TargetName.IONIC_CONDUCTIVITY})
+#: With class support, a query needs its nearest ``CLASS_K`` training row(s) of its own (ion, anions) class
+#: within the domain threshold. Measured on the Na non-NASICON rows under grouped CV by source (CHANGELOG):
+#: k = 1 keeps 57% of the rows in domain and takes beta-alumina out; 3 and 5 also take out well-predicted
+#: halides (51%, 46%).
+CLASS_K = 1
 
 
 def domain_polyanions(target: TargetName | str) -> bool:
@@ -272,7 +273,7 @@ class ApplicabilityDomain(BaseEstimator):
                     if pair[0] not in self.ion_elements_:
                         continue
                     rows = [i for i, cls in enumerate(classes) if pair in cls]
-                    # a class with fewer than k rows: all of them (its mean distance is still comparable)
+                    # a class with fewer than CLASS_K rows: all of them
                     self.pair_neighbours_[pair] = NearestNeighbors(n_neighbors=min(CLASS_K, len(rows))).fit(
                         scaled[rows]
                     )
