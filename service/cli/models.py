@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 import models
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROJECT_ROOT = Path(models.__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -134,10 +137,17 @@ def train_and_register(
         for name, table in result.studies.items():
             if len(table):
                 console.print(f"[bold]{name}[/bold]")
-                shown = table[[c for c in STUDY_COLUMNS if c in table.columns]]
+                shown = table[_shown_columns(table)]
                 console.print(shown.to_string(index=False, float_format=lambda x: f"{x:.3g}"), soft_wrap=True)
         results[target] = result
     return results
+
+
+def _shown_columns(table: pd.DataFrame) -> list[str]:
+    """The console columns of a study table: the known ones it has, else its own first eight (a table such
+    as within_study or seed_contrast has none of STUDY_COLUMNS and printed as an empty frame)."""
+    known = [c for c in STUDY_COLUMNS if c in table.columns]
+    return known or [c for c in table.columns if c != "metric_key"][:8]
 
 
 def train(
