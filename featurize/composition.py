@@ -116,6 +116,9 @@ class _Problem(Exception):
     """Internal: what is wrong, before the input is attached (becomes a CompositionError)."""
 
 
+_setattr = object.__setattr__
+
+
 @dataclass(frozen=True, eq=False)
 class Composition:
     """Canonical, immutable, hashable composition. Build it with ``parse_formula`` or ``from_amounts``."""
@@ -154,11 +157,10 @@ class Composition:
         """Internal: the same object as the constructor, for values ``_canonical`` has already checked
         (elements unique and sorted by Z, amounts finite and positive), without checking them again."""
         obj = object.__new__(cls)
-        fields = obj.__dict__  # item assignment: the cheapest way past the frozen dataclass's __setattr__
-        fields["formula"] = formula
-        fields["elements"] = elements
-        fields["amounts"] = amounts
-        fields["structure_type"] = structure_type
+        _setattr(obj, "formula", formula)
+        _setattr(obj, "elements", elements)
+        _setattr(obj, "amounts", amounts)
+        _setattr(obj, "structure_type", structure_type)
         return obj
 
     @classmethod

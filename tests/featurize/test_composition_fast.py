@@ -176,3 +176,56 @@ def test_curated_formulas_equal_reference() -> None:
     assert len(texts) > 1000
     for text in sorted(texts):
         _check_text(text)
+
+
+_PREFIXES = ["P2", "O3", "P3", "O'3", "P2/O3", "OP4", "T", "beta", "beta''", "Alpha", "L", "m", "a"]
+
+
+def test_prefixed_flat_formulas_take_the_fast_path_and_equal_the_general_one() -> None:
+    # reference=True skips both fast paths: prefix regex, mixture split, token scan, pymatgen's reduction
+    rng = random.Random(20261202)
+    texts = sorted({_random_flat(rng) for _ in range(1500)})
+    for i, text in enumerate(texts):
+        prefixed = f"{_PREFIXES[i % len(_PREFIXES)]}-{text}"
+        _check_text(prefixed)
+    assert comp._flat_with_prefix("P2-Na0.67Mn0.6Ni0.3Fe0.1O2") is not None
+    assert comp._flat_with_prefix("O3-NaMnO2") is not None  # integer amounts: through _flat_amounts
+    assert parse_formula("P2-Na0.67MnO2").structure_type == "P2"
+    assert parse_formula("beta''-Na1.67Mg0.67Al10.33O17").structure_type == "beta''"
+    for text in ["P2O5-Li2O", "Na2O-P2O5", "P2-", "P2- Na0.67MnO2", "P2-Na0.67MnO2-Li2O", "X2-NaCl"]:
+        assert comp._flat_with_prefix(text) is None, text
+        _check_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Na1.2.3Cl",
+        "Na1e-3Cl1e-3",
+        "Na2.O",
+        "Na1/2Cl",
+        "Na 2Cl",
+        "Na2\u0663Cl",
+        "NaCl0",
+        "Na1e9Cl",
+        "Na1e-9Cl",
+    ],
+)
+def test_flat_amount_texts_validate_like_the_general_path(text: str) -> None:
+    _check_text(text)
+
+
+def test_bracketed_amounts_equal_pymatgen_composition() -> None:
+    rng = random.Random(11)
+    for _ in range(1500):
+        inner = "".join(f"{rng.choice(_COMMON)}{_amount_text(rng)}" for _ in range(rng.randint(1, 3)))
+        outer = f"{rng.choice(_COMMON)}{_amount_text(rng)}"
+        mult = rng.choice(["", "2", "0.5", "3.25", "1e-2"])
+        brackets = rng.choice(["()", "[]", "{}"])
+        text = f"{outer}{brackets[0]}{inner}{brackets[1]}{mult}{rng.choice(_ANIONS)}{_amount_text(rng)}"
+        try:
+            want = PmgComposition(text.translate(comp._BRACKETS)).get_el_amt_dict()
+        except (ValueError, KeyError):
+            continue
+        assert comp._pymatgen_amounts(text.translate(comp._BRACKETS)) == want, text
+        assert list(comp._pymatgen_amounts(text.translate(comp._BRACKETS))) == list(want), text
