@@ -236,8 +236,8 @@ class CampaignService:
     def get(self, ref: str) -> CampaignRecord:
         return self.store.get(ref)
 
-    def list(self, limit: int = 100) -> list[CampaignRecord]:
-        return self.store.list(limit)
+    def recent(self, limit: int = 100) -> list[CampaignRecord]:
+        return self.store.recent(limit)
 
     def targets(self, record: CampaignRecord) -> list[TargetName]:
         return [TargetName(o["target"]) for o in record.objectives]

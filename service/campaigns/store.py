@@ -315,7 +315,7 @@ class CampaignStore:
             raise UnknownCampaignError(ref)
         return _campaign(rows[0])
 
-    def list(self, limit: int = 100) -> list[CampaignRecord]:
+    def recent(self, limit: int = 100) -> list[CampaignRecord]:
         """The most recent campaigns first."""
         rows = self._read("SELECT * FROM campaigns ORDER BY created_at DESC LIMIT ?", (limit,))
         return [_campaign(r) for r in rows]

@@ -471,7 +471,7 @@ def list_campaigns(store: StoreOption = DEFAULT_STORE) -> None:
     table = Table(title=f"campaigns in {store}", title_justify="left")
     for col in ("name", "id", "spec", "objectives", "rounds", "measured rows"):
         table.add_column(col)
-    for record in service.list():
+    for record in service.recent():
         table.add_row(
             record.name,
             record.id,
