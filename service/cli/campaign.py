@@ -44,7 +44,9 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Campaign name (or 
 
 
 def _fail(console: Any, message: object) -> NoReturn:
-    console.print(f"[red]error: {message}[/red]", highlight=False, markup=True)
+    from rich.markup import escape
+
+    console.print(f"[red]error: {escape(str(message))}[/red]", highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -297,11 +299,10 @@ def add_results(
         )
     for target, why in outcome.refit_skipped.items():
         console.print(f"no refit of {target}: {why}", highlight=False)
-    if outcome.n_rejected:
-        raise typer.Exit(code=1)
 
 
 def _results_table(outcome: Any) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"results batch {outcome.batch}", title_justify="left")
@@ -311,10 +312,10 @@ def _results_table(outcome: Any) -> Any:
         values = ", ".join(f"{k}={v:g}" for k, v in r.values.items())
         table.add_row(
             str(r.row),
-            r.formula,
+            escape(r.formula),
             values or "-",
             "-" if r.round is None else str(r.round),
-            "taken" if r.accepted else f"[red]refused: {r.error}[/red]",
+            "taken" if r.accepted else f"[red]refused: {escape(r.error)}[/red]",
         )
     return table
 
