@@ -60,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 #: A batch is what a lab synthesises in one go; more than this is a screen, not a campaign round.
 MAX_K = 50
+#: The MLflow experiment every proposal round is logged to (refits are runs of the target's experiment).
+CAMPAIGN_EXPERIMENT = "nascreen-campaigns"
 #: Candidates a campaign's space may hold (it is scored in full at every round, in this process).
 MAX_CAMPAIGN_CANDIDATES = 200_000
 
@@ -163,7 +165,9 @@ class CampaignService:
         *,
         data_dir: Path | None = None,
         elements_of: Callable[[TargetName], frozenset[str]] | None = None,
+        log_rounds: bool = True,
     ) -> None:
+        self.log_rounds = log_rounds
         self.store = store
         self.models = models
         self.work_dir = work_dir
@@ -254,12 +258,13 @@ class CampaignService:
         predictors = self.models.predictors(list(spec.targets), refits)
         measured = self.store.results(record.id, accepted_only=True)
         pending = self.store.begin_round(record.id, k=k, seed_of=lambda n: round_seed(record.seed, n))
+        versions = {t.value: p.model_version for t, p in predictors.items()}
         try:
             proposals, counts, spec_hash = self._propose(record, spec, predictors, measured, pending)
+            run_id = self._log_round(record, pending, spec_hash, versions, proposals, counts)
         except BaseException:
             self.store.abandon_round(record.id, pending.number)
             raise
-        versions = {t.value: p.model_version for t, p in predictors.items()}
         return self.store.finish_round(
             record.id,
             pending.number,
@@ -268,6 +273,47 @@ class CampaignService:
             proposals=proposals,
             counts=counts,
             n_measured=len(measured),
+            mlflow_run_id=run_id,
+        )
+
+    def round_dir(self, record: CampaignRecord, number: int) -> Path:
+        """Where round ``number``'s screen and proposal table are written (server-owned ids only)."""
+        return self.work_dir / record.id / f"round-{number:03d}"
+
+    def _log_round(
+        self,
+        record: CampaignRecord,
+        pending: RoundRecord,
+        spec_hash: str,
+        versions: Mapping[str, str],
+        proposals: Sequence[Mapping[str, Any]],
+        counts: Mapping[str, Any],
+    ) -> str:
+        """The round as an MLflow run (experiment ``nascreen-campaigns``): what it used and proposed."""
+        out_dir = self.round_dir(record, pending.number)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        table = out_dir / "proposals.csv"
+        pd.DataFrame(list(proposals)).to_csv(table, index=False)
+        if not self.log_rounds:
+            return ""
+        from models.tracking import log_run
+
+        return log_run(
+            CAMPAIGN_EXPERIMENT,
+            params={
+                "campaign": record.name,
+                "round": pending.number,
+                "seed": pending.seed,
+                "k": pending.k,
+                "spec_hash": spec_hash,
+                "spec_sha256": record.spec_sha256,
+                **{f"model_version.{t}": v for t, v in versions.items()},
+                **{f"acquisition.{k}": v for k, v in record.acquisition.items()},
+            },
+            metrics={k: float(v) for k, v in counts.items() if isinstance(v, int | float)},
+            artifacts={"proposals": table},
+            tags={"nascreen.campaign": record.name, "nascreen.campaign_id": record.id},
+            tracking_uri=self.models.tracking_uri,
         )
 
     def _propose(
@@ -280,7 +326,7 @@ class CampaignService:
     ) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
         from screening.session import run_session, summarise
 
-        out_dir = self.work_dir / record.id / f"round-{pending.number:03d}"
+        out_dir = self.round_dir(record, pending.number) / "screen"
         versions = {t.value: p.model_version for t, p in predictors.items()}
         result = run_session(
             spec,

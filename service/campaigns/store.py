@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS rounds (
     proposals_json TEXT NOT NULL DEFAULT '[]',
     counts_json TEXT NOT NULL DEFAULT '{}',
     n_measured INTEGER NOT NULL DEFAULT 0,
+    mlflow_run_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (campaign_id, number)
 );
 CREATE TABLE IF NOT EXISTS results (
@@ -175,6 +176,7 @@ class RoundRecord:
     proposals: list[dict[str, Any]]
     counts: dict[str, Any]
     n_measured: int  # accepted measured rows the round was proposed from
+    mlflow_run_id: str = ""  # the round's run in the MLflow experiment nascreen-campaigns
 
 
 @dataclass(frozen=True)
@@ -353,11 +355,14 @@ class CampaignStore:
         proposals: Sequence[Mapping[str, Any]],
         counts: Mapping[str, Any],
         n_measured: int,
+        mlflow_run_id: str = "",
     ) -> RoundRecord:
+        """Record a computed round (state ``done``)."""
         with self._tx() as c:
             c.execute(
                 "UPDATE rounds SET status = 'done', finished_at = ?, spec_hash = ?, model_versions_json = ?, "
-                "proposals_json = ?, counts_json = ?, n_measured = ? WHERE campaign_id = ? AND number = ?",
+                "proposals_json = ?, counts_json = ?, n_measured = ?, mlflow_run_id = ? "
+                "WHERE campaign_id = ? AND number = ?",
                 (
                     time.time(),
                     spec_hash,
@@ -365,6 +370,7 @@ class CampaignStore:
                     json.dumps([dict(p) for p in proposals]),
                     json.dumps(dict(counts)),
                     int(n_measured),
+                    mlflow_run_id,
                     campaign_id,
                     number,
                 ),
@@ -507,6 +513,7 @@ def _round(row: sqlite3.Row) -> RoundRecord:
         proposals=json.loads(row["proposals_json"]),
         counts=json.loads(row["counts_json"]),
         n_measured=int(row["n_measured"]),
+        mlflow_run_id=row["mlflow_run_id"],
     )
 
 

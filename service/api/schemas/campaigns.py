@@ -124,6 +124,7 @@ class RoundOut(BaseModel):
     spec_hash: str = Field(description="Fingerprint of the parsed spec the round scored")
     model_versions: dict[str, str] = Field(description="Registered model version per target")
     n_measured: int = Field(description="Measured rows the round was proposed from")
+    mlflow_run_id: str = Field(description="The round's run in the MLflow experiment nascreen-campaigns")
     counts: dict[str, Any]
     proposals: list[dict[str, Any]] = Field(
         description="Best first: formula, per target prediction/std/interval/domain, acquisition, reason"
@@ -140,6 +141,7 @@ class RoundOut(BaseModel):
             spec_hash=r.spec_hash,
             model_versions=r.model_versions,
             n_measured=r.n_measured,
+            mlflow_run_id=r.mlflow_run_id,
             counts=r.counts,
             proposals=r.proposals,
         )
