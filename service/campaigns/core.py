@@ -33,8 +33,15 @@ __all__ = [
 ]
 
 
-class CoreInputError(ValueError):
-    """An objective or acquisition setting the core refuses (raised as the service's CampaignError)."""
+def core_available() -> bool:
+    """Is the campaign core (``screening.campaign`` + ``models.campaign``) installed? Until it is, the
+    interim rules of ``service.campaigns.interim`` choose the proposals and no refit is made."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("screening.campaign", "models.campaign"))
+    except ModuleNotFoundError:
+        return False
 
 
 def _error(exc: Exception) -> Exception:
@@ -47,7 +54,10 @@ def _error(exc: Exception) -> Exception:
 def objectives(items: Sequence[Mapping[str, Any]], family_targets: Sequence[TargetName]) -> list[Any]:
     """Typed ``CampaignObjective`` per mapping (direction defaults to the target's natural one); every
     target must be one the spec's family is scored on."""
-    from screening.campaign import CampaignObjective
+    if core_available():
+        from screening.campaign import CampaignObjective as make
+    else:
+        from screening.ranking import Objective as make
 
     if not items:
         raise _error(ValueError("objectives: give at least one target"))
@@ -71,12 +81,13 @@ def objectives(items: Sequence[Mapping[str, Any]], family_targets: Sequence[Targ
         seen.add(target.value)
         direction = item.get("direction") or ("max" if TARGETS[target].higher_is_better else "min")
         try:
+            threshold = item.get("threshold")
             out.append(
-                CampaignObjective(
-                    target=target,
+                make(
+                    target=target if core_available() else target.value,
                     direction=direction,
                     weight=float(item.get("weight", 1.0) or 1.0),
-                    threshold=item.get("threshold"),
+                    threshold=None if threshold is None else float(threshold),
                 )
             )
         except (TypeError, ValueError) as exc:
@@ -107,7 +118,10 @@ def acquisition(settings: Mapping[str, Any]) -> Any:
     """Typed ``AcquisitionConfig`` from a mapping (unknown keys are refused with the known ones)."""
     import dataclasses
 
-    from screening.campaign import AcquisitionConfig
+    if core_available():
+        from screening.campaign import AcquisitionConfig
+    else:
+        from service.campaigns.interim import AcquisitionSettings as AcquisitionConfig
 
     values = {_ACQ_ALIASES.get(k, k): v for k, v in settings.items()}
     known = {f.name for f in dataclasses.fields(AcquisitionConfig)}
@@ -165,6 +179,10 @@ def anchor(
 ) -> pd.DataFrame:
     """The scored table with each target's predictions offset to this lab by its measured rows
     (``models.campaign`` anchoring); unchanged for a target with no measured row."""
+    if not core_available():
+        from service.campaigns import interim
+
+        return interim.anchor(scored, predictors, measured)
     from models.campaign import anchor_scores
 
     ms = measurements(measured)
@@ -217,10 +235,14 @@ def propose(
     reference: str | None,
 ) -> list[dict[str, Any]]:
     """``propose_batch`` on the stored settings; the proposals as JSON-safe rows, best first."""
-    from screening.campaign import propose_batch
-
     objs = _typed_objectives(objective_items)
     config = acquisition(acquisition_settings)
+    if not core_available():
+        from service.campaigns import interim
+
+        return _records(interim.propose(scored, measured, objs, config, k, seed=seed))
+    from screening.campaign import propose_batch
+
     ms = measurements(measured)
     targets = [TargetName(o.target) for o in objs]
     ref = _reference_values(scored, ms, reference, targets)
@@ -264,6 +286,11 @@ class RefitOutcome:
 
 def refit_blocker(target: TargetName, rows: Sequence[ResultRecord]) -> str:
     """Why ``target`` is not refitted on these rows yet ("" when it is)."""
+    if not core_available():
+        return (
+            "a refit needs the campaign core (models.campaign), not installed yet; the lab offset anchors "
+            "the predictions meanwhile"
+        )
     from models.campaign import MIN_REFIT_ROWS
 
     if len(rows) < MIN_REFIT_ROWS:
