@@ -35,6 +35,12 @@ __all__ = ["MAX_RESULT_ROWS", "CheckedRow", "ResultsError", "check_results", "co
 MAX_RESULT_ROWS = 5000
 
 
+#: Measured values a lab can report for targets the models leave unbounded: a room-temperature ionic
+#: conductivity above 10 S/cm (log10 1) is beyond any known conductor, below 1e-20 S/cm nobody measures
+#: it. (Retention and voltage use their physical range, ``models.targets.TARGETS[t].value_range``.)
+PLAUSIBLE_RANGE: dict[TargetName, tuple[float, float]] = {TargetName.IONIC_CONDUCTIVITY: (-20.0, 1.0)}
+
+
 class ResultsError(ValueError):
     """A results table that cannot be read at all (no formula column, no value column, too many rows)."""
 
@@ -87,7 +93,7 @@ def _value(raw: object, target: TargetName) -> tuple[float | None, str]:
         return None, f"{target.value}={raw!r} is not a number"
     if not math.isfinite(value):
         return None, f"{target.value}={raw!r} is not finite"
-    bounds = TARGETS[target].value_range
+    bounds = TARGETS[target].value_range or PLAUSIBLE_RANGE.get(target)
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
         unit = TARGETS[target].unit
         return None, f"{target.value}={raw!r} is outside {bounds[0]:g}..{bounds[1]:g} {unit}"
