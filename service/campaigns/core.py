@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -33,15 +33,12 @@ __all__ = [
 ]
 
 
-def core_available() -> bool:
-    """Is the campaign core (``screening.campaign`` + ``models.campaign``) installed? Until it is, the
-    interim rules of ``service.campaigns.interim`` choose the proposals and no refit is made."""
+def models_core() -> bool:
+    """Is ``models.campaign`` (lab anchoring, refit) installed? Until it is, the interim lab offset of
+    ``service.campaigns.interim`` anchors the predictions and no refit is made."""
     import importlib.util
 
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in ("screening.campaign", "models.campaign"))
-    except ModuleNotFoundError:
-        return False
+    return importlib.util.find_spec("models.campaign") is not None
 
 
 def _error(exc: Exception) -> Exception:
@@ -54,10 +51,7 @@ def _error(exc: Exception) -> Exception:
 def objectives(items: Sequence[Mapping[str, Any]], family_targets: Sequence[TargetName]) -> list[Any]:
     """Typed ``CampaignObjective`` per mapping (direction defaults to the target's natural one); every
     target must be one the spec's family is scored on."""
-    if core_available():
-        from screening.campaign import CampaignObjective as make
-    else:
-        from screening.ranking import Objective as make
+    from screening.campaign import CampaignObjective
 
     if not items:
         raise _error(ValueError("objectives: give at least one target"))
@@ -83,9 +77,9 @@ def objectives(items: Sequence[Mapping[str, Any]], family_targets: Sequence[Targ
         try:
             threshold = item.get("threshold")
             out.append(
-                make(
-                    target=target if core_available() else target.value,
-                    direction=direction,
+                CampaignObjective(
+                    target=target,
+                    direction=cast(Any, direction),  # the core validates it (ValueError names the field)
                     weight=float(item.get("weight", 1.0) or 1.0),
                     threshold=None if threshold is None else float(threshold),
                 )
@@ -118,10 +112,7 @@ def acquisition(settings: Mapping[str, Any]) -> Any:
     """Typed ``AcquisitionConfig`` from a mapping (unknown keys are refused with the known ones)."""
     import dataclasses
 
-    if core_available():
-        from screening.campaign import AcquisitionConfig
-    else:
-        from service.campaigns.interim import AcquisitionSettings as AcquisitionConfig
+    from screening.campaign import AcquisitionConfig
 
     values = {_ACQ_ALIASES.get(k, k): v for k, v in settings.items()}
     known = {f.name for f in dataclasses.fields(AcquisitionConfig)}
@@ -166,7 +157,7 @@ def measurements(results: Sequence[ResultRecord]) -> list[Any]:
                     formula=r.formula,
                     target=TargetName(target),
                     value=float(value),
-                    conditions=dict(r.conditions),
+                    conditions={k: v for k, v in r.conditions.items() if v is not None},
                     round=r.round if r.round is not None else 0,
                 )
             )
@@ -179,7 +170,7 @@ def anchor(
 ) -> pd.DataFrame:
     """The scored table with each target's predictions offset to this lab by its measured rows
     (``models.campaign`` anchoring); unchanged for a target with no measured row."""
-    if not core_available():
+    if not models_core():
         from service.campaigns import interim
 
         return interim.anchor(scored, predictors, measured)
@@ -233,31 +224,20 @@ def propose(
     *,
     seed: int,
     reference: str | None,
+    allow_peroxide: bool = False,
 ) -> list[dict[str, Any]]:
     """``propose_batch`` on the stored settings; the proposals as JSON-safe rows, best first."""
     objs = _typed_objectives(objective_items)
     config = acquisition(acquisition_settings)
-    if not core_available():
-        from service.campaigns import interim
-
-        return _records(interim.propose(scored, measured, objs, config, k, seed=seed))
     from screening.campaign import propose_batch
 
     ms = measurements(measured)
     targets = [TargetName(o.target) for o in objs]
     ref = _reference_values(scored, ms, reference, targets)
-    proposals = propose_batch(scored, ms, objs, config, k, seed=seed, reference=ref)
-    return _records(_proposal_table(proposals))
-
-
-def _proposal_table(proposals: Any) -> pd.DataFrame:
-    for name in ("table", "frame", "proposed", "rows"):
-        value = getattr(proposals, name, None)
-        if isinstance(value, pd.DataFrame):
-            return value
-    if isinstance(proposals, pd.DataFrame):
-        return proposals
-    raise TypeError(f"propose_batch returned {type(proposals).__name__} without a proposal table")
+    proposals = propose_batch(
+        scored, ms, objs, config, k, seed=seed, reference=ref, allow_peroxide=allow_peroxide
+    )
+    return _records(proposals.table)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -286,7 +266,7 @@ class RefitOutcome:
 
 def refit_blocker(target: TargetName, rows: Sequence[ResultRecord]) -> str:
     """Why ``target`` is not refitted on these rows yet ("" when it is)."""
-    if not core_available():
+    if not models_core():
         return (
             "a refit needs the campaign core (models.campaign), not installed yet; the lab offset anchors "
             "the predictions meanwhile"

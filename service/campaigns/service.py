@@ -346,6 +346,7 @@ class CampaignService:
             pending.k,
             seed=pending.seed,
             reference=record.reference,
+            allow_peroxide=spec.allow_peroxide,
         )
         counts["measured_rows"] = len(measured)
         counts["proposed"] = len(proposals)

@@ -138,9 +138,14 @@ def new(
         ),
     ] = None,
     acquisition: Annotated[
-        str | None, typer.Option(help="Acquisition function (see `service.campaigns.core`): ei, ucb or pi.")
+        str | None,
+        typer.Option(help="ei (default: over the best measured), ucb, p_better (P(beating it)) or greedy."),
     ] = None,
     kappa: Annotated[float | None, typer.Option(help="UCB exploration weight (mean + kappa * std).")] = None,
+    diversity: Annotated[
+        str | None,
+        typer.Option(help="Batch diversity: kriging_believer (default), local_penalisation or none."),
+    ] = None,
     explore: Annotated[
         bool,
         typer.Option("--explore/--in-domain-only", help="Allow candidates outside the models' domain."),
@@ -169,6 +174,8 @@ def new(
         acq["kind"] = acquisition
     if kappa is not None:
         acq["kappa"] = kappa
+    if diversity is not None:
+        acq["diversity"] = diversity
     objectives = [_parse_objective(o) for o in objective or []]
     service = _service(store, tracking_uri)
     record = _guard(
