@@ -14,7 +14,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from models.predictor import PredictorLike
+from models.predictor import Predictor, PredictorLike
 from models.targets import TARGETS, TargetName
 from service.campaigns.store import ResultRecord
 
@@ -302,11 +302,17 @@ def refit(
     )
 
 
-def load_campaign_predictor(target: TargetName, version: str, tracking_uri: str) -> PredictorLike:
-    """The registered campaign model ``version`` of ``target`` as a predictor."""
-    from models.campaign import load_version
+def load_campaign_predictor(
+    target: TargetName, campaign: str, version: str, tracking_uri: str
+) -> PredictorLike:
+    """The campaign's registered model of ``target`` (alias ``campaign-<name>``) as a predictor; a version
+    other than the one the store recorded (the alias moved since) is an error, not a silent swap."""
+    from models.campaign import load_campaign_model
 
-    from models.predictor import Predictor
-
-    model = load_version(target, version, tracking_uri)
-    return Predictor(target=target, model=model, model_version=str(version))
+    model, loaded = load_campaign_model(target, campaign, tracking_uri)
+    if str(loaded) != str(version):
+        raise RuntimeError(
+            f"{target.value}: alias campaign-{campaign} points at version {loaded}, the campaign recorded "
+            f"version {version}"
+        )
+    return Predictor(target=target, model=model, model_version=str(loaded))

@@ -101,20 +101,21 @@ class ModelSource:
             self.champions.update(load_predictors([target], self.tracking_uri))
         return self.champions[target]
 
-    def version(self, target: TargetName, version: str) -> PredictorLike:
+    def version(self, target: TargetName, campaign: str, version: str) -> PredictorLike:
+        """A campaign's registered model (cached by version)."""
         key = (target, version)
         if key not in self._versions:
-            self._versions[key] = core.load_campaign_predictor(target, version, self.tracking_uri)
+            self._versions[key] = core.load_campaign_predictor(target, campaign, version, self.tracking_uri)
         return self._versions[key]
 
     def predictors(
-        self, targets: Sequence[TargetName], campaign_models: Mapping[str, RefitRecord]
+        self, targets: Sequence[TargetName], campaign_models: Mapping[str, RefitRecord], campaign: str = ""
     ) -> dict[TargetName, PredictorLike]:
         """Per target: the campaign's refit when there is one, else the champion."""
         out: dict[TargetName, PredictorLike] = {}
         for t in targets:
             refit = campaign_models.get(t.value)
-            out[t] = self.version(t, refit.version) if refit is not None else self.champion(t)
+            out[t] = self.version(t, campaign, refit.version) if refit is not None else self.champion(t)
         return out
 
 
@@ -255,7 +256,7 @@ class CampaignService:
         targets = self.targets(record)
         spec = self._open(record.spec, [t.value for t in targets])
         refits = self.store.latest_refits(record.id)
-        predictors = self.models.predictors(list(spec.targets), refits)
+        predictors = self.models.predictors(list(spec.targets), refits, record.name)
         measured = self.store.results(record.id, accepted_only=True)
         pending = self.store.begin_round(record.id, k=k, seed_of=lambda n: round_seed(record.seed, n))
         versions = {t.value: p.model_version for t, p in predictors.items()}
@@ -364,7 +365,7 @@ class CampaignService:
         rounds = self.store.rounds(record.id)
         refits = self.store.latest_refits(record.id)
         good = [r for r in checked if r.accepted]
-        predicted = self._predicted_before(good, rounds, targets, refits) if good else {}
+        predicted = self._predicted_before(good, rounds, targets, refits, record.name) if good else {}
         batch, stored = self.store.add_results(
             record.id,
             [
@@ -390,6 +391,7 @@ class CampaignService:
         rounds: Sequence[RoundRecord],
         targets: Sequence[TargetName],
         refits: Mapping[str, RefitRecord],
+        campaign: str,
     ) -> dict[int, tuple[int | None, dict[str, dict[str, Any]]]]:
         """Per accepted row: the latest round that proposed its composition and what that round
         predicted; rows no round proposed are predicted now, by the models the campaign uses now."""
@@ -409,7 +411,7 @@ class CampaignService:
             number, proposal = hit
             out[r.row] = (number, _proposal_predictions(proposal, targets))
         if fresh:
-            predictors = self.models.predictors(list(targets), refits)
+            predictors = self.models.predictors(list(targets), refits, campaign)
             frame = pd.DataFrame([{"formula": r.formula, **r.conditions} for r in fresh])
             per_target = {t: predictors[t].predict_frame(frame) for t in targets}
             for i, r in enumerate(fresh):
