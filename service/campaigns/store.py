@@ -50,7 +50,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 #: Lower-case letters, digits, '-' and '_', starting with a letter or digit: safe in an MLflow alias
 #: (``campaign-<name>``), a file name and a URL.
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,59}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,7 +129,7 @@ def check_name(name: object) -> str:
     """The campaign name, or ValueError saying what a name may hold."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise ValueError(
-            f"campaign name {name!r}: use 1-63 lower-case letters, digits, '-' or '_', starting with a "
+            f"campaign name {name!r}: use 1-60 lower-case letters, digits, '-' or '_', starting with a "
             "letter or digit (it becomes the MLflow alias campaign-<name>)"
         )
     return name

@@ -60,7 +60,7 @@ class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [CAMPAIGN_EXAMPLE]})
 
     name: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,59}$",
         description="Lower-case letters, digits, '-', '_' (it becomes the MLflow alias campaign-<name>)",
     )
     spec: dict[str, Any] = Field(description="A screening spec, the same mapping a spec file holds")
