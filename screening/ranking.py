@@ -37,6 +37,8 @@ __all__ = [
     "Objective",
     "RankingConfig",
     "describe",
+    "expected_improvement",
+    "minmax_normalise",
     "pareto_ranks",
     "parse_ranking",
     "possibly_optimal",
@@ -335,12 +337,25 @@ def _texts(mask: np.ndarray, details: np.ndarray, prefix: str, default: str) -> 
     return out
 
 
-def _minmax(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def minmax_normalise(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``x`` scaled to [0, 1] over the ``mask`` rows (1.0 when they are all equal); NaN elsewhere."""
     out = np.full(x.shape, np.nan)
     if not mask.any():
         return out
     lo, hi = np.nanmin(x[mask]), np.nanmax(x[mask])
     out[mask] = 1.0 if hi == lo else (x[mask] - lo) / (hi - lo)
+    return out
+
+
+def expected_improvement(improvement: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Gaussian expected improvement ``E[max(Y - best, 0)]`` from the improvement of the mean over the
+    baseline (oriented: higher is better, minus any xi) and the std: ``imp Phi(z) + std phi(z)``, z =
+    imp / std; where std is 0 it is ``max(imp, 0)``."""
+    imp = np.asarray(improvement, dtype=float)
+    std = np.asarray(std, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(std > 0, imp / np.where(std > 0, std, 1.0), 0.0)
+    out: np.ndarray = np.where(std > 0, imp * norm.cdf(z) + std * norm.pdf(z), np.maximum(imp, 0.0))
     return out
 
 
@@ -415,10 +430,7 @@ def _objective_score(
         s = mean + o.sign * config.kappa * std
     elif config.mode == "ei":
         best = _baseline(config, out, o)
-        imp = o.sign * (mean - best) - config.xi
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(std > 0, imp / np.where(std > 0, std, 1.0), 0.0)
-        s = np.where(std > 0, imp * norm.cdf(z) + std * norm.pdf(z), np.maximum(imp, 0.0))
+        s = expected_improvement(o.sign * (mean - best) - config.xi, std)
     else:
         s = mean
     return s, mean, std
@@ -437,7 +449,7 @@ def _combined_score(
         total = sum(o.weight for o in config.objectives)
         score = np.zeros(len(eligible))
         for o in config.objectives:
-            score = score + o.weight / total * _minmax(oriented[o.target], eligible)
+            score = score + o.weight / total * minmax_normalise(oriented[o.target], eligible)
     return np.where(eligible, score, np.nan)
 
 

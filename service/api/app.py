@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.middleware import RequestContextMiddleware
 from service.api.responses import SafeJSONResponse, is_json_safe, json_safe, safe_text
-from service.api.routes import health, jobs, models, predict, rank
+from service.api.routes import campaigns, health, jobs, models, predict, rank
 from service.api.settings import ApiSettings
 from service.api.state import build_state
 from service.web.router import mount_web
@@ -61,7 +61,7 @@ def create_app(settings: ApiSettings, *, recover_jobs: bool = True) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(health.router)
-    for module in (models, predict, rank, jobs):
+    for module in (models, predict, rank, jobs, campaigns):
         app.include_router(module.router, prefix="/v1")
     mount_web(app)  # the screening page at / (static files shipped in service/web/static)
     if settings.cors_origins:

@@ -18,6 +18,7 @@ from service.api.job_manager import JobManager
 from service.api.job_store import JobStore
 from service.api.settings import ApiSettings
 from service.api.state import AppState
+from service.campaigns.service import CampaignService
 
 
 async def get_state(request: Request) -> AppState:
@@ -50,7 +51,12 @@ async def get_compute(state: StateDep) -> SingleThreadedCompute:
     return state.compute
 
 
+async def get_campaigns(state: StateDep) -> CampaignService:
+    return state.campaigns
+
+
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+CampaignsDep = Annotated[CampaignService, Depends(get_campaigns)]
 ComputeDep = Annotated[SingleThreadedCompute, Depends(get_compute)]
 PredictorsDep = Annotated[dict[TargetName, PredictorLike], Depends(get_predictors)]
 JobStoreDep = Annotated[JobStore, Depends(get_jobs)]

@@ -28,6 +28,12 @@ class ApiSettings(BaseModel):
         default=None, description="MLflow tracking URI; default sqlite:///<project_root>/mlruns/mlflow.db"
     )
     jobs_db: Path | None = Field(default=None, description="Job store; default <project_root>/mlruns/jobs.db")
+    campaigns_db: Path | None = Field(
+        default=None, description="Campaign store; default <project_root>/mlruns/campaigns.db"
+    )
+    data_dir: Path | None = Field(
+        default=None, description="Curated training data a campaign refit adds its rows to; default shipped"
+    )
     results_dir: Path | None = Field(
         default=None, description="Screening job outputs; default <project_root>/mlruns/screening-jobs"
     )
@@ -95,6 +101,20 @@ class ApiSettings(BaseModel):
     @property
     def resolved_jobs_db(self) -> Path:
         return self.jobs_db if self.jobs_db is not None else self.project_root / "mlruns" / "jobs.db"
+
+    @property
+    def resolved_campaigns_db(self) -> Path:
+        if self.campaigns_db is not None:
+            return self.campaigns_db
+        return self.project_root / "mlruns" / "campaigns.db"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        import models
+
+        return Path(models.__file__).resolve().parents[1] / "data"
 
     @property
     def resolved_results_dir(self) -> Path:

@@ -12,6 +12,7 @@ from service.api.compute import SingleThreadedCompute
 from service.api.job_manager import JobManager
 from service.api.job_store import JobStore
 from service.api.settings import ApiSettings
+from service.campaigns.service import CampaignService
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +27,14 @@ class AppState:
     jobs: JobStore
     manager: JobManager
     compute: SingleThreadedCompute
+    campaigns: CampaignService
 
     def close(self) -> None:
-        """Stop the job manager (running jobs stop at their next chunk), the compute pool, the job store."""
+        """Stop the job manager (running jobs stop at their next chunk), the compute pool, the stores."""
         self.manager.shutdown()
         self.compute.shutdown()
         self.jobs.close()
+        self.campaigns.store.close()
 
 
 def build_state(
@@ -56,7 +59,31 @@ def build_state(
     if interrupted:
         logger.warning("marked %d job(s) from a previous run as interrupted", len(interrupted))
     manager = JobManager(store, settings, loaded, compute)
-    return AppState(settings, loaded, missing, store, manager, compute)
+    return AppState(
+        settings, loaded, missing, store, manager, compute, open_campaigns(settings, loaded, recover_jobs)
+    )
+
+
+def open_campaigns(
+    settings: ApiSettings, loaded: dict[TargetName, PredictorLike], recover: bool
+) -> CampaignService:
+    """The campaign service on the store beside the job store, scoring with the champions loaded here
+    (``recover``: forget rounds a stopped server left half-proposed)."""
+    from models.predictor import training_elements
+    from service.campaigns.service import ModelSource
+    from service.campaigns.store import CampaignStore
+
+    store = CampaignStore(settings.resolved_campaigns_db)
+    if recover and (n := store.abandon_running()):
+        logger.warning("forgot %d campaign round(s) a previous run left unfinished", n)
+    models = ModelSource(settings.resolved_tracking_uri, champions=dict(loaded))
+    return CampaignService(
+        store,
+        models,
+        settings.resolved_campaigns_db.parent / "campaigns",
+        data_dir=settings.resolved_data_dir,
+        elements_of=lambda t: training_elements(models.champion(t)),
+    )
 
 
 def load_champions(settings: ApiSettings) -> tuple[dict[TargetName, PredictorLike], dict[TargetName, str]]:

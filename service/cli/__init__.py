@@ -43,6 +43,9 @@ def _register() -> None:
     from service.cli import screen as _screen
 
     _screen.register(app)
+    from service.cli import campaign as _campaign
+
+    _campaign.register(app)
     from service.cli import serve as _serve
 
     _serve.register(app)

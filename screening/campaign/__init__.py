@@ -1,0 +1,39 @@
+"""Closed-loop campaigns, the pure core: typed objectives, acquisition settings, lab measurements, and the
+proposal of the next batch (``propose_batch``). No IO, no MLflow, no Ray: the store, the orchestration
+(anchoring and refits with ``models.campaign``), the CLI and the API live at the edges."""
+
+from screening.campaign.propose import (
+    acquisition_values,
+    composition_features,
+    default_length_scale,
+    measured_mask,
+    propose_batch,
+)
+from screening.campaign.types import (
+    AcquisitionConfig,
+    AcquisitionKind,
+    CampaignObjective,
+    ConditionValue,
+    Direction,
+    DiversityKind,
+    ExcludeCode,
+    Measurement,
+    Proposals,
+)
+
+__all__ = [
+    "AcquisitionConfig",
+    "AcquisitionKind",
+    "CampaignObjective",
+    "ConditionValue",
+    "Direction",
+    "DiversityKind",
+    "ExcludeCode",
+    "Measurement",
+    "Proposals",
+    "acquisition_values",
+    "composition_features",
+    "default_length_scale",
+    "measured_mask",
+    "propose_batch",
+]
