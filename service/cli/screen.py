@@ -462,6 +462,7 @@ def screen(
 ) -> None:
     """Screen dopant candidates of a spec: rank them with uncertainty and write tables + plots."""
     from rich.console import Console
+    from rich.markup import escape
 
     from screening.ranking import describe
     from screening.runner import DEFAULT_CHUNK_SIZE
@@ -476,11 +477,12 @@ def screen(
     spec, size = prep.spec, chunk_size or DEFAULT_CHUNK_SIZE
     executor, chosen = _resolve_executor(executor, spec, num_cpus, address)
     console.print(
-        f"screen [bold]{spec.name}[/bold] ({spec.family.name}): targets "
+        f"screen [bold]{escape(spec.name)}[/bold] ({spec.family.name}): targets "
         + ", ".join(t.value for t in spec.targets)
         + "; models "
         + ", ".join(f"{k} v{v}" for k, v in prep.versions.items())
-        + f"; phase {spec.phase}; ranked by {describe(spec.ranking)}; executor {executor}"
+        # escaped: the objectives are written "target [by delta, max, weight 1]", which rich took as markup
+        + f"; phase {spec.phase}; ranked by {escape(describe(spec.ranking))}; executor {executor}"
         + (f" at {address}" if executor == "ray" and address else "")
         + (f" ({chosen})" if chosen else "")
     )

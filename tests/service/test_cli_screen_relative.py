@@ -44,6 +44,8 @@ def test_the_demo_screen_ranks_by_change_vs_the_host(
     assert result.exit_code == 0, result.output
     assert "Δ vs host" in result.output and "P>host" in result.output
     assert "90% interval widths over" in result.output and "anchored to 1 measured row" in result.output
+    # the ranking line names how each objective is ranked (rich must not swallow "[by delta ...]" as markup)
+    assert "[by delta vs reference" in " ".join(result.output.split())
     top = pd.read_csv(out / "top.csv")
     ranked = pd.read_parquet(out / "ranked.parquet")
     host = top[top["is_host"]]
