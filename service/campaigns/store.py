@@ -23,14 +23,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from service.sqlite_store import SqliteStore
 
 __all__ = [
     "NAME_PATTERN",
@@ -224,18 +224,12 @@ class NewResult:
     predicted: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-class CampaignStore:
+class CampaignStore(SqliteStore):
     """Thread-safe access to the campaign tables (one connection guarded by a lock; WAL journal)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.row_factory = sqlite3.Row
+        super().__init__(path, _SCHEMA)
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_SCHEMA)
             self._check_version()
 
     def _check_version(self) -> None:
@@ -250,25 +244,6 @@ class CampaignStore:
                 f"{self.path}: campaign store schema version {row['value']}, this nascreen reads version "
                 f"{SCHEMA_VERSION}"
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return list(self._conn.execute(sql, tuple(args)).fetchall())
 
     # -- campaigns ---------------------------------------------------------------------------------
     def create(
