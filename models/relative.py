@@ -161,6 +161,15 @@ def anchor_shrinkage(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(num / den, 0.0, 1.0)) if den > 0 else 0.0
 
 
+def anchor_weight(n_anchors: int, k1: float) -> float:
+    """Share of the mean residual of ``n_anchors`` measured rows of one study to add to another row of it:
+    ``k_n = n k1 / (1 + (n - 1) k1)``, the random-effects weight with ``k1`` (``anchor_shrinkage``) as the
+    one-anchor weight; 0 without anchors or with k1 = 0."""
+    if n_anchors <= 0 or k1 <= 0:
+        return 0.0
+    return float(n_anchors * k1 / (1.0 + (n_anchors - 1) * k1))
+
+
 def _cross_fold_delta(oof: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
     """Honest delta intervals of pairs (calibrated on the other folds' pairs only)."""
     dy, dp, pair_sigma, folds = _pair_arrays(oof, a, b)
@@ -410,8 +419,7 @@ def _anchored(
     """Anchored absolute values: several anchors' mean residual is less noisy, so the shrinkage is
     ``k_n = n k / (1 + (n - 1) k)`` (the random-effects weight with k the one-anchor weight); the width is
     that of one anchor (conservative)."""
-    k1 = cal.anchor_shrinkage
-    k = anchor.n * k1 / (1.0 + (anchor.n - 1) * k1) if k1 > 0 else 0.0
+    k = anchor_weight(anchor.n, cal.anchor_shrinkage)
     anchored = out["anchored_prediction"]
     anchored[good] = c_mean + k * anchor.offset
     a_cal = cal.anchored or cal.calibration

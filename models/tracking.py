@@ -245,6 +245,46 @@ def register_champion(*, tracking_uri: str, target: TargetName | str, logged: Lo
     return str(version.version)
 
 
+def register_alias(*, tracking_uri: str, target: TargetName | str, logged: LoggedModel, alias: str) -> str:
+    """Register the logged model as a new version of ``nascreen-<target>`` and point ``alias`` (never
+    ``champion``) at it; the move is logged as tags (on the version and the run: previous -> new).
+    Returns the new version string."""
+    if alias == CHAMPION_ALIAS:
+        raise ValueError(f"register_alias: {CHAMPION_ALIAS!r} is moved by training only (register_champion)")
+    name = get_target(target).registered_model_name
+    with _store(tracking_uri) as mlflow:
+        from mlflow.exceptions import MlflowException
+
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        try:
+            previous = str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            previous = "none"
+        version = str(mlflow.register_model(logged.model_uri, name, tags={"run_id": logged.run_id}).version)
+        client.set_registered_model_alias(name, alias, version)
+        move = f"{alias}: {previous} -> {version}"
+        client.set_model_version_tag(name, version, "nascreen.alias_move", move)
+        client.set_tag(logged.run_id, "nascreen.alias_move", move)
+    logger.info("registered %s version %s as @%s (was %s)", name, version, alias, previous)
+    return version
+
+
+def load_alias(target: TargetName | str, alias: str, tracking_uri: str) -> tuple[Any, str]:
+    """Load ``models:/nascreen-<target>@<alias>``; returns (model, version string). LookupError when the
+    alias is not set."""
+    name = get_target(target).registered_model_name
+    with _store(tracking_uri) as mlflow:
+        from mlflow.exceptions import MlflowException
+
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        try:
+            version = str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            raise LookupError(f"no model registered as {name}@{alias} in {tracking_uri}") from None
+        model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    return model, version
+
+
 class NoChampionError(LookupError):
     """No ``champion`` version is registered for a target in the given store."""
 

@@ -2,6 +2,7 @@
 proposal of the next batch (``propose_batch``). No IO, no MLflow, no Ray: the store, the orchestration
 (anchoring and refits with ``models.campaign``), the CLI and the API live at the edges."""
 
+from screening.campaign.anchoring import anchor_scores, apply_offset
 from screening.campaign.propose import (
     acquisition_values,
     composition_features,
@@ -32,6 +33,8 @@ __all__ = [
     "Measurement",
     "Proposals",
     "acquisition_values",
+    "anchor_scores",
+    "apply_offset",
     "composition_features",
     "default_length_scale",
     "measured_mask",

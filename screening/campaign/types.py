@@ -3,20 +3,18 @@ a proposed batch. Pure values, validated on construction (a bad value raises Val
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import pandas as pd
 
-from featurize.composition import CompositionError, parse_formula
+from models.measurements import ConditionValue, Measurement, finite_number
 from models.targets import TargetName
 
 Direction = Literal["max", "min"]
 AcquisitionKind = Literal["ei", "ucb", "p_better", "greedy"]
 DiversityKind = Literal["kriging_believer", "local_penalisation", "none"]
-ConditionValue = float | str
 
 __all__ = [
     "AcquisitionConfig",
@@ -29,15 +27,6 @@ __all__ = [
     "Measurement",
     "Proposals",
 ]
-
-
-def _finite(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where}: {value!r} is not a number")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{where}: {value!r} is not finite")
-    return out
 
 
 def _choice(value: object, kind: object, where: str) -> None:
@@ -65,12 +54,12 @@ class CampaignObjective:
             valid = ", ".join(t.value for t in TargetName)
             raise ValueError(f"objective.target: unknown target {self.target!r} (use {valid})") from None
         _choice(self.direction, Direction, f"objective {self.target.value}: direction")
-        weight = _finite(self.weight, f"objective {self.target.value}: weight")
+        weight = finite_number(self.weight, f"objective {self.target.value}: weight")
         if weight < 0:
             raise ValueError(f"objective {self.target.value}: weight must be >= 0, got {weight}")
         object.__setattr__(self, "weight", weight)
         if self.threshold is not None:
-            thr = _finite(self.threshold, f"objective {self.target.value}: threshold")
+            thr = finite_number(self.threshold, f"objective {self.target.value}: threshold")
             object.__setattr__(self, "threshold", thr)
 
     @property
@@ -108,7 +97,7 @@ class AcquisitionConfig:
         _choice(self.kind, AcquisitionKind, "acquisition.kind")
         _choice(self.diversity, DiversityKind, "acquisition.diversity")
         for name in ("kappa", "xi"):
-            value = _finite(getattr(self, name), f"acquisition.{name}")
+            value = finite_number(getattr(self, name), f"acquisition.{name}")
             if value < 0:
                 raise ValueError(f"acquisition.{name}: must be >= 0, got {value}")
             object.__setattr__(self, name, value)
@@ -117,7 +106,7 @@ class AcquisitionConfig:
                 f"acquisition.allow_out_of_domain: needs true/false, got {self.allow_out_of_domain!r}"
             )
         if self.length_scale is not None:
-            ls = _finite(self.length_scale, "acquisition.length_scale")
+            ls = finite_number(self.length_scale, "acquisition.length_scale")
             if ls <= 0:
                 raise ValueError(f"acquisition.length_scale: must be > 0, got {ls}")
             object.__setattr__(self, "length_scale", ls)
@@ -133,41 +122,6 @@ class AcquisitionConfig:
         return f"{what}; diversity {self.diversity}" + (
             "; out-of-domain allowed" if self.allow_out_of_domain else "; in-domain only"
         )
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One measured value of one target for one composition under stated conditions, from round
-    ``round`` of a campaign (0: the rows the campaign started with). ``conditions``: the predictor's
-    condition inputs it was measured under (numbers as floats, ``phase``/``structure_type`` as text)."""
-
-    formula: str
-    target: TargetName
-    value: float
-    conditions: Mapping[str, ConditionValue] = field(default_factory=dict)
-    round: int = 0
-
-    def __post_init__(self) -> None:
-        try:
-            parse_formula(self.formula)
-        except CompositionError as exc:
-            raise ValueError(f"measurement formula {self.formula!r}: {exc}") from None
-        try:
-            object.__setattr__(self, "target", TargetName(self.target))
-        except ValueError:
-            raise ValueError(f"measurement of {self.formula!r}: unknown target {self.target!r}") from None
-        object.__setattr__(self, "value", _finite(self.value, f"measurement of {self.formula!r}: value"))
-        conds: dict[str, ConditionValue] = {}
-        for k, v in dict(self.conditions).items():
-            if isinstance(v, str):
-                conds[str(k)] = v
-            else:
-                conds[str(k)] = _finite(v, f"measurement of {self.formula!r}: condition {k}")
-        object.__setattr__(self, "conditions", conds)
-        if isinstance(self.round, bool) or not isinstance(self.round, int) or self.round < 0:
-            raise ValueError(
-                f"measurement of {self.formula!r}: round must be an integer >= 0, got {self.round!r}"
-            )
 
 
 class ExcludeCode:

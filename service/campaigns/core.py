@@ -33,14 +33,6 @@ __all__ = [
 ]
 
 
-def models_core() -> bool:
-    """Is ``models.campaign`` (lab anchoring, refit) installed? Until it is, the interim lab offset of
-    ``service.campaigns.interim`` anchors the predictions and no refit is made."""
-    import importlib.util
-
-    return importlib.util.find_spec("models.campaign") is not None
-
-
 def _error(exc: Exception) -> Exception:
     from service.campaigns.service import CampaignError
 
@@ -169,12 +161,9 @@ def anchor(
     scored: pd.DataFrame, predictors: Mapping[TargetName, PredictorLike], measured: Sequence[ResultRecord]
 ) -> pd.DataFrame:
     """The scored table with each target's predictions offset to this lab by its measured rows
-    (``models.campaign`` anchoring); unchanged for a target with no measured row."""
-    if not models_core():
-        from service.campaigns import interim
-
-        return interim.anchor(scored, predictors, measured)
-    from models.campaign import anchor_scores
+    (``screening.campaign.anchor_scores``: the shrunken lab offset of ``models.campaign``); unchanged
+    for a target with no measured row."""
+    from screening.campaign import anchor_scores
 
     ms = measurements(measured)
     if not ms:
@@ -266,11 +255,6 @@ class RefitOutcome:
 
 def refit_blocker(target: TargetName, rows: Sequence[ResultRecord]) -> str:
     """Why ``target`` is not refitted on these rows yet ("" when it is)."""
-    if not models_core():
-        return (
-            "a refit needs the campaign core (models.campaign), not installed yet; the lab offset anchors "
-            "the predictions meanwhile"
-        )
     from models.campaign import MIN_REFIT_ROWS
 
     if len(rows) < MIN_REFIT_ROWS:
