@@ -217,6 +217,9 @@ def refit_with_campaign(
     if missing:
         raise ValueError(f"campaign rows lack column(s) {sorted(missing)}")
     table = pd.concat([base_table, rows.drop(columns=["round"], errors="ignore")], ignore_index=True)
+    if "censored" in table.columns:  # a table without the column gets NaN there, which bool() takes as True
+        table["censored"] = table["censored"].astype(object).where(table["censored"].notna(), False)
+        table["censored"] = table["censored"].astype(bool)
     X, y, groups, _, _ = training_frame(tgt.name, table)
     return clone(model).fit(X, y, groups)
 

@@ -11,6 +11,7 @@ the session store other tests count versions in.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -103,6 +104,22 @@ def test_cli_campaign_new_propose_add_results_propose_status_history(
     assert len(batch2) == 4
     assert not set(batch2["formula"]) & set(batch1["formula"]), "a measured candidate was proposed again"
 
+    # the second batch measured: 8 rows >= MIN_REFIT_ROWS, so the champion's pipeline is refitted on the
+    # curated data + these rows and registered as campaign-nasicon-cli; the next round scores with it
+    results2 = tmp_path / "results2.csv"
+    measured2 = _lab(batch2["formula"].tolist(), tracking_uri)
+    rows2 = pd.DataFrame({"formula": batch2["formula"], "ionic_conductivity": measured2})
+    rows2.to_csv(results2, index=False)
+    out = _cli(runner, "add-results", "nasicon-cli", str(results2), *common, *uri)
+    assert "4 rows taken, 0 refused" in out
+    refit = re.search(r"refit ionic_conductivity: version (\d+) \(alias campaign-nasicon-cli", out)
+    assert refit is not None, out
+    third = tmp_path / "round3.csv"
+    out = _cli(runner, "propose", "nasicon-cli", "-k", "2", "-o", str(third), *common, *uri)
+    assert f"ionic_conductivity v{refit.group(1)}," in out, "round 3 did not score with the campaign model"
+    assert not set(pd.read_csv(third)["formula"]) & (set(batch1["formula"]) | set(batch2["formula"]))
+    measured = measured + measured2
+
     plot = tmp_path / "best.png"
     out = _cli(runner, "status", "nasicon-cli", "--plot", str(plot), *common)
     assert "best ionic_conductivity so far (max)" in out
@@ -113,8 +130,8 @@ def test_cli_campaign_new_propose_add_results_propose_status_history(
     out = _cli(runner, "history", "nasicon-cli", "-o", str(history), *common)
     assert "refused" in out and "Xy" in out
     table = pd.read_csv(history)
-    assert table["formula"].tolist() == batch1["formula"].tolist()
-    assert (table["round"] == 1).all()
+    assert table["formula"].tolist() == batch1["formula"].tolist() + batch2["formula"].tolist()
+    assert table["round"].tolist() == [1] * 4 + [2] * 4
     # every measured row carries what round 1 predicted for it, and its 90% interval
     assert table["ionic_conductivity_predicted"].notna().all()
     assert (table["ionic_conductivity_lower_90"] <= table["ionic_conductivity_upper_90"]).all()
