@@ -33,6 +33,7 @@ from scipy.stats import norm
 
 from featurize.composition import Composition, CompositionError, parse_formulas
 from featurize.oxidation import charge_balance_batch
+from models.features import INPUT_SPECS
 from models.targets import TARGETS, TargetName
 from screening.campaign.types import (
     AcquisitionConfig,
@@ -90,6 +91,11 @@ def default_length_scale(features: np.ndarray, mask: np.ndarray, seed: int) -> f
     return float(2.0 * np.median(nn)) if nn.size else 1.0
 
 
+#: Condition columns that say which material was made (not how it was tested): the models' categorical
+#: inputs.
+MATERIAL_COLUMNS = frozenset(c for spec in INPUT_SPECS.values() for c in spec.categorical)
+
+
 def _condition_equal(a: object, b: object) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return str(a) == str(b)
@@ -103,8 +109,11 @@ def _condition_equal(a: object, b: object) -> bool:
 def measured_mask(
     frame: pd.DataFrame, comps: Sequence[Composition | None], measured: Sequence[Measurement]
 ) -> np.ndarray:
-    """True for rows whose composition was measured (any target): same reduced composition (incl. the
-    polymorph prefix) and the same value of every measured condition that is a column of ``frame``."""
+    """True for rows whose material was measured (any target): same reduced composition (incl. the
+    polymorph prefix) and the same value of every measured material column (``MATERIAL_COLUMNS``: phase,
+    structure type, working ion) that is a column of ``frame``. The measurement protocol (cycles, current,
+    voltage window) does not count: a material made and measured under another protocol is not proposed
+    again as if it were new (amorphous vs crystalline NaTaCl6, though, are two materials)."""
     by_key: dict[Any, list[Mapping[str, Any]]] = {}
     for m, parsed in zip(measured, parse_formulas([m.formula for m in measured]), strict=True):
         if isinstance(parsed, Composition):
@@ -116,7 +125,7 @@ def measured_mask(
         if comp is None or comp.key not in by_key:
             continue
         for conds in by_key[comp.key]:
-            shared = [k for k in conds if k in frame.columns]
+            shared = [k for k in conds if k in frame.columns and k in MATERIAL_COLUMNS]
             if all(_condition_equal(frame[k].iat[r], conds[k]) for k in shared):
                 out[r] = True
                 break

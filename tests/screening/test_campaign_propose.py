@@ -85,6 +85,32 @@ def test_measured_out_of_domain_and_non_neutral_rows_are_excluded_with_reasons()
     assert "Na0.6Li0.2Mn0.7Ti0.1O2" in set(out.table["formula"])
 
 
+def test_a_material_measured_under_another_protocol_is_measured_another_phase_is_not() -> None:
+    from screening.campaign import measured_mask
+
+    frame = pd.DataFrame(
+        {
+            "formula": ["NaNi0.5Mn0.5O2", "NaTaCl6", "NaTaCl6", "Na3PS4"],
+            "cycles": [200.0, np.nan, np.nan, np.nan],
+            "phase": ["unknown", "crystalline", "amorphous", "glass"],
+        }
+    )
+    from featurize.composition import parse_formulas
+
+    comps = parse_formulas(frame["formula"].tolist())
+    measured = [
+        # the same cathode cycled 100 times, not 200: already made and measured
+        Measurement(formula="NaNi0.5Mn0.5O2", target=T, value=70.0, conditions={"cycles": 100.0}),
+        Measurement(
+            formula="NaTaCl6",
+            target=TargetName.IONIC_CONDUCTIVITY,
+            value=-2.4,
+            conditions={"phase": "amorphous"},
+        ),
+    ]
+    assert measured_mask(frame, comps, measured).tolist() == [True, False, True, False]
+
+
 def test_diversity_spreads_a_batch_that_greedy_packs_onto_one_dopant() -> None:
     scored = _p2_space()
     objective = [CampaignObjective(target=T, direction="max")]
