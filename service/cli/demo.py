@@ -1,14 +1,15 @@
 """`nascreen demo`: the README's main job on the embedded defaults.
 
 Shipped data -> curated-data summary -> featurisation example -> champion models (trained and registered in
-the local SQLite MLflow store when none are) -> a seed-family screen on embedded local Ray -> top candidates.
+the local SQLite MLflow store when none are) -> a seed-family screen on embedded local Ray -> top candidates
+-> one campaign loop on the P2 example (propose, add the seed paper's two published points, propose again).
 Every step is the same code path as its own command; this module only chains them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,14 +43,14 @@ def demo(
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
 
-    console.print(Rule("1/4  curated training data (data/curated, built from data/raw)"))
+    console.print(Rule("1/5  curated training data (data/curated, built from data/raw)"))
     summary(data_dir=DEFAULT_DATA_DIR, report=False)
 
-    console.print(Rule("2/4  featurisation example (examples/compositions.csv, bad rows included)"))
+    console.print(Rule("2/5  featurisation example (examples/compositions.csv, bad rows included)"))
     features_csv = out / "features.csv"
     featurize_command(EXAMPLES / "compositions.csv", features_csv, features="magpie")
 
-    console.print(Rule("3/4  champion models (trained and registered once, then reused)"))
+    console.print(Rule("3/5  champion models (trained and registered once, then reused)"))
     uri = resolve_tracking_uri(tracking_uri)
     missing = [t for t in TargetName if champion_version(t, uri) is None]
     if missing:
@@ -57,7 +58,7 @@ def demo(
     list_models(tracking_uri=uri)
 
     console.print(
-        Rule(f"4/4  screen {spec.name} (ranked as the spec says: the P2 example by change vs host)")
+        Rule(f"4/5  screen {spec.name} (ranked as the spec says: the P2 example by change vs host)")
     )
     screen(
         spec,
@@ -73,6 +74,42 @@ def demo(
         data_dir=DEFAULT_DATA_DIR,
         log_to_mlflow=True,
     )
+    _campaign_step(console, out, uri)
+
+
+def _campaign_step(console: Any, out: Path, uri: str) -> None:
+    """The README's P2 campaign walk-through in a store of the demo's own (recreated on each run)."""
+    from rich.rule import Rule
+
+    from service.cli import campaign
+
+    console.print(Rule("5/5  campaign: propose 4, add measured rows, propose the next 4"))
+    store = out / "campaigns.db"
+    for leftover in out.glob("campaigns.db*"):
+        leftover.unlink()
+    campaign.new(
+        "demo-p2",
+        spec_path=DEFAULT_SPEC,
+        objective=["capacity_retention:max"],
+        acquisition=None,
+        kappa=None,
+        diversity=None,
+        explore=False,
+        seed=0,
+        reference=None,
+        store=store,
+        tracking_uri=uri,
+    )
+    campaign.propose("demo-p2", k=4, output=out / "campaign_round1.csv", store=store, tracking_uri=uri)
+    campaign.add_results(
+        "demo-p2",
+        EXAMPLES / "campaign_results_p2.csv",
+        data_dir=DEFAULT_DATA_DIR,
+        store=store,
+        tracking_uri=uri,
+    )
+    campaign.propose("demo-p2", k=4, output=out / "campaign_round2.csv", store=store, tracking_uri=uri)
+    campaign.status("demo-p2", plot=out / "campaign_best_so_far.png", store=store)
 
 
 def register(app: typer.Typer) -> None:
