@@ -22,6 +22,11 @@ Three independent tests, each with a reason a user can act on (reasons of one ro
 - same-class support (conductivity only, instead of same-ion support): the nearest training row of the
   query's own class must be within the threshold: a Na aluminate is not supported by Na phosphates nor a
   Na chloride by Na oxides.
+- carrier content (conductivity only, with same-class support): the query's mobile-ion atoms per anion
+  atom (Na3YCl6: 3/6 = 0.5) must lie within the range its class's training rows span. Conductivity turns
+  on the carrier and vacancy concentration, and a forest cannot extrapolate along it: measured, Na3YCl6
+  (Na-rich cryolite-type, 1e-8 S/cm) was predicted like the Na-poor fast chlorides (NaTaCl6 1/6,
+  Na2HfCl6 1/3 per Cl) that were its nearest class rows, 4.1 decades off and in domain.
 - same-ion support (with the chemistry-class rule): a query containing a target ion (Na) must also be within
   the same threshold of the ``k`` nearest training rows containing that ion. The class rule alone lets a
   Na compound through when its anion set occurs in any Na row (beta-alumina NaAl11O17 "is" a Na oxide like
@@ -80,6 +85,26 @@ POLYANION_TARGETS = frozenset({TargetName.IONIC_CONDUCTIVITY})
 #: k = 1 keeps 57% of the rows in domain and takes beta-alumina out; 3 and 5 also take out well-predicted
 #: halides (51%, 46%).
 CLASS_K = 1
+#: Slack (ion atoms per anion atom) of the carrier-content rule beyond the class's training range; 0: no
+#: extrapolation at all, only float noise is forgiven.
+CONTENT_TOLERANCE = 1e-9
+
+
+def _content_ranges(
+    classes: Sequence[ChemClass], contents: np.ndarray, ions: Sequence[str]
+) -> dict[ClassPair, tuple[float, float]]:
+    """(min, max) of the ion's content over the training rows of each (ion, anions) class."""
+    if contents.shape != (len(classes), len(ions)):
+        raise ValueError(
+            f"training_ion_contents must have shape {(len(classes), len(ions))}, got {contents.shape}"
+        )
+    column = {ion: j for j, ion in enumerate(ions)}
+    values: dict[ClassPair, list[float]] = {}
+    for cls, row in zip(classes, contents, strict=True):
+        for ion, anions in cls:
+            if ion in column and np.isfinite(row[column[ion]]):
+                values.setdefault((ion, anions), []).append(float(row[column[ion]]))
+    return {pair: (min(v), max(v)) for pair, v in values.items()}
 
 
 def domain_polyanions(target: TargetName | str) -> bool:
@@ -146,6 +171,21 @@ def chemistry_classes(
             cls = frozenset((ion, anions) for ion in present) if present else frozenset({(None, anions)})
             cache[key] = cls
         out.append(cls)
+    return out
+
+
+def ion_contents(comps: Sequence[Composition], ions: Sequence[str]) -> np.ndarray:
+    """Atoms of each of ``ions`` per anion atom (anions as in ``anion_sets``), shape (n, len(ions)); NaN
+    where the composition lacks the ion or has no anion (Na3YCl6 -> 0.5 for Na, NaTaCl6 -> 1/6)."""
+    out = np.full((len(comps), len(ions)), np.nan)
+    for i, (comp, anions) in enumerate(zip(comps, anion_sets(comps), strict=True)):
+        amounts = dict(zip(comp.elements, comp.amounts, strict=True))
+        total = sum(amounts[e] for e in anions if e in amounts)
+        if total <= 0:
+            continue
+        for j, ion in enumerate(ions):
+            if ion in amounts:
+                out[i, j] = amounts[ion] / total
     return out
 
 
@@ -236,6 +276,7 @@ class ApplicabilityDomain(BaseEstimator):
         training_classes: Iterable[ChemClass] | None = None,
         ion_elements: Sequence[str] = (),
         class_support: bool = False,
+        training_ion_contents: Any = None,
     ) -> ApplicabilityDomain:
         """Fit on the training rows' features ``Z``; the threshold comes from ``heldout_distances``.
 
@@ -244,6 +285,9 @@ class ApplicabilityDomain(BaseEstimator):
         ``chemistry_classes`` value per training row, computed with ``ion_elements``) turns the
         chemistry-class rule on; None leaves it off. ``class_support``: the same-ion support must come from
         training rows of the query's own (ion, anions) class, not from any row with the ion.
+        ``training_ion_contents`` (``ion_contents`` of the training rows with ``ion_elements``; only with
+        ``class_support``) turns the carrier-content rule on: per (ion, anions) class, the range of the
+        ion's atoms per anion atom over its training rows.
         """
         if not 0.0 < self.quantile <= 1.0:
             raise ValueError(f"quantile must be in (0, 1], got {self.quantile!r}")
@@ -257,6 +301,7 @@ class ApplicabilityDomain(BaseEstimator):
         self.ion_elements_ = tuple(ion_elements)
         self.class_counts_: dict[ClassPair, int] | None = None
         self.ion_neighbours_: dict[str, NearestNeighbors] = {}
+        self.content_ranges_: dict[ClassPair, tuple[float, float]] | None = None
         if training_classes is not None:
             classes = list(training_classes)
             self.class_counts_ = dict(Counter(pair for cls in classes for pair in cls))
@@ -276,6 +321,10 @@ class ApplicabilityDomain(BaseEstimator):
                     # a class with fewer than CLASS_K rows: all of them
                     self.pair_neighbours_[pair] = NearestNeighbors(n_neighbors=min(CLASS_K, len(rows))).fit(
                         scaled[rows]
+                    )
+                if training_ion_contents is not None:
+                    self.content_ranges_ = _content_ranges(
+                        classes, np.asarray(training_ion_contents, dtype=float), self.ion_elements_
                     )
         return self
 
@@ -377,6 +426,26 @@ class ApplicabilityDomain(BaseEstimator):
             f"{self.distance_.k_} nearest {who} rows > threshold {self.threshold_:.3g}"
         )
 
+    def _content_reason(self, cls: ChemClass, contents: np.ndarray) -> str:
+        """ "" when each of the row's (ion, anions) pairs has its ion content within its class's training
+        range (or the rule is off / the content is unknown), else why not."""
+        ranges: dict[ClassPair, tuple[float, float]] | None = getattr(self, "content_ranges_", None)
+        if not ranges:
+            return ""
+        parts = []
+        for pair in sorted(cls, key=_pair_sort_key):
+            if pair not in ranges or pair[0] not in self.ion_elements_:
+                continue
+            value = float(contents[self.ion_elements_.index(pair[0])])
+            lo, hi = ranges[pair]
+            if np.isfinite(value) and not lo - CONTENT_TOLERANCE <= value <= hi + CONTENT_TOLERANCE:
+                parts.append(
+                    f"{pair[0]} content {value:.3g} per anion atom outside the range of the training rows of "
+                    f"its class ({pair[0]} {_anions_text(pair[1])}: {lo:.3g}-{hi:.3g}): the carrier "
+                    "concentration is extrapolated"
+                )
+        return "; ".join(parts)
+
     def distances(self, Z: Any) -> np.ndarray:
         check_is_fitted(self, "distance_")
         return self.distance_.mean_knn_distance(Z)
@@ -386,8 +455,12 @@ class ApplicabilityDomain(BaseEstimator):
         Z: Any,
         element_sets: Sequence[Iterable[str]],
         classes: Sequence[ChemClass] | None = None,
+        contents: Any = None,
     ) -> tuple[np.ndarray, list[str], np.ndarray]:
         """(in_domain bool array, reason per row ("" when in domain), distance per row).
+
+        ``contents`` (``ion_contents`` of the rows, with the domain's ``ion_elements_``) applies the
+        carrier-content rule when the domain was fitted with training contents.
 
         ``classes`` (``chemistry_classes`` of the rows) applies the chemistry-class rule when the domain
         was fitted with training classes; reasons are computed once per distinct element set / class."""
@@ -407,6 +480,9 @@ class ApplicabilityDomain(BaseEstimator):
         reasons: list[str] = []
         ion_dist = self.ion_distances(Z) if classes is not None else {}
         class_dist = self.class_distances(Z, classes) if classes is not None else np.full(len(dist), np.nan)
+        content_arr = None if contents is None else np.asarray(contents, dtype=float)
+        if content_arr is not None and len(content_arr) != len(dist):
+            raise ValueError(f"got {len(content_arr)} ion-content rows for {len(dist)} feature rows")
         for i, elements in enumerate(element_sets):
             key = elements if isinstance(elements, frozenset) else frozenset(elements)
             unseen = unseen_reason.get(key)
@@ -428,6 +504,10 @@ class ApplicabilityDomain(BaseEstimator):
                 )
                 if support:
                     unseen = f"{unseen}; {support}" if unseen else support
+                if content_arr is not None:
+                    content = self._content_reason(cls, content_arr[i])
+                    if content:
+                        unseen = f"{unseen}; {content}" if unseen else content
             if finite[i] and not far[i]:
                 in_domain[i] = not unseen
                 reasons.append(unseen)

@@ -226,7 +226,7 @@ def _fold_domain(
     chemistry classes and same-ion support of the training fold; threshold from held-out distances)."""
     from sklearn.base import clone
 
-    from models.domain import ApplicabilityDomain, chemistry_classes
+    from models.domain import ApplicabilityDomain, chemistry_classes, ion_contents
     from models.uncertain import parse_compositions
 
     features = clone(model.estimator[:-1])
@@ -234,17 +234,23 @@ def _fold_domain(
     z_test = np.asarray(features.transform(X.iloc[test]))
     comps = parse_compositions(X[model.formula_column])
     ions = tuple(model.domain_ion_elements)
-    classes = chemistry_classes(comps, ions, bool(getattr(model, "domain_polyanions", False)))
+    polyanions = bool(getattr(model, "domain_polyanions", False))
+    classes = chemistry_classes(comps, ions, polyanions)
+    contents = ion_contents(comps, ions) if polyanions else None
     domain = ApplicabilityDomain(model.domain_k, model.domain_quantile).fit(
         z_train,
         training_elements=frozenset().union(*(comps[i].elements for i in train)),
         heldout_distances=heldout_distances,
         training_classes=[classes[i] for i in train],
         ion_elements=ions,
-        class_support=bool(getattr(model, "domain_polyanions", False)),
+        class_support=polyanions,
+        training_ion_contents=None if contents is None else contents[train],
     )
     flags, reasons, _ = domain.assess(
-        z_test, [frozenset(comps[i].elements) for i in test], [classes[i] for i in test]
+        z_test,
+        [frozenset(comps[i].elements) for i in test],
+        [classes[i] for i in test],
+        None if contents is None else contents[test],
     )
     return flags, reasons
 

@@ -688,6 +688,7 @@ def _na_family_goal_caveat(goals: pd.DataFrame, studies: dict[str, pd.DataFrame]
     listed = "; ".join(f"{g} ({v:.3g})" for g, v in zip(missed["goal"], missed["value"], strict=True))
     return (
         f"Na beyond NASICON, grouped CV by source: not met: {listed}. The domain asks a Na query for a close "
-        "training row of its own chemistry class (ion, anions, polyanion or not); a composition model cannot "
+        "training row of its own chemistry class (ion, anions, polyanion or not) and a carrier content (ion "
+        "atoms per anion atom) inside that class's training range; a composition model cannot "
         f"see a structure that makes one member of a class a poor conductor{_worst_in_domain(studies)}."
     )

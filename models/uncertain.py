@@ -33,7 +33,13 @@ from models.conformal import (
     fit_conformal,
     select_spread_floor,
 )
-from models.domain import ApplicabilityDomain, ChemClass, FeatureSpaceDistance, chemistry_classes
+from models.domain import (
+    ApplicabilityDomain,
+    ChemClass,
+    FeatureSpaceDistance,
+    chemistry_classes,
+    ion_contents,
+)
 from models.estimators.spread import predict_mean_std
 from models.fast_transform import transform_steps
 
@@ -173,6 +179,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             training_classes=classes,
             ion_elements=ions,
             class_support=bool(self.domain_polyanions),
+            training_ion_contents=ion_contents(comps, ions) if self.domain_polyanions else None,
         )
         logger.info(
             "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g, "
@@ -309,7 +316,10 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         if getattr(self.domain_, "class_counts_", None) is not None:  # None/absent: rule off (older model)
             polyanions = bool(getattr(self, "domain_polyanions", False))  # absent: a model fitted before it
             classes = chemistry_classes(comps, self.domain_.ion_elements_, polyanions)
-        in_domain, reasons, dist = self.domain_.assess(z, element_sets, classes)
+        contents = None
+        if getattr(self.domain_, "content_ranges_", None):  # absent: a model fitted before the rule
+            contents = ion_contents(comps, self.domain_.ion_elements_)
+        in_domain, reasons, dist = self.domain_.assess(z, element_sets, classes, contents)
         reason_arr = np.empty(len(reasons), dtype=object)
         reason_arr[:] = reasons
         return {

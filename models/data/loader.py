@@ -28,6 +28,7 @@ RAW_FILES: dict[str, str] = {
     "obelix_test": "raw/conductivity/obelix/test.csv",
     "liverpool": "raw/conductivity/obelix/LiIonDatabase.csv",
     "na_non_nasicon": "raw/conductivity/na_non_nasicon/na_non_nasicon_conductivity.csv",
+    "na_non_nasicon_extra": "raw/conductivity/na_non_nasicon_extra/na_non_nasicon_extra_conductivity.csv",
     "retention": "raw/retention/na_layered_oxide_cathodes/cathode_mats230911.csv",
     "voltage": "raw/voltage/mp_insertion_electrodes/mp_batteries_2019.csv",
 }
@@ -83,6 +84,18 @@ def _raw(data_dir: Path, key: str) -> pd.DataFrame:
     return read_raw_csv(data_dir / RAW_FILES[key])
 
 
+def na_non_nasicon_raw(data_dir: Path) -> pd.DataFrame:
+    """The hand-curated Na beyond-NASICON rows: the shared reference set and the rows curated on top of it
+    (same columns, one row per sourced value); both are the ``na_non_nasicon`` dataset."""
+    parts = [_raw(data_dir, "na_non_nasicon"), _raw(data_dir, "na_non_nasicon_extra")]
+    if list(parts[0].columns) != list(parts[1].columns):
+        raise ValueError(
+            f"{RAW_FILES['na_non_nasicon_extra']} must have the columns of {RAW_FILES['na_non_nasicon']}: "
+            f"{list(parts[1].columns)} != {list(parts[0].columns)}"
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
 def curate_all(data_dir: Path) -> Curated:
     """Run every curation on the raw files under `data_dir` (no writes)."""
     results: dict[TargetName, CurationResult] = {
@@ -94,7 +107,7 @@ def curate_all(data_dir: Path) -> Curated:
             _raw(data_dir, "obelix_train"),
             _raw(data_dir, "obelix_test"),
             _raw(data_dir, "liverpool"),
-            _raw(data_dir, "na_non_nasicon"),
+            na_non_nasicon_raw(data_dir),
         ),
         TargetName.CAPACITY_RETENTION: curate_retention(_raw(data_dir, "retention")),
         TargetName.AVERAGE_VOLTAGE: curate_voltage(_raw(data_dir, "voltage")),

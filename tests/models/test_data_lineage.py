@@ -24,7 +24,7 @@ REPO_DATA = Path(models.__file__).resolve().parents[1] / "data"
 RAW_ROWS = {
     TargetName.IONIC_CONDUCTIVITY: [
         "kang2023", "xu2020_train", "xu2020_test", "obelix_all", "obelix_train", "obelix_test", "liverpool",
-        "na_non_nasicon",
+        "na_non_nasicon", "na_non_nasicon_extra",
     ],
     TargetName.CAPACITY_RETENTION: ["retention"],
     TargetName.AVERAGE_VOLTAGE: ["voltage"],

@@ -13,6 +13,7 @@ from models.domain import (
     anion_sets,
     chemistry_classes,
     domain_polyanions,
+    ion_contents,
 )
 from models.targets import TargetName
 
@@ -71,3 +72,61 @@ def test_a_query_needs_a_close_row_of_its_own_class() -> None:
     # without class support the aluminate passes: its Na neighbours (the NASICONs) are close
     off = _domain(train, Z, class_support=False)
     assert off.assess(Zq, elements, classes)[0].tolist() == [True, True, True]
+
+
+def test_ion_contents_count_ion_atoms_per_anion_atom() -> None:
+    comps = [parse_formula(f) for f in ("Na3YCl6", "NaTaCl6", "Na3PS4", "Li3InCl6", "Na2O2")]
+    got = ion_contents(comps, ("Na", "Li"))
+    np.testing.assert_allclose(got[:, 0], [0.5, 1 / 6, 0.75, np.nan, 1.0])  # Na3PS4: P is a cation
+    np.testing.assert_allclose(got[:, 1], [np.nan, np.nan, np.nan, 0.5, np.nan])
+
+
+def _content_domain(train: list[str], Z: np.ndarray, contents: bool = True) -> ApplicabilityDomain:
+    comps = [parse_formula(f) for f in train]
+    ions = ("Na", "Li")
+    return ApplicabilityDomain(k=1, quantile=1.0).fit(
+        Z,
+        training_elements={e for c in comps for e in c.elements} | {"Y", "Sc"},
+        heldout_distances=[1.0],
+        training_classes=chemistry_classes(comps, ions, polyanions=True),
+        ion_elements=ions,
+        class_support=True,
+        training_ion_contents=ion_contents(comps, ions) if contents else None,
+    )
+
+
+def test_a_carrier_content_beyond_its_class_range_is_out_of_domain() -> None:
+    # Na-poor fast chlorides (1/6 .. 1/3 Na per Cl) and a Na-rich thiophosphate; all queries sit on a
+    # training row in feature space, so only the carrier-content rule can flag them
+    train = ["NaTaCl6", "Na2HfCl6", "Na2ZrCl6", "Na3PS4"]
+    Z = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.0, 5.0]])
+    domain = _content_domain(train, Z)
+    queries = [parse_formula(f) for f in ("Na3YCl6", "Na1.5Y0.5Zr0.5Cl6", "Na3ScCl6", "Na3PS4")]
+    ions = ("Na", "Li")
+    classes = chemistry_classes(queries, ions, polyanions=True)
+    Zq = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 5.0]])
+    elements = [frozenset(q.elements) for q in queries]
+    ok, reasons, _ = domain.assess(Zq, elements, classes, ion_contents(queries, ions))
+    assert ok.tolist() == [False, True, False, True]  # 0.5 > 1/3; 0.25 inside; the Na3PS4 row itself
+    assert reasons[0] == (
+        "Na content 0.5 per anion atom outside the range of the training rows of its class (Na {Cl}: "
+        "0.167-0.333): the carrier concentration is extrapolated"
+    )
+    # without the contents (or a domain fitted without them) the rule is off: the same rows pass
+    assert domain.assess(Zq, elements, classes)[0].all()
+    plain = _content_domain(train, Z, contents=False)
+    assert plain.assess(Zq, elements, classes, ion_contents(queries, ions))[0].all()
+
+
+def test_ion_contents_shape_is_checked() -> None:
+    comps = [parse_formula(f) for f in ("NaTaCl6", "Na2HfCl6")]
+    with pytest.raises(ValueError, match="training_ion_contents must have shape"):
+        ApplicabilityDomain(k=1).fit(
+            np.zeros((2, 2)),
+            training_elements={"Na", "Ta", "Hf", "Cl"},
+            heldout_distances=[1.0],
+            training_classes=chemistry_classes(comps, ("Na",), polyanions=True),
+            ion_elements=("Na",),
+            class_support=True,
+            training_ion_contents=np.zeros((2, 3)),
+        )
