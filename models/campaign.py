@@ -217,9 +217,10 @@ def refit_with_campaign(
     if missing:
         raise ValueError(f"campaign rows lack column(s) {sorted(missing)}")
     table = pd.concat([base_table, rows.drop(columns=["round"], errors="ignore")], ignore_index=True)
-    if "censored" in table.columns:  # a table without the column gets NaN there, which bool() takes as True
-        table["censored"] = table["censored"].astype(object).where(table["censored"].notna(), False)
-        table["censored"] = table["censored"].astype(bool)
+    if "censored" in table.columns:
+        # a table without the column (retention, voltage) gets NaN for its rows in the concat, and NaN is
+        # truthy: training_frame would drop every base row as censored and fit the campaign rows alone
+        table["censored"] = table["censored"].astype("boolean").fillna(False).astype(bool)
     X, y, groups, _, _ = training_frame(tgt.name, table)
     return clone(model).fit(X, y, groups)
 
