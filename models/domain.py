@@ -419,8 +419,19 @@ class ApplicabilityDomain(BaseEstimator):
         ok = np.isfinite(Z).all(axis=1)
         full = np.full(n, np.nan)
         parts: dict[Hashable, np.ndarray] = {}
+        # a class's rows are searched only for the queries of that class (as class_distances does)
+        wanted: dict[Hashable, np.ndarray] = {
+            ("pair", pair): np.zeros(int(ok.sum()), dtype=bool)
+            for pair in (getattr(self, "pair_neighbours_", None) or {})
+        }
+        if classes is not None and wanted:
+            for j, row in enumerate(np.flatnonzero(ok).tolist()):
+                for pair in classes[row]:
+                    mask = wanted.get(("pair", pair))
+                    if mask is not None:
+                        mask[j] = True
         if ok.any():
-            full_ok, parts_ok = knn.mean_distances(self._standardise(Z[ok]))
+            full_ok, parts_ok = knn.mean_distances(self._standardise(Z[ok]), wanted)
             full[ok] = full_ok
             for key, values in parts_ok.items():
                 parts[key] = np.full(n, np.nan)

@@ -56,12 +56,15 @@ class SubsetKnn:
         sq = np.einsum("ij,ij->i", reference, reference)
         return cls(reference, sq, int(full.n_neighbors), found)
 
-    def mean_distances(self, Q: np.ndarray) -> tuple[np.ndarray, dict[Hashable, np.ndarray]]:
+    def mean_distances(
+        self, Q: np.ndarray, wanted: Mapping[Hashable, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, dict[Hashable, np.ndarray]]:
         """Per query row (finite, already scaled like the reference): mean distance to its k nearest
-        reference rows, and the same within each subset."""
+        reference rows, and the same within each subset (NaN for the rows a subset is not ``wanted`` for:
+        ``wanted[key]`` is a boolean mask over the queries; all rows for a key it does not name)."""
         Q = np.asarray(Q, dtype=np.float64)
         full = np.empty(len(Q))
-        parts = {key: np.empty(len(Q)) for key in self.subsets}
+        parts = {key: np.full(len(Q), np.nan) for key in self.subsets}
         for start in range(0, len(Q), BLOCK_ROWS):
             block = Q[start : start + BLOCK_ROWS]
             d2 = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * (block @ self.reference.T)
@@ -70,7 +73,13 @@ class SubsetKnn:
             rows = slice(start, start + len(block))
             full[rows] = _mean_k_smallest(d2, self.k)
             for key, (idx, k) in self.subsets.items():
-                parts[key][rows] = _mean_k_smallest(d2[:, idx], k)
+                mask = None if wanted is None else wanted.get(key)
+                if mask is None:
+                    parts[key][rows] = _mean_k_smallest(d2[:, idx], k)
+                    continue
+                picked = np.flatnonzero(mask[rows])
+                if picked.size:
+                    parts[key][start + picked] = _mean_k_smallest(d2[np.ix_(picked, idx)], k)
         return full, parts
 
 

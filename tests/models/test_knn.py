@@ -40,6 +40,13 @@ def test_shared_search_matches_kneighbors_on_every_subset() -> None:
     np.testing.assert_allclose(got_full, _mean_knn(full, Q), rtol=1e-12, atol=1e-6)
     for key, nn in subsets.items():
         np.testing.assert_allclose(got[key], _mean_knn(nn, Q), rtol=1e-12, atol=1e-6)
+    # a subset searched for some queries only: those get the same values, the others NaN
+    mask = np.zeros(len(Q), dtype=bool)
+    mask[::7] = True
+    _, some = knn.mean_distances(Q, {"b": mask})
+    np.testing.assert_allclose(some["b"][mask], got["b"][mask], rtol=1e-12, atol=0)
+    assert np.isnan(some["b"][~mask]).all()
+    np.testing.assert_allclose(some["a"], got["a"], rtol=1e-12, atol=0)
     far = slice(0, BLOCK_ROWS)  # random queries: no cancellation, agreement to rounding
     np.testing.assert_allclose(got_full[far], _mean_knn(full, Q[far]), rtol=1e-11, atol=0)
 
