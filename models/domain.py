@@ -46,6 +46,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from featurize.composition import Composition
 from featurize.oxidation import charge_balance_batch
+from models import knn as knn_module
 from models.knn import SubsetKnn
 from models.targets import TargetName
 
@@ -410,10 +411,13 @@ class ApplicabilityDomain(BaseEstimator):
         self, Z: Any, classes: Sequence[ChemClass] | None
     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray] | None:
         """``distances``, ``ion_distances`` and ``class_distances`` from one distance computation
-        (models.knn), or None when this domain's neighbours cannot share it."""
+        (models.knn), or None when this domain's neighbours cannot share it or ``Z`` has more rows than
+        ``models.knn.MAX_SHARED_QUERIES``."""
         knn = self._shared_knn()
         Z = np.asarray(Z, dtype=float)
         if knn is None or Z.ndim != 2 or Z.shape[1] != self.distance_.n_features_in_:
+            return None
+        if len(Z) > knn_module.MAX_SHARED_QUERIES:  # a large batch: sklearn's search is faster there
             return None
         n = len(Z)
         ok = np.isfinite(Z).all(axis=1)

@@ -6,7 +6,8 @@ target ion, and those of each (ion, anions) class; sklearn's ``NearestNeighbors.
 distances to every subset (its rows are rows of the full set) and validated its input on every call (~0.15
 ms each, four calls per one-row prediction). Here the Euclidean distances to all reference rows are
 computed once, ``|q|^2 - 2 q.x + |x|^2`` with one matrix product (the expansion sklearn's brute-force
-search uses too), and every subset takes its columns. Values agree with ``kneighbors`` to rounding
+search uses too), and every subset takes its columns. It wins for small requests only (one-item and
+small-batch predicts: ``MAX_SHARED_QUERIES``). Values agree with ``kneighbors`` to rounding
 (tests/models/test_knn.py: absolute 1e-6 at worst, where a query coincides with a reference row and the
 expansion cancels; ~1e-12 otherwise); the neighbours found are the same up to ties, which give equal
 distances.
@@ -20,8 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-#: Queries per distance block: bounds the (block x reference rows) matrix of a large screening chunk.
+#: Queries per distance block: bounds the (block x reference rows) matrix.
 BLOCK_ROWS = 2048
+#: Up to this many query rows the domain uses the shared search; beyond, sklearn's search per set. Measured
+#: on the conductivity domain (830 training rows, 139 features, single thread): 1 row 0.41 vs 0.89 ms,
+#: 32 rows 1.19 vs 1.66 ms, 64 rows 1.99 vs 2.17 ms, 128 rows 3.53 vs 3.12 ms, 1,000 rows 32 vs 18 ms:
+#: NumPy's per-row k-smallest selection (``np.partition``) loses to sklearn's heap-based ArgKmin once the
+#: per-call overhead no longer dominates.
+MAX_SHARED_QUERIES = 64
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ def conductivity_domain() -> tuple[ApplicabilityDomain, object, list[str]]:
     return domain, features, list(X["formula"]) + novel
 
 
-def test_domain_flags_and_reasons_equal_the_sklearn_search(conductivity_domain) -> None:  # type: ignore[no-untyped-def]
+def test_domain_flags_and_reasons_equal_the_sklearn_search(conductivity_domain, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("models.knn.MAX_SHARED_QUERIES", 10**6)  # every row through the shared search
     domain, features, formulas = conductivity_domain
     target = TargetName.IONIC_CONDUCTIVITY
     Z = features.transform(pd.DataFrame({"formula": formulas}))
@@ -123,3 +124,12 @@ def test_a_pickled_domain_round_trips_without_the_shared_search(conductivity_dom
     np.testing.assert_array_equal(before[0], after[0])
     assert before[1] == after[1]
     np.testing.assert_array_equal(before[2], after[2])
+
+
+def test_a_large_batch_goes_to_the_sklearn_search(conductivity_domain) -> None:  # type: ignore[no-untyped-def]
+    from models.knn import MAX_SHARED_QUERIES
+
+    domain, features, formulas = conductivity_domain
+    Z = features.transform(pd.DataFrame({"formula": formulas[: MAX_SHARED_QUERIES + 1]}))
+    assert domain._shared_distances(Z, None) is None
+    assert domain._shared_distances(Z[:MAX_SHARED_QUERIES], None) is not None
