@@ -6,8 +6,11 @@ container adapter. On a one-row prediction that machinery cost ~1.5 ms of the ~4
 paid on every request. ``transform_steps`` calls the same fitted transformers on the same column
 selections and stacks their outputs exactly as ``ColumnTransformer`` does for dense NumPy output, so the
 features are identical (tests/models/test_fast_transform.py compares them with ``Pipeline.transform`` on
-every target's pipeline). Whatever it does not recognise (sparse output, pandas output configured,
-passthrough/remainder columns, array input) goes through sklearn's own ``transform``.
+every target's pipeline). A fitted ``StandardScaler`` or NaN-filling ``SimpleImputer``
+(``keep_empty_features``, no indicator) on a dense float64 array does the same arithmetic as its sklearn
+``transform`` without the input validation (~0.15 ms each per call). Whatever it does not recognise
+(sparse output, pandas output configured, passthrough/remainder columns, array input, inf) goes through
+sklearn's own ``transform``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import pandas as pd
 import sklearn
 from scipy import sparse
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -34,9 +39,62 @@ def transform_steps(steps: Sequence[tuple[str, Any]], X: Any) -> Any:
             Xt = column_transform(step, Xt)
         elif isinstance(step, Pipeline):
             Xt = transform_steps(step.steps, Xt)
+        elif type(step) is StandardScaler and _plain_float_input(step, Xt):
+            Xt = _standard_scale(step, Xt)
+        elif type(step) is SimpleImputer and _plain_float_input(step, Xt) and _nan_fill_only(step):
+            Xt = _impute_nan(step, Xt)
         else:
             Xt = step.transform(Xt)
     return Xt
+
+
+def _plain_float_input(est: Any, X: Any) -> bool:
+    """A dense, finite-or-NaN float64 2-D array of the fitted width, into a step fitted without feature
+    names, copying (``copy=True``) and with NumPy output: what sklearn's own input check would pass
+    unchanged. Anything else (inf, other dtypes, DataFrames) takes sklearn's path and its errors."""
+    return (
+        isinstance(X, np.ndarray)
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.shape[1] == getattr(est, "n_features_in_", -1)
+        and not hasattr(est, "feature_names_in_")
+        and bool(getattr(est, "copy", False))
+        and _dense_default_output(est)
+        and not np.isinf(X).any()
+    )
+
+
+def _nan_fill_only(imputer: SimpleImputer) -> bool:
+    missing = imputer.missing_values
+    return (
+        bool(imputer.keep_empty_features)
+        and not imputer.add_indicator
+        and isinstance(missing, float)
+        and np.isnan(missing)
+        and getattr(imputer, "statistics_", None) is not None
+        and imputer.statistics_.dtype.kind == "f"
+    )
+
+
+def _standard_scale(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
+    """``StandardScaler.transform`` for dense float64: the same in-place subtract and divide on a copy."""
+    check_is_fitted(scaler)
+    out = X.copy()
+    if scaler.with_mean:
+        out -= scaler.mean_.astype(out.dtype)
+    if scaler.with_std:
+        out /= scaler.scale_.astype(out.dtype)
+    return out
+
+
+def _impute_nan(imputer: SimpleImputer, X: np.ndarray) -> np.ndarray:
+    """``SimpleImputer.transform`` with ``keep_empty_features`` and no indicator: each NaN becomes its
+    column's fitted statistic, on a copy."""
+    check_is_fitted(imputer)
+    out = X.copy()
+    rows, cols = np.nonzero(np.isnan(out))
+    out[rows, cols] = imputer.statistics_.astype(out.dtype)[cols]
+    return out
 
 
 def _dense_default_output(est: Any) -> bool:
