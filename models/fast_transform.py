@@ -15,6 +15,7 @@ sklearn's own ``transform``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ from scipy import sparse
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -137,13 +138,46 @@ def column_transform(ct: ColumnTransformer, X: Any) -> Any:
         part = selections.get(key)
         if part is None:
             part = selections[key] = X[cols]
-        out = trans.transform(part)
+        out = one_hot(trans, part) if type(trans) is OneHotEncoder else trans.transform(part)
         if sparse.issparse(out) or not isinstance(out, np.ndarray) or out.ndim != 2:
             return ct.transform(X)
         if out.shape[0] != len(X):
             return ct.transform(X)  # sklearn reports the inconsistent transformer
         outputs.append(out)
     return np.hstack(outputs)
+
+
+#: Per fitted one-column OneHotEncoder, its own output row for each known category (str) met so far; kept
+#: beside the object (a WeakKeyDictionary), so the pickled model is unchanged.
+_ONE_HOT_ROWS: weakref.WeakKeyDictionary[OneHotEncoder, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def one_hot(encoder: OneHotEncoder, part: pd.DataFrame) -> Any:
+    """``encoder.transform(part)`` for a dense one-column encoder, from the encoder's own output row per
+    category: each row's encoding depends on its value alone, so a row computed once by sklearn for a
+    known category is that category's row (~0.5 ms of validation per call saved on one row). A value that
+    is not a str known category (unknown, missing) sends the whole call to sklearn, with its warnings."""
+    check_is_fitted(encoder)
+    if (
+        part.shape[1] != 1
+        or len(part) == 0
+        or encoder.sparse_output
+        or not _dense_default_output(encoder)
+        or len(encoder.categories_) != 1
+    ):
+        return encoder.transform(part)
+    rows = _ONE_HOT_ROWS.get(encoder)
+    if rows is None:
+        rows = _ONE_HOT_ROWS[encoder] = {}
+    known = encoder.categories_[0]
+    values = part.iloc[:, 0].tolist()
+    for value in set(values) if len(values) > 1 else values:
+        if value in rows:
+            continue
+        if not isinstance(value, str) or value not in set(known.tolist()):
+            return encoder.transform(part)
+        rows[value] = np.asarray(encoder.transform(pd.DataFrame({part.columns[0]: [value]})))[0]
+    return np.stack([rows[v] for v in values])
 
 
 def _column_names(columns: Any) -> bool:

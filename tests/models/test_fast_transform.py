@@ -140,3 +140,29 @@ def test_scaler_and_imputer_direct_paths_equal_sklearn_bit_for_bit() -> None:
     steps = [("impute", imputer), ("scale", scaler)]
     with pytest.raises(ValueError, match="infinity"):
         transform_steps(steps, with_inf)
+
+
+def test_one_hot_rows_equal_sklearn_for_known_unknown_and_missing_values() -> None:
+    import warnings
+
+    from sklearn.preprocessing import OneHotEncoder
+
+    from models.fast_transform import one_hot
+
+    train = pd.DataFrame({"phase": ["glass"] * 6 + ["crystalline"] * 6 + ["rare"] * 2 + ["unknown"] * 5})
+    for kwargs in (
+        {"handle_unknown": "infrequent_if_exist", "min_frequency": 5},
+        {"handle_unknown": "ignore", "drop": "first"},
+    ):
+        enc = OneHotEncoder(sparse_output=False, **kwargs).fit(train)  # type: ignore[arg-type]
+        for values in (["glass"], ["unknown", "glass", "rare", "glass"], ["glass", "never-seen"], [None]):
+            X = pd.DataFrame({"phase": values})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want = enc.transform(X)
+                got = one_hot(enc, X)
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype == want.dtype
+    strict = OneHotEncoder(sparse_output=False).fit(train)
+    with pytest.raises(ValueError, match="unknown categor"):
+        one_hot(strict, pd.DataFrame({"phase": ["never-seen"]}))
