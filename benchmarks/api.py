@@ -213,16 +213,31 @@ def latency(args: argparse.Namespace, uri: str) -> None:
     from service.api.compute import SingleThreadedCompute
 
     predictor = load_predictors([TargetName(target)], uri)[TargetName(target)]
+    # the previous predictor, same run: a second copy whose domain runs sklearn's search per neighbour set
+    previous = load_predictors([TargetName(target)], uri)[TargetName(target)]
+    previous_domain = getattr(previous.model, "domain_", None)
+    if previous_domain is not None and hasattr(previous_domain, "share_neighbour_search"):
+        previous_domain.share_neighbour_search(False)
     frame = pd.DataFrame([ITEMS[target]])
     batch_frame = pd.DataFrame(batch["items"])
+    n_direct = min(args.n_single, 300)
     with SingleThreadedCompute()():  # the same per-request limits the server applies
-        timed(lambda: predictor.predict_frame(frame), 30, args.time_budget)
-        direct_ms = timed(lambda: predictor.predict_frame(frame), min(args.n_single, 300), args.time_budget)
-        direct_batch_ms = timed(
-            lambda: predictor.predict_frame(batch_frame), args.n_batches, args.time_budget
-        )
+        for p in (predictor, previous):
+            timed(lambda p=p: p.predict_frame(frame), 30, args.time_budget)
+        direct_ms: list[float] = []
+        previous_ms: list[float] = []
+        for _ in range(n_direct):  # interleaved, so load from other users hits both alike
+            direct_ms += timed(lambda: predictor.predict_frame(frame), 1, args.time_budget)
+            previous_ms += timed(lambda: previous.predict_frame(frame), 1, args.time_budget)
+        direct_batch_ms: list[float] = []
+        previous_batch_ms: list[float] = []
+        for _ in range(args.n_batches):
+            direct_batch_ms += timed(lambda: predictor.predict_frame(batch_frame), 1, args.time_budget)
+            previous_batch_ms += timed(lambda: previous.predict_frame(batch_frame), 1, args.time_budget)
         want_one = predictor.predict_frame(frame)
         want_batch = predictor.predict_frame(batch_frame)
+        previous_one = previous.predict_frame(frame)
+        previous_batch = previous.predict_frame(batch_frame)
 
     PAIRS = (("value", "prediction"), ("std", "std"), ("lower_90", "lower_90"), ("upper_90", "upper_90"))
 
@@ -235,8 +250,10 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         return bad
 
     print(summary("GET /health (HTTP floor)", health_ms))
+    print(summary("previous predictor, 1 row", previous_ms))
     print(summary("Predictor.predict_frame, 1 row", direct_ms))
     print(summary("POST /v1/predict, 1 item", single_ms))
+    print(summary(f"previous predictor, {args.batch_size} rows", previous_batch_ms))
     print(summary(f"Predictor.predict_frame, {args.batch_size} rows", direct_batch_ms))
     print(summary(f"POST /v1/predict, {args.batch_size} items", batch_ms))
     p50, p99 = percentile(single_ms, 50), percentile(single_ms, 99)
@@ -252,6 +269,22 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         f"batch throughput: {throughput:,.0f} items/s (goal >= 50,000) vs in-process predictor "
         f"{direct_tp:,.0f} items/s ({throughput / direct_tp:.2f}x)"
     )
+    prev50 = percentile(previous_ms, 50)
+    prev_tp = args.batch_size / (statistics.fmean(previous_batch_ms) / 1000.0)
+    print(
+        f"in-process predictor vs previous predictor (same run, interleaved): 1 row p50 {direct50:.2f} vs "
+        f"{prev50:.2f} ms ({prev50 / direct50:.2f}x); {args.batch_size} rows {direct_tp:,.0f} vs "
+        f"{prev_tp:,.0f} items/s ({direct_tp / prev_tp:.2f}x)"
+    )
+    # The previous predictor is the reference of the outputs: numbers within the stated tolerance
+    # (models/knn.py), flags and reasons equal.
+    drift = 0
+    for new_out, old_out in ((want_one, previous_one), (want_batch, previous_batch)):
+        drift += int((new_out["in_domain"] != old_out["in_domain"]).sum())
+        drift += int((new_out["domain_reason"] != old_out["domain_reason"]).sum())
+        for c in ("prediction", "std", "lower_90", "upper_90"):
+            drift += int((new_out[c] != old_out[c]).sum())
+    print(f"in-process outputs == previous predictor (exact): {'yes' if not drift else f'NO ({drift})'}")
     bad = mismatches(served_one, want_one) + mismatches(served_batch, want_batch)
     print(
         f"served outputs == in-process predictor (exact): {'yes' if not bad else f'NO ({bad} rows differ)'}"

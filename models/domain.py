@@ -39,8 +39,9 @@ Pure: arrays in, arrays out. ``UncertainRegressor`` (models/uncertain.py) produc
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from featurize.composition import Composition
 from featurize.oxidation import charge_balance_batch
+from models import knn as knn_module
+from models.knn import SubsetKnn
 from models.targets import TargetName
 
 #: One (ion, anion elements) pair of a composition's chemistry class; ion None: it contains none of the
@@ -250,6 +253,11 @@ def _element_sort_key(symbol: str) -> tuple[int, str]:
         return (10**6, symbol)
 
 
+#: Per fitted domain, its ``SubsetKnn`` (False: its neighbours do not allow one), built on first use and
+#: kept outside the object so pickled models (MLflow artifacts, old and new) are unchanged.
+_SHARED_KNN: weakref.WeakKeyDictionary[ApplicabilityDomain, SubsetKnn | bool] = weakref.WeakKeyDictionary()
+
+
 class ApplicabilityDomain(BaseEstimator):
     """In-domain flag + reason per query row from its elements and its feature-space distance.
 
@@ -446,6 +454,75 @@ class ApplicabilityDomain(BaseEstimator):
                 )
         return "; ".join(parts)
 
+    def share_neighbour_search(self, enabled: bool = True) -> ApplicabilityDomain:
+        """``assess`` computes the distances once for all neighbour sets (models.knn; the default) or, with
+        False, with each set's own sklearn search as before (the reference the benchmark and the tests
+        compare with)."""
+        if enabled:
+            _SHARED_KNN.pop(self, None)
+        else:
+            _SHARED_KNN[self] = False
+        return self
+
+    def _shared_knn(self) -> SubsetKnn | None:
+        built = _SHARED_KNN.get(self)
+        if built is None:
+            subsets: dict[Hashable, NearestNeighbors] = {
+                ("ion", ion): nn for ion, nn in (getattr(self, "ion_neighbours_", None) or {}).items()
+            }
+            pairs: dict[ClassPair, NearestNeighbors] = getattr(self, "pair_neighbours_", None) or {}
+            subsets |= {("pair", pair): nn for pair, nn in pairs.items()}
+            built = SubsetKnn.from_neighbours(self.distance_.nn_, subsets) or False
+            _SHARED_KNN[self] = built
+        return built if isinstance(built, SubsetKnn) else None
+
+    def _shared_distances(
+        self, Z: Any, classes: Sequence[ChemClass] | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray] | None:
+        """``distances``, ``ion_distances`` and ``class_distances`` from one distance computation
+        (models.knn), or None when this domain's neighbours cannot share it or ``Z`` has more rows than
+        ``models.knn.MAX_SHARED_QUERIES``."""
+        knn = self._shared_knn()
+        Z = np.asarray(Z, dtype=float)
+        if knn is None or Z.ndim != 2 or Z.shape[1] != self.distance_.n_features_in_:
+            return None
+        if len(Z) > knn_module.MAX_SHARED_QUERIES:  # a large batch: sklearn's search is faster there
+            return None
+        n = len(Z)
+        ok = np.isfinite(Z).all(axis=1)
+        full = np.full(n, np.nan)
+        parts: dict[Hashable, np.ndarray] = {}
+        # a class's rows are searched only for the queries of that class (as class_distances does)
+        wanted: dict[Hashable, np.ndarray] = {
+            ("pair", pair): np.zeros(int(ok.sum()), dtype=bool)
+            for pair in (getattr(self, "pair_neighbours_", None) or {})
+        }
+        if classes is not None and wanted:
+            for j, row in enumerate(np.flatnonzero(ok).tolist()):
+                for pair in classes[row]:
+                    mask = wanted.get(("pair", pair))
+                    if mask is not None:
+                        mask[j] = True
+        if ok.any():
+            full_ok, parts_ok = knn.mean_distances(self._standardise(Z[ok]), wanted)
+            full[ok] = full_ok
+            for key, values in parts_ok.items():
+                parts[key] = np.full(n, np.nan)
+                parts[key][ok] = values
+        if classes is None:
+            return full, {}, np.full(n, np.nan)
+        ions = getattr(self, "ion_neighbours_", None) or {}
+        ion_dist = {ion: parts.get(("ion", ion), np.full(n, np.nan)) for ion in ions}
+        class_dist = np.full(n, np.nan)
+        if getattr(self, "pair_neighbours_", None):
+            for i, cls in enumerate(classes):
+                if ok[i]:
+                    for pair in cls:
+                        pair_dist = parts.get(("pair", pair))
+                        if pair_dist is not None:
+                            class_dist[i] = np.fmin(class_dist[i], pair_dist[i])
+        return full, ion_dist, class_dist
+
     def distances(self, Z: Any) -> np.ndarray:
         check_is_fitted(self, "distance_")
         return self.distance_.mean_knn_distance(Z)
@@ -465,7 +542,15 @@ class ApplicabilityDomain(BaseEstimator):
         ``classes`` (``chemistry_classes`` of the rows) applies the chemistry-class rule when the domain
         was fitted with training classes; reasons are computed once per distinct element set / class."""
         check_is_fitted(self, "distance_")
-        dist = self.distances(Z)
+        shared = self._shared_distances(Z, classes)
+        if shared is None:  # sklearn's neighbour searches (a domain whose neighbours SubsetKnn cannot share)
+            dist = self.distances(Z)
+            ion_dist = self.ion_distances(Z) if classes is not None else {}
+            class_dist = (
+                self.class_distances(Z, classes) if classes is not None else np.full(len(dist), np.nan)
+            )
+        else:
+            dist, ion_dist, class_dist = shared
         if len(element_sets) != len(dist):
             raise ValueError(f"got {len(element_sets)} element sets for {len(dist)} feature rows")
         if classes is not None and len(classes) != len(dist):
@@ -478,8 +563,6 @@ class ApplicabilityDomain(BaseEstimator):
         unseen_reason: dict[frozenset[str], str] = {}  # a batch has few distinct element sets
         in_domain = np.ones(len(dist), dtype=bool)
         reasons: list[str] = []
-        ion_dist = self.ion_distances(Z) if classes is not None else {}
-        class_dist = self.class_distances(Z, classes) if classes is not None else np.full(len(dist), np.nan)
         content_arr = None if contents is None else np.asarray(contents, dtype=float)
         if content_arr is not None and len(content_arr) != len(dist):
             raise ValueError(f"got {len(content_arr)} ion-content rows for {len(dist)} feature rows")

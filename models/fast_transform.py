@@ -6,12 +6,16 @@ container adapter. On a one-row prediction that machinery cost ~1.5 ms of the ~4
 paid on every request. ``transform_steps`` calls the same fitted transformers on the same column
 selections and stacks their outputs exactly as ``ColumnTransformer`` does for dense NumPy output, so the
 features are identical (tests/models/test_fast_transform.py compares them with ``Pipeline.transform`` on
-every target's pipeline). Whatever it does not recognise (sparse output, pandas output configured,
-passthrough/remainder columns, array input) goes through sklearn's own ``transform``.
+every target's pipeline). A fitted ``StandardScaler`` or NaN-filling ``SimpleImputer``
+(``keep_empty_features``, no indicator) on a dense float64 array does the same arithmetic as its sklearn
+``transform`` without the input validation (~0.15 ms each per call). Whatever it does not recognise
+(sparse output, pandas output configured, passthrough/remainder columns, array input, inf) goes through
+sklearn's own ``transform``.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +24,9 @@ import pandas as pd
 import sklearn
 from scipy import sparse
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -34,9 +40,62 @@ def transform_steps(steps: Sequence[tuple[str, Any]], X: Any) -> Any:
             Xt = column_transform(step, Xt)
         elif isinstance(step, Pipeline):
             Xt = transform_steps(step.steps, Xt)
+        elif type(step) is StandardScaler and _plain_float_input(step, Xt):
+            Xt = _standard_scale(step, Xt)
+        elif type(step) is SimpleImputer and _plain_float_input(step, Xt) and _nan_fill_only(step):
+            Xt = _impute_nan(step, Xt)
         else:
             Xt = step.transform(Xt)
     return Xt
+
+
+def _plain_float_input(est: Any, X: Any) -> bool:
+    """A dense, finite-or-NaN float64 2-D array of the fitted width, into a step fitted without feature
+    names, copying (``copy=True``) and with NumPy output: what sklearn's own input check would pass
+    unchanged. Anything else (inf, other dtypes, DataFrames) takes sklearn's path and its errors."""
+    return (
+        isinstance(X, np.ndarray)
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.shape[1] == getattr(est, "n_features_in_", -1)
+        and not hasattr(est, "feature_names_in_")
+        and bool(getattr(est, "copy", False))
+        and _dense_default_output(est)
+        and not np.isinf(X).any()
+    )
+
+
+def _nan_fill_only(imputer: SimpleImputer) -> bool:
+    missing = imputer.missing_values
+    return (
+        bool(imputer.keep_empty_features)
+        and not imputer.add_indicator
+        and isinstance(missing, float)
+        and np.isnan(missing)
+        and getattr(imputer, "statistics_", None) is not None
+        and imputer.statistics_.dtype.kind == "f"
+    )
+
+
+def _standard_scale(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
+    """``StandardScaler.transform`` for dense float64: the same in-place subtract and divide on a copy."""
+    check_is_fitted(scaler)
+    out = X.copy()
+    if scaler.with_mean:
+        out -= scaler.mean_.astype(out.dtype)
+    if scaler.with_std:
+        out /= scaler.scale_.astype(out.dtype)
+    return out
+
+
+def _impute_nan(imputer: SimpleImputer, X: np.ndarray) -> np.ndarray:
+    """``SimpleImputer.transform`` with ``keep_empty_features`` and no indicator: each NaN becomes its
+    column's fitted statistic, on a copy."""
+    check_is_fitted(imputer)
+    out = X.copy()
+    rows, cols = np.nonzero(np.isnan(out))
+    out[rows, cols] = imputer.statistics_.astype(out.dtype)[cols]
+    return out
 
 
 def _dense_default_output(est: Any) -> bool:
@@ -79,13 +138,46 @@ def column_transform(ct: ColumnTransformer, X: Any) -> Any:
         part = selections.get(key)
         if part is None:
             part = selections[key] = X[cols]
-        out = trans.transform(part)
+        out = one_hot(trans, part) if type(trans) is OneHotEncoder else trans.transform(part)
         if sparse.issparse(out) or not isinstance(out, np.ndarray) or out.ndim != 2:
             return ct.transform(X)
         if out.shape[0] != len(X):
             return ct.transform(X)  # sklearn reports the inconsistent transformer
         outputs.append(out)
     return np.hstack(outputs)
+
+
+#: Per fitted one-column OneHotEncoder, its own output row for each known category (str) met so far; kept
+#: beside the object (a WeakKeyDictionary), so the pickled model is unchanged.
+_ONE_HOT_ROWS: weakref.WeakKeyDictionary[OneHotEncoder, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def one_hot(encoder: OneHotEncoder, part: pd.DataFrame) -> Any:
+    """``encoder.transform(part)`` for a dense one-column encoder, from the encoder's own output row per
+    category: each row's encoding depends on its value alone, so a row computed once by sklearn for a
+    known category is that category's row (~0.5 ms of validation per call saved on one row). A value that
+    is not a str known category (unknown, missing) sends the whole call to sklearn, with its warnings."""
+    check_is_fitted(encoder)
+    if (
+        part.shape[1] != 1
+        or len(part) == 0
+        or encoder.sparse_output
+        or not _dense_default_output(encoder)
+        or len(encoder.categories_) != 1
+    ):
+        return encoder.transform(part)
+    rows = _ONE_HOT_ROWS.get(encoder)
+    if rows is None:
+        rows = _ONE_HOT_ROWS[encoder] = {}
+    known = encoder.categories_[0]
+    values = part.iloc[:, 0].tolist()
+    for value in set(values) if len(values) > 1 else values:
+        if value in rows:
+            continue
+        if not isinstance(value, str) or value not in set(known.tolist()):
+            return encoder.transform(part)
+        rows[value] = np.asarray(encoder.transform(pd.DataFrame({part.columns[0]: [value]})))[0]
+    return np.stack([rows[v] for v in values])
 
 
 def _column_names(columns: Any) -> bool:

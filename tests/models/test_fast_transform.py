@@ -111,3 +111,58 @@ def test_normal_quantile_cache_equals_scipy() -> None:
         assert normal_quantile(coverage) == float(norm.ppf(0.5 + coverage / 2.0))
     with pytest.raises(ValueError, match="coverage"):
         normal_quantile(1.0)
+
+
+def test_scaler_and_imputer_direct_paths_equal_sklearn_bit_for_bit() -> None:
+    from sklearn.impute import SimpleImputer
+
+    from models.fast_transform import _impute_nan, _plain_float_input, _standard_scale
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(3.0, 2.0, size=(50, 6))
+    train[rng.random(train.shape) < 0.2] = np.nan
+    train[:, 4] = np.nan  # a feature never observed: kept (keep_empty_features) with statistic 0
+    X = rng.normal(3.0, 2.0, size=(9, 6))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(train)
+    assert _plain_float_input(imputer, X)
+    imputed = _impute_nan(imputer, X)
+    np.testing.assert_array_equal(imputed, imputer.transform(X))
+    assert np.isnan(X).any()  # the input is not modified
+    scaler = StandardScaler().fit(imputer.transform(train))
+    np.testing.assert_array_equal(_standard_scale(scaler, imputed), scaler.transform(imputed))
+    # inf, another dtype or a DataFrame: sklearn's own path (and its errors)
+    with_inf = imputed.copy()
+    with_inf[0, 0] = np.inf
+    assert not _plain_float_input(scaler, with_inf)
+    assert not _plain_float_input(scaler, imputed.astype(np.float32))
+    assert not _plain_float_input(scaler, pd.DataFrame(imputed))
+    steps = [("impute", imputer), ("scale", scaler)]
+    with pytest.raises(ValueError, match="infinity"):
+        transform_steps(steps, with_inf)
+
+
+def test_one_hot_rows_equal_sklearn_for_known_unknown_and_missing_values() -> None:
+    import warnings
+
+    from sklearn.preprocessing import OneHotEncoder
+
+    from models.fast_transform import one_hot
+
+    train = pd.DataFrame({"phase": ["glass"] * 6 + ["crystalline"] * 6 + ["rare"] * 2 + ["unknown"] * 5})
+    for kwargs in (
+        {"handle_unknown": "infrequent_if_exist", "min_frequency": 5},
+        {"handle_unknown": "ignore", "drop": "first"},
+    ):
+        enc = OneHotEncoder(sparse_output=False, **kwargs).fit(train)  # type: ignore[arg-type]
+        for values in (["glass"], ["unknown", "glass", "rare", "glass"], ["glass", "never-seen"], [None]):
+            X = pd.DataFrame({"phase": values})
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want = enc.transform(X)
+                got = one_hot(enc, X)
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype == want.dtype
+    strict = OneHotEncoder(sparse_output=False).fit(train)
+    with pytest.raises(ValueError, match="unknown categor"):
+        one_hot(strict, pd.DataFrame({"phase": ["never-seen"]}))
