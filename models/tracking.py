@@ -245,6 +245,16 @@ def register_champion(*, tracking_uri: str, target: TargetName | str, logged: Lo
     return str(version.version)
 
 
+def _alias_version(client: Any, name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, None when it is not set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
 def register_alias(*, tracking_uri: str, target: TargetName | str, logged: LoggedModel, alias: str) -> str:
     """Register the logged model as a new version of ``nascreen-<target>`` and point ``alias`` (never
     ``champion``) at it; the move is logged as tags (on the version and the run: previous -> new).
@@ -253,13 +263,8 @@ def register_alias(*, tracking_uri: str, target: TargetName | str, logged: Logge
         raise ValueError(f"register_alias: {CHAMPION_ALIAS!r} is moved by training only (register_champion)")
     name = get_target(target).registered_model_name
     with _store(tracking_uri) as mlflow:
-        from mlflow.exceptions import MlflowException
-
         client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        try:
-            previous = str(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
-            previous = "none"
+        previous = _alias_version(client, name, alias) or "none"
         version = str(mlflow.register_model(logged.model_uri, name, tags={"run_id": logged.run_id}).version)
         client.set_registered_model_alias(name, alias, version)
         move = f"{alias}: {previous} -> {version}"
@@ -274,13 +279,10 @@ def load_alias(target: TargetName | str, alias: str, tracking_uri: str) -> tuple
     alias is not set."""
     name = get_target(target).registered_model_name
     with _store(tracking_uri) as mlflow:
-        from mlflow.exceptions import MlflowException
-
         client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        try:
-            version = str(client.get_model_version_by_alias(name, alias).version)
-        except MlflowException:
-            raise LookupError(f"no model registered as {name}@{alias} in {tracking_uri}") from None
+        version = _alias_version(client, name, alias)
+        if version is None:
+            raise LookupError(f"no model registered as {name}@{alias} in {tracking_uri}")
         model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
     return model, version
 

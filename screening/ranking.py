@@ -20,7 +20,6 @@ Output: every input row (none dropped), ordered best first, with
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from models.measurements import finite_number
 from models.targets import TARGETS, TargetName
 from screening.schema import Field, column
 
@@ -91,13 +91,7 @@ class RankingConfig:
     reference: str = ""  # what delta / p_better objectives compare with (set by the spec: its host)
 
 
-def _num(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where}: {value!r} is not a number")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{where}: {value!r} is not finite")
-    return out
+_num = finite_number  # the one finite-number rule (models.measurements)
 
 
 def _by(value: object, where: str) -> str:
