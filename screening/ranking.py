@@ -91,9 +91,6 @@ class RankingConfig:
     reference: str = ""  # what delta / p_better objectives compare with (set by the spec: its host)
 
 
-_num = finite_number  # the one finite-number rule (models.measurements)
-
-
 def _by(value: object, where: str) -> str:
     if value not in RANK_BY:
         raise ValueError(f"{where}: {value!r} (use {', '.join(RANK_BY)})")
@@ -111,11 +108,12 @@ def _objective(target: str, raw: Mapping[str, Any], where: str, default_by: str 
         raise ValueError(f"{where}.direction: {direction!r} (use max or min)")
     if by == "p_better" and direction != "max":
         raise ValueError(f"{where}.direction: p_better is P(beating the reference): it is maximised")
-    weight = _num(raw.get("weight", 1.0), f"{where}.weight")
+    weight = finite_number(raw.get("weight", 1.0), f"{where}.weight")
     if weight < 0:
         raise ValueError(f"{where}.weight: must be >= 0, got {weight}")
-    threshold = None if raw.get("threshold") is None else _num(raw["threshold"], f"{where}.threshold")
-    max_std = None if raw.get("max_std") is None else _num(raw["max_std"], f"{where}.max_std")
+    threshold = raw.get("threshold")
+    threshold = None if threshold is None else finite_number(threshold, f"{where}.threshold")
+    max_std = None if raw.get("max_std") is None else finite_number(raw["max_std"], f"{where}.max_std")
     if max_std is not None and max_std <= 0:
         raise ValueError(f"{where}.max_std: must be > 0, got {max_std}")
     if max_std is not None and by == "p_better":
@@ -167,7 +165,7 @@ def _baselines(base: object, allowed: list[str]) -> tuple[tuple[str, float], ...
     for k, v in base.items():
         if k not in allowed:
             raise ValueError(f"baseline.{k}: not a screened target ({', '.join(allowed)})")
-        out += ((str(k), _num(v, f"baseline.{k}")),)
+        out += ((str(k), finite_number(v, f"baseline.{k}")),)
     return out
 
 
@@ -190,10 +188,10 @@ def parse_ranking(mapping: Mapping[str, Any], targets: Sequence[TargetName | str
         raise ValueError(f"mode: unknown mode {mode!r} (known: {', '.join(MODES)})")
     default_by = _by(mapping.get("by", "value"), "by")
     objectives = _objectives(mapping.get("objectives", allowed), allowed, default_by)
-    kappa = _num(mapping.get("kappa", 1.0), "kappa")
+    kappa = finite_number(mapping.get("kappa", 1.0), "kappa")
     if kappa < 0:
         raise ValueError(f"kappa: must be >= 0, got {kappa}")
-    xi = _num(mapping.get("xi", 0.0), "xi")
+    xi = finite_number(mapping.get("xi", 0.0), "xi")
     baseline = _baselines(mapping.get("baseline", "host"), allowed)
     ido = mapping.get("in_domain_only", False)
     if not isinstance(ido, bool):
