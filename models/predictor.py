@@ -34,6 +34,9 @@ OUTPUT_COLUMNS = (
     "error",
 )
 _NUMERIC_OUTPUTS = ("prediction", "std", "lower_90", "upper_90")
+#: ``predict_frame(df, raw=True)`` adds these: the model's unclipped mean and its raw (uncalibrated) spread
+#: per row, NaN where the model offers none; relative predictions read them instead of predicting again
+RAW_OUTPUTS = ("raw_mean", "raw_spread")
 
 
 class PredictorLike(Protocol):
@@ -62,12 +65,13 @@ class Predictor:
     def __post_init__(self) -> None:
         self.target = TargetName(self.target)
 
-    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """One output row per input row (same index, same order) with the OUTPUT_COLUMNS."""
+    def predict_frame(self, df: pd.DataFrame, *, raw: bool = False) -> pd.DataFrame:
+        """One output row per input row (same index, same order) with the OUTPUT_COLUMNS (and, with
+        ``raw``, the RAW_OUTPUTS)."""
         if "formula" not in df.columns:
             raise ValueError(f"input has no 'formula' column (columns: {', '.join(map(str, df.columns))})")
         n = len(df)
-        numbers = {col: np.full(n, np.nan) for col in _NUMERIC_OUTPUTS}
+        numbers = {col: np.full(n, np.nan) for col in (*_NUMERIC_OUTPUTS, *RAW_OUTPUTS)}
         in_domain = np.zeros(n, dtype=bool)
         reasons = np.full(n, "", dtype=object)
         errors: list[str] = []
@@ -79,6 +83,8 @@ class Predictor:
             if good.any():
                 answered = self._answer(frame if good.all() else frame.loc[good])
                 for col in _NUMERIC_OUTPUTS:
+                    numbers[col][good] = np.asarray(answered[col], dtype=float)
+                for col in RAW_OUTPUTS if raw and col_in(answered, RAW_OUTPUTS) else ():
                     numbers[col][good] = np.asarray(answered[col], dtype=float)
                 bounds = TARGETS[self.target].value_range
                 if bounds is not None:
@@ -98,7 +104,8 @@ class Predictor:
             "model_version": [self.model_version] * n,
             "error": errors,
         }
-        return pd.DataFrame({c: columns[c] for c in OUTPUT_COLUMNS}, index=df.index)
+        names = (*OUTPUT_COLUMNS, *RAW_OUTPUTS) if raw else OUTPUT_COLUMNS
+        return pd.DataFrame({c: columns[c] for c in names}, index=df.index)
 
     def _answer(self, frame: pd.DataFrame) -> Mapping[str, Any] | pd.DataFrame:
         """The model's columns for rows that passed validation: NumPy arrays when the model offers them
@@ -125,6 +132,19 @@ class Predictor:
             domain_reason=str(result["domain_reason"]),
             model_version=self.model_version,
         )
+
+
+def col_in(answered: Mapping[str, Any] | pd.DataFrame, names: Iterable[str]) -> bool:
+    """Does the model's answer carry every one of ``names`` (a mapping's keys or a frame's columns)?"""
+    return all(name in answered for name in names)
+
+
+def predict_frame_raw(predictor: PredictorLike, df: pd.DataFrame) -> pd.DataFrame:
+    """``predict_frame`` with the RAW_OUTPUTS when the predictor is a ``Predictor`` (any other
+    PredictorLike answers its OUTPUT_COLUMNS only; relative predictions then predict the rows again)."""
+    if isinstance(predictor, Predictor):
+        return predictor.predict_frame(df, raw=True)
+    return predictor.predict_frame(df)
 
 
 def training_elements(predictor: object) -> frozenset[str]:

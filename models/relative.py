@@ -46,7 +46,7 @@ from models.evaluation import (
     within_study_pairs,
 )
 from models.fast_transform import transform_steps
-from models.predictor import OUTPUT_COLUMNS
+from models.predictor import OUTPUT_COLUMNS, RAW_OUTPUTS, predict_frame_raw
 from models.targets import TARGETS, TargetName
 from models.uncertain import UncertainRegressor
 
@@ -307,6 +307,20 @@ def _mean_spread(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     return np.asarray(model.predict(frame), dtype=float), None
 
 
+def _answered_mean_spread(
+    model: Any, frame: pd.DataFrame, answers: pd.DataFrame, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``_mean_spread`` of ``frame``'s selected ``rows``, read from ``answers``' RAW_OUTPUTS when they
+    cover those rows (``predict_frame(..., raw=True)``: no second featurisation and model pass), else
+    predicted again."""
+    if all(c in answers.columns for c in RAW_OUTPUTS):
+        mean = answers["raw_mean"].to_numpy(float)[rows]
+        if np.isfinite(mean).all():
+            spread = answers["raw_spread"].to_numpy(float)[rows]
+            return mean, spread if np.isfinite(spread).all() else None
+    return _mean_spread(model, frame.loc[rows])
+
+
 def relative_calibration(model: Any) -> RelativeCalibration:
     """The model's relative calibration; ValueError asking for a retrain when it has none."""
     cal = getattr(model, "relative_calibration_", None)
@@ -353,7 +367,7 @@ def relative_values(
     first = np.unique(r_of, return_index=True)[1]
     ref = cand.iloc[first].reset_index(drop=True).copy()
     ref["formula"] = reference
-    r_answer = predictor.predict_frame(ref)
+    r_answer = predict_frame_raw(predictor, ref)
     r_err = r_answer["error"].to_numpy(object)[r_of]
     c_err = answers["error"].to_numpy(object)
     good = np.array([not c and not r for c, r in zip(c_err, r_err, strict=True)], dtype=bool)
@@ -365,11 +379,11 @@ def relative_values(
         r_good[np.unique(r_of[good])] = True
         r_mean = np.full(len(ref), np.nan)
         r_sigma = np.full(len(ref), np.nan)
-        m, s = _mean_spread(predictor.model, ref.loc[r_good])
+        m, s = _answered_mean_spread(predictor.model, ref, r_answer, r_good)
         r_mean[r_good] = m
         if s is not None:
             r_sigma[r_good] = s
-        c_mean, c_sigma = _mean_spread(predictor.model, cand.loc[good])
+        c_mean, c_sigma = _answered_mean_spread(predictor.model, cand, answers, good)
         d = c_mean - r_mean[r_of[good]]
         pair_sigma = None if c_sigma is None or s is None else pair_spread(d, c_sigma, r_sigma[r_of[good]])
         half = cal.half_width(pair_sigma, len(d))
@@ -465,7 +479,7 @@ def predict_relative(
         raise ValueError(f"reference {reference!r}: {exc}") from None
     cand = _with_conditions(candidates.reset_index(drop=True), conditions)
     anchor = None if anchors is None else anchor_offset(predictor, anchors, conditions)
-    values = relative_values(predictor, cand, predictor.predict_frame(cand), reference, anchor)
+    values = relative_values(predictor, cand, predict_frame_raw(predictor, cand), reference, anchor)
     values.insert(0, "formula", cand["formula"].to_numpy(object))
     values["model_version"] = predictor.model_version
     out = values.loc[:, list(RELATIVE_COLUMNS)]

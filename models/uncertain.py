@@ -42,6 +42,7 @@ from models.domain import (
 )
 from models.estimators.spread import predict_mean_std
 from models.fast_transform import transform_steps
+from models.predictor import RAW_OUTPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -296,16 +297,20 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "estimator_")
         X = self._check_frame(X)
-        return pd.DataFrame(self.predict_with_uncertainty_arrays(X), index=X.index)
+        arrays = self.predict_with_uncertainty_arrays(X)
+        return pd.DataFrame({k: v for k, v in arrays.items() if k not in RAW_OUTPUTS}, index=X.index)
 
     def predict_with_uncertainty_arrays(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """The columns of ``predict_with_uncertainty`` as NumPy arrays (``domain_reason`` an object array
         of str), without building a DataFrame: reading columns back out of a fresh mixed-dtype frame
-        cost ~1 ms per call on the one-row serving path (the Predictor uses this)."""
+        cost ~1 ms per call on the one-row serving path (the Predictor uses this). Also ``RAW_OUTPUTS``:
+        the unclipped mean and the regressor's raw spread (NaN without one), what relative predictions
+        need (``models.relative.relative_values``), so they need no second featurisation pass."""
         check_is_fitted(self, "estimator_")
         X = self._check_frame(X)
         z = transform_steps(self.estimator_.steps[:-1], X)  # = estimator_[:-1].transform(X), less overhead
         mean, sigma = predict_mean_std(self.estimator_[-1], z)
+        raw_spread = np.full(len(mean), np.nan) if sigma is None else np.asarray(sigma, dtype=float)
         if not self.calibration_.normalized:
             sigma = None
         lower, upper = self.calibration_.interval(mean, sigma)
@@ -330,4 +335,6 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             "in_domain": np.asarray(in_domain, dtype=bool),
             "domain_reason": reason_arr,
             "knn_distance": np.asarray(dist, dtype=float),
+            "raw_mean": np.asarray(mean, dtype=float),
+            "raw_spread": raw_spread,
         }

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from models.predictor import OUTPUT_COLUMNS, PredictorLike
+from models.predictor import OUTPUT_COLUMNS, RAW_OUTPUTS, PredictorLike, predict_frame_raw
 from models.relative import AnchorOffset, has_relative_calibration, relative_values
 from models.targets import TargetName
 from screening.schema import CONDITION_COLUMNS, NUMERIC_FIELDS, RELATIVE_FIELDS, Field, column
@@ -43,17 +43,19 @@ def _failed(n: int, message: str) -> pd.DataFrame:
     )
 
 
-def _predict(predictor: PredictorLike, inputs: pd.DataFrame, target: str) -> pd.DataFrame:
-    """predict_frame with bisection on exceptions; returns OUTPUT_COLUMNS with a 0..n-1 index."""
+def _predict(predictor: PredictorLike, inputs: pd.DataFrame, target: str, raw: bool = False) -> pd.DataFrame:
+    """predict_frame with bisection on exceptions; returns OUTPUT_COLUMNS (and, with ``raw``, the
+    RAW_OUTPUTS a ``Predictor`` gives for the relative columns) with a 0..n-1 index."""
     n = len(inputs)
     try:
-        out = predictor.predict_frame(inputs)
+        out = predict_frame_raw(predictor, inputs) if raw else predictor.predict_frame(inputs)
         if len(out) != n:
             raise ValueError(f"predict_frame returned {len(out)} rows for {n}")
         missing = [c for c in OUTPUT_COLUMNS if c not in out.columns]
         if missing:
             raise ValueError(f"predict_frame output lacks {missing}")
-        return out.loc[:, list(OUTPUT_COLUMNS)].reset_index(drop=True)
+        keep = [*OUTPUT_COLUMNS, *(c for c in RAW_OUTPUTS if raw and c in out.columns)]
+        return out.loc[:, keep].reset_index(drop=True)
     except Exception as exc:  # a predictor bug or a row it cannot take: isolate the failing rows
         if n <= 1:
             log.warning("%s: predictor failed on %r: %s", target, inputs["formula"].tolist(), exc)
@@ -61,8 +63,8 @@ def _predict(predictor: PredictorLike, inputs: pd.DataFrame, target: str) -> pd.
         half = n // 2
         return pd.concat(
             [
-                _predict(predictor, inputs.iloc[:half], target),
-                _predict(predictor, inputs.iloc[half:], target),
+                _predict(predictor, inputs.iloc[:half], target, raw),
+                _predict(predictor, inputs.iloc[half:], target, raw),
             ],
             ignore_index=True,
         )
@@ -112,7 +114,7 @@ def score_candidates(
     inputs = out.loc[:, [c for c in INPUT_COLUMNS if c in out.columns]]
     for key, predictor in predictors.items():
         target = TargetName(key).value
-        pred = _failed(0, "") if len(out) == 0 else _predict(predictor, inputs, target)
+        pred = _failed(0, "") if len(out) == 0 else _predict(predictor, inputs, target, reference is not None)
         for c in _NUMERIC:
             pred[c] = pd.to_numeric(pred[c], errors="coerce").astype(float)
         err = pred["error"].fillna("").astype(str)

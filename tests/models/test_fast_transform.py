@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from models.conformal import normal_quantile
 from models.fast_transform import column_transform, transform_steps
 from models.features import build_pipeline
+from models.predictor import RAW_OUTPUTS
 from models.targets import TargetName
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -98,8 +99,10 @@ def test_predictor_array_path_equals_dataframe() -> None:
     frame = model.predict_with_uncertainty(X)
     assert not frame.in_domain.all()  # both branches of the domain reasons are compared
     arrays = model.predict_with_uncertainty_arrays(X)
-    assert list(arrays) == list(frame.columns)
-    for col, values in arrays.items():
+    assert list(arrays) == [*frame.columns, *RAW_OUTPUTS]  # + the raw mean/spread for relative columns
+    np.testing.assert_array_equal(arrays["raw_mean"], model.predict(X))
+    for col in frame.columns:
+        values = arrays[col]
         assert values.dtype == frame[col].dtype
         np.testing.assert_array_equal(values, frame[col].to_numpy())
 

@@ -16,7 +16,7 @@ from models.data import load_curated
 from models.estimators import StudyOffsetRegressor
 from models.estimators.study_offsets import study_variance_ratio
 from models.evaluation import pair_concordance, within_study_pairs
-from models.predictor import Predictor
+from models.predictor import OUTPUT_COLUMNS, Predictor
 from models.relative import (
     RELATIVE_COLUMNS,
     RelativeCalibration,
@@ -24,6 +24,7 @@ from models.relative import (
     anchor_shrinkage,
     predict_relative,
     relative_report,
+    relative_values,
 )
 from models.targets import TargetName
 from models.training import TrainingConfig, train_on_table
@@ -167,6 +168,33 @@ def test_predict_relative(retention_result) -> None:
     assert "Xx" in bad["error"] and np.isnan(bad["delta"])
     with pytest.raises(ValueError, match="Qq"):
         predict_relative(predictor, candidates, "NaQqO2", conditions)
+
+
+def test_relative_values_read_the_raw_outputs_once(retention_result, monkeypatch) -> None:
+    """The relative columns from ``predict_frame(raw=True)`` equal those predicted again, bit for bit,
+    and no second model pass runs when the raw outputs are there (screening and the API rely on it)."""
+    predictor = Predictor(TargetName.CAPACITY_RETENTION, retention_result.model, "test")
+    cand = pd.DataFrame(
+        {
+            "formula": [HOST, "Na0.6Li0.2Mn0.7Ru0.1O2", "Na0.6Xx0.2MnO2", "Na0.6Li0.2Mn0.75Ti0.05O2"],
+            "cycles": [200, 100, 200, 50],
+            "current_mA_g": 170.0,
+            "voltage_low_V": 2.0,
+            "voltage_high_V": 4.5,
+        }
+    )
+    raw = predictor.predict_frame(cand, raw=True)
+    assert {"raw_mean", "raw_spread"} <= set(raw.columns)
+    assert tuple(predictor.predict_frame(cand).columns) == OUTPUT_COLUMNS
+    assert np.isnan(raw["raw_mean"].iloc[2]) and np.isfinite(raw["raw_mean"].drop(index=2)).all()
+    again = relative_values(predictor, cand, predictor.predict_frame(cand), HOST)
+    calls = []
+    cls = type(predictor.model)
+    original = cls.predict_mean_spread
+    monkeypatch.setattr(cls, "predict_mean_spread", lambda self, X: calls.append(len(X)) or original(self, X))
+    once = relative_values(predictor, cand, raw, HOST)
+    assert calls == []
+    pd.testing.assert_frame_equal(once, again)
 
 
 def test_anchored_predictions(retention_result) -> None:

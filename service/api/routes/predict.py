@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, HTTPException, Response, status
 
 from featurize.composition import CompositionError, parse_formula
 from models.conditions import NUMERIC_CONDITIONS
+from models.predictor import predict_frame_raw
 from models.relative import MEASURED_COLUMN, assess_anchors, has_relative_calibration, relative_values
 from models.targets import TARGETS, TargetName
 from service.api.deps import ComputeDep, PredictorsDep, SettingsDep
@@ -145,7 +146,13 @@ async def predict(
 
     def run() -> Response:
         frame = items_frame(body.items)
-        outputs = {t: predictors[t].predict_frame(frame) for t in body.targets}
+        # with a reference, the raw mean/spread come along so the relative columns need no second pass
+        outputs = {
+            t: predictors[t].predict_frame(frame)
+            if body.reference is None
+            else predict_frame_raw(predictors[t], frame)
+            for t in body.targets
+        }
         answers = {t: _answers(t, out) for t, out in outputs.items()}
         content = _response(body, answers)
         if body.reference is not None:
@@ -260,7 +267,7 @@ def _relative(
     anchor_frames = _anchor_frames(body)
     for target in body.targets:
         predictor = predictors[target]
-        host_out = predictor.predict_frame(host)
+        host_out = predict_frame_raw(predictor, host)
         host_answers[target] = _answers(target, host_out)
         if not has_relative_calibration(predictor):
             why = (
