@@ -194,7 +194,7 @@ def test_anchored_predictions(retention_result) -> None:
 def test_relative_report_on_synthetic_oof() -> None:
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(40), 4)
-    formulas = np.array([f"F{i}" for i in range(160)], dtype=object)
+    formulas = np.array([f"NaMn{1 + i / 100:.2f}O2" for i in range(160)], dtype=object)
     truth = rng.normal(scale=10, size=160)
     y = truth + rng.normal(scale=10, size=40)[groups]
     oof = pd.DataFrame(
