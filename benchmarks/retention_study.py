@@ -11,6 +11,11 @@ paper's other rows (leave-one-row-out, papers with >= 2 rows) beside the median'
 90% quantile of |measured difference| of same-cycle within-paper pairs beside the 90% quantile of
 |y - median|: how wide a delta interval must be even for a model that predicts no change.
 
+Per model it also prints the held-out within-paper pairs by composition distance (``delta_by_distance``:
+L1 distance of atomic fractions, same / different protocol; delta MAE, "no change" MAE, residual
+correlation, coverage and width of the served delta calibration) and the ``near_host_*`` rows of the
+report (same protocol, distance <= NEAR_HOST_DISTANCE: host vs a few % of a dopant on one site).
+
     PYTHONPATH=. nice -n 10 python -P benchmarks/retention_study.py [--models a,b] [--seeds 0,1,2]
 """
 
@@ -25,7 +30,7 @@ import pandas as pd
 
 from models.data import load_curated
 from models.evaluation import within_study_pairs
-from models.relative import relative_report
+from models.relative import NEAR_HOST_DISTANCE, delta_by_distance, relative_report
 from models.studies import seed_inputs
 from models.targets import TargetName
 from models.training import TrainingConfig, default_candidates, fit_uncertain, training_frame
@@ -85,6 +90,9 @@ def main() -> None:
             row["seed_NLMO"], row["seed_NLMRO"], row["seed_delta"] = host, doped, doped - host
             rows.append(row)
             print(label, seed, f"{time.perf_counter() - start:.0f} s", flush=True)
+            near = f"near host: same protocol, distance <= {NEAR_HOST_DISTANCE}"
+            print(f"{label} seed {seed}: held-out pairs by L1 distance of atomic fractions ({near})")
+            print(delta_by_distance(model.oof_, kept).round(3).to_string(index=False), flush=True)
     if not rows:
         return
     out = pd.DataFrame(rows)

@@ -37,7 +37,13 @@ from models.estimators import MLPEnsembleRegressor, StudyOffsetRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
 from models.predictor import Predictor
-from models.relative import RelativeUncertainRegressor, predict_relative, relative_report
+from models.relative import (
+    NEAR_HOST_DISTANCE,
+    RelativeUncertainRegressor,
+    delta_by_distance,
+    predict_relative,
+    relative_report,
+)
 from models.reports import ModelCard, evaluation_pngs, markdown_table
 from models.studies import (
     li_helps_na,
@@ -475,6 +481,7 @@ def train_on_table(
     if tgt.name is TargetName.CAPACITY_RETENTION:
         say(f"{tgt.name.value}: within-paper pairs, relative and anchored predictions (held-out DOIs)")
         studies["within_study"] = within_study_table(relative_report(oof, X))
+        studies["delta_by_distance"] = delta_by_distance(oof, X)
         if seed_facts is not None:
             studies["seed_contrast"] = seed_contrast(model, seed_facts)
     seconds = time.perf_counter() - start
@@ -643,7 +650,36 @@ def _card_caveats(tgt: Target, result: TrainingResult, kept: pd.DataFrame) -> li
             "inputs "
             "only partly capture (current and voltage window are often missing and imputed)."
         )
+        caveats.extend(_retention_caveats(result))
     return caveats
+
+
+def _retention_caveats(result: TrainingResult) -> list[str]:
+    """How wide a delta vs the host is against an absolute prediction, near the host and overall (read from
+    the ``within_study`` study: held-out DOIs, the served delta calibration)."""
+    table = result.studies.get("within_study")
+    if table is None or not len(table):
+        return []
+    r = dict(zip(table["measure"], table["value"], strict=True))
+    if not r.get("near_host_n", 0) > 0:
+        return []
+    tighter = r["near_host_width_90"] < r["width_90"]
+    verdict = (
+        "tighter than an absolute one"
+        if tighter
+        else "not tighter than an absolute one: the study offset cancels, but what a dopant changes within "
+        "one paper is as uncertain as a paper's level"
+    )
+    return [
+        f"Delta vs a host on held-out papers: near-host pairs (same protocol, L1 distance of atomic "
+        f"fractions "
+        f"<= {NEAR_HOST_DISTANCE}; {r['near_host_n']:.0f}) MAE {r['near_host_delta_mae']:.1f} vs "
+        f"{r['near_host_no_change_mae']:.1f} for 'no change', 90% coverage {r['near_host_coverage_90']:.2f}, "
+        f"width {r['near_host_width_90']:.1f} (every pair {r['all_pairs_width_90']:.1f}; absolute "
+        f"{r['width_90']:.1f}). Residuals of near-host pairs correlate more "
+        f"({r['near_host_residual_corr']:.2f} vs {r['all_pairs_residual_corr']:.2f} over every pair); the "
+        f"near-host delta interval is {verdict} (table delta_by_distance)."
+    ]
 
 
 def _conductivity_caveats(result: TrainingResult, kept: pd.DataFrame) -> list[str]:

@@ -222,7 +222,7 @@ def test_anchored_predictions(retention_result) -> None:
 def test_relative_report_on_synthetic_oof() -> None:
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(40), 4)
-    formulas = np.array([f"F{i}" for i in range(160)], dtype=object)
+    formulas = np.array([f"NaMn{1 + i / 100:.2f}O2" for i in range(160)], dtype=object)
     truth = rng.normal(scale=10, size=160)
     y = truth + rng.normal(scale=10, size=40)[groups]
     oof = pd.DataFrame(
@@ -242,3 +242,16 @@ def test_relative_report_on_synthetic_oof() -> None:
     assert report["concordance"] > 0.95  # the true within-study ordering
     assert report["relative_mae"] < 1e-9  # offsets cancel exactly in the differences
     assert report["anchored_mae"] < report["mae"]
+
+
+def test_retention_card_reports_deltas_by_distance(retention_result) -> None:
+    within = retention_result.studies["within_study"].set_index("measure")["value"]
+    table = retention_result.studies["delta_by_distance"]
+    # every held-out pair of one paper lands in exactly one (protocol, distance) bin
+    assert table["n"].sum() == within["all_pairs_n"] > 0
+    assert within["near_host_n"] > 0
+    assert 0.0 <= within["near_host_coverage_90"] <= 1.0
+    card = retention_result.model_card
+    assert "delta_by_distance" in card
+    # the near-host caveat, written from the measured value
+    assert f"width {within['near_host_width_90']:.1f}" in card
