@@ -23,10 +23,14 @@ Three independent tests, each with a reason a user can act on (reasons of one ro
   query's own class must be within the threshold: a Na aluminate is not supported by Na phosphates nor a
   Na chloride by Na oxides.
 - carrier content (conductivity only, with same-class support): the query's mobile-ion atoms per anion
-  atom (Na3YCl6: 3/6 = 0.5) must lie within the range its class's training rows span. Conductivity turns
-  on the carrier and vacancy concentration, and a forest cannot extrapolate along it: measured, Na3YCl6
-  (Na-rich cryolite-type, 1e-8 S/cm) was predicted like the Na-poor fast chlorides (NaTaCl6 1/6,
-  Na2HfCl6 1/3 per Cl) that were its nearest class rows, 4.1 decades off and in domain.
+  atom (Na3YCl6: 3/6 = 0.5) must lie within the range its class's training rows span, widened on the log
+  scale by a tolerance learned from grouped CV (``select_content_tolerance``): the held-out rows whose
+  content lay outside their training folds' class range, sorted by how far outside, are admitted up to
+  the first one more than ``DEFECT_ERROR`` decades off. Conductivity turns on the carrier and vacancy
+  concentration, and a forest cannot extrapolate along it: measured, Na3YCl6 (Na-rich cryolite-type,
+  1e-8 S/cm) was predicted like the Na-poor fast chlorides (NaTaCl6 1/6, Na2HfCl6 1/3 per Cl) that were
+  its nearest class rows, 4.1 decades off and in domain; a composition a few per cent beyond its class's
+  range is predicted like the range's edge, which the held-out rows show is safe up to ~10%.
 - same-ion support (with the chemistry-class rule): a query containing a target ion (Na) must also be within
   the same threshold of the ``k`` nearest training rows containing that ion. The class rule alone lets a
   Na compound through when its anion set occurs in any Na row (beta-alumina NaAl11O17 "is" a Na oxide like
@@ -88,12 +92,60 @@ POLYANION_TARGETS = frozenset({TargetName.IONIC_CONDUCTIVITY})
 #: k = 1 keeps 57% of the rows in domain and takes beta-alumina out; 3 and 5 also take out well-predicted
 #: halides (51%, 46%).
 CLASS_K = 1
-#: Slack (ion atoms per anion atom) of the carrier-content rule beyond the class's training range; 0: no
-#: extrapolation at all, only float noise is forgiven.
+#: Float noise (ion atoms per anion atom) forgiven at the edges of a class's content range.
 CONTENT_TOLERANCE = 1e-9
+#: An in-domain prediction this many decades off is a defect (the issue's line): the carrier-content
+#: tolerance admits held-out content excesses up to the first held-out row beyond it.
+DEFECT_ERROR = 2.5
 
 
-def _content_ranges(
+def content_excess(
+    classes: Sequence[ChemClass],
+    contents: np.ndarray,
+    ranges: dict[ClassPair, tuple[float, float]],
+    ions: Sequence[str],
+) -> np.ndarray:
+    """Per row, how far (natural log of the ratio) its ion content lies outside its class's training range
+    (``content_ranges``): 0 inside, log(v / hi) above, log(lo / v) below; the largest over the row's
+    (ion, anions) pairs; NaN when no pair of the row has a range or its content is unknown."""
+    column = {ion: j for j, ion in enumerate(ions)}
+    out = np.full(len(classes), np.nan)
+    for i, cls in enumerate(classes):
+        for pair in cls:
+            if pair not in ranges or pair[0] not in column:
+                continue
+            value = float(contents[i, column[pair[0]]])
+            if not np.isfinite(value) or value <= 0:
+                continue
+            lo, hi = ranges[pair]
+            excess = max(np.log(value / hi), np.log(lo / value), 0.0)
+            out[i] = excess if not np.isfinite(out[i]) else max(out[i], excess)
+    return out
+
+
+def select_content_tolerance(excess: Any, errors: Any, max_error: float = DEFECT_ERROR) -> float:
+    """The carrier-content tolerance (log ratio) learned from held-out rows: their content ``excess``
+    beyond their training folds' class range and their absolute ``errors`` (decades). Rows outside the
+    range, by increasing excess, are admitted up to (not including) the first one more than ``max_error``
+    off; the tolerance is the largest excess admitted (0: the first one is already off, or none lies
+    outside). Inside rows (excess 0) and rows without a range (NaN) carry no evidence either way."""
+    ex = np.asarray(excess, dtype=float)
+    err = np.asarray(errors, dtype=float)
+    if ex.shape != err.shape or ex.ndim != 1:
+        raise ValueError(f"excess and errors must be 1-D of one length, got {ex.shape} and {err.shape}")
+    outside = np.isfinite(ex) & (ex > CONTENT_TOLERANCE) & np.isfinite(err)
+    order = np.argsort(ex[outside], kind="stable")
+    ex_sorted, err_sorted = ex[outside][order], err[outside][order]
+    bad = np.flatnonzero(err_sorted > max_error)
+    if bad.size:
+        first_bad = ex_sorted[bad[0]]
+        admitted = ex_sorted[ex_sorted < first_bad]  # ties with the first defect are not admitted
+    else:
+        admitted = ex_sorted
+    return float(admitted.max()) if admitted.size else 0.0
+
+
+def content_ranges(
     classes: Sequence[ChemClass], contents: np.ndarray, ions: Sequence[str]
 ) -> dict[ClassPair, tuple[float, float]]:
     """(min, max) of the ion's content over the training rows of each (ion, anions) class."""
@@ -285,6 +337,7 @@ class ApplicabilityDomain(BaseEstimator):
         ion_elements: Sequence[str] = (),
         class_support: bool = False,
         training_ion_contents: Any = None,
+        content_tolerance: float = 0.0,
     ) -> ApplicabilityDomain:
         """Fit on the training rows' features ``Z``; the threshold comes from ``heldout_distances``.
 
@@ -295,8 +348,12 @@ class ApplicabilityDomain(BaseEstimator):
         training rows of the query's own (ion, anions) class, not from any row with the ion.
         ``training_ion_contents`` (``ion_contents`` of the training rows with ``ion_elements``; only with
         ``class_support``) turns the carrier-content rule on: per (ion, anions) class, the range of the
-        ion's atoms per anion atom over its training rows.
+        ion's atoms per anion atom over its training rows. ``content_tolerance`` (natural log of a ratio,
+        >= 0; ``select_content_tolerance`` on grouped-CV held-out rows) widens each range to
+        [lo / e^t, hi * e^t].
         """
+        if not (np.isfinite(content_tolerance) and content_tolerance >= 0):
+            raise ValueError(f"content_tolerance must be a finite number >= 0, got {content_tolerance!r}")
         if not 0.0 < self.quantile <= 1.0:
             raise ValueError(f"quantile must be in (0, 1], got {self.quantile!r}")
         d = np.asarray(heldout_distances, dtype=float)
@@ -331,7 +388,8 @@ class ApplicabilityDomain(BaseEstimator):
                         scaled[rows]
                     )
                 if training_ion_contents is not None:
-                    self.content_ranges_ = _content_ranges(
+                    self.content_tolerance_ = float(content_tolerance)
+                    self.content_ranges_ = content_ranges(
                         classes, np.asarray(training_ion_contents, dtype=float), self.ion_elements_
                     )
         return self
@@ -440,16 +498,21 @@ class ApplicabilityDomain(BaseEstimator):
         ranges: dict[ClassPair, tuple[float, float]] | None = getattr(self, "content_ranges_", None)
         if not ranges:
             return ""
+        widen = float(np.exp(getattr(self, "content_tolerance_", 0.0)))  # absent: a model fitted before it
+        slack = "" if widen == 1.0 else f" widened by {100.0 * (widen - 1.0):.3g}% (learned on grouped CV)"
         parts = []
         for pair in sorted(cls, key=_pair_sort_key):
             if pair not in ranges or pair[0] not in self.ion_elements_:
                 continue
             value = float(contents[self.ion_elements_.index(pair[0])])
             lo, hi = ranges[pair]
-            if np.isfinite(value) and not lo - CONTENT_TOLERANCE <= value <= hi + CONTENT_TOLERANCE:
+            if (
+                np.isfinite(value)
+                and not lo / widen - CONTENT_TOLERANCE <= value <= hi * widen + CONTENT_TOLERANCE
+            ):
                 parts.append(
                     f"{pair[0]} content {value:.3g} per anion atom outside the range of the training rows of "
-                    f"its class ({pair[0]} {_anions_text(pair[1])}: {lo:.3g}-{hi:.3g}): the carrier "
+                    f"its class ({pair[0]} {_anions_text(pair[1])}: {lo:.3g}-{hi:.3g}{slack}): the carrier "
                     "concentration is extrapolated"
                 )
         return "; ".join(parts)

@@ -220,10 +220,12 @@ MIN_FAMILY_ROWS = 5
 
 
 def _fold_domain(
-    model: Any, X: pd.DataFrame, train: np.ndarray, test: np.ndarray, heldout_distances: np.ndarray
+    model: Any, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, train: np.ndarray, test: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
-    """In-domain flags of ``test`` rows for a domain fitted on ``train`` rows only (features, elements,
-    chemistry classes and same-ion support of the training fold; threshold from held-out distances)."""
+    """In-domain flags of ``test`` rows for a domain fitted on ``train`` rows only: features, elements,
+    chemistry classes, same-class support and carrier contents of the training rows; the distance threshold
+    and the carrier-content tolerance from a grouped CV run inside the training rows (``model.heldout``),
+    so no decision threshold sees the evaluated rows."""
     from sklearn.base import clone
 
     from models.domain import ApplicabilityDomain, chemistry_classes, ion_contents
@@ -237,14 +239,16 @@ def _fold_domain(
     polyanions = bool(getattr(model, "domain_polyanions", False))
     classes = chemistry_classes(comps, ions, polyanions)
     contents = ion_contents(comps, ions) if polyanions else None
+    inner = model.heldout(X.iloc[train], y[train], groups[train])
     domain = ApplicabilityDomain(model.domain_k, model.domain_quantile).fit(
         z_train,
         training_elements=frozenset().union(*(comps[i].elements for i in train)),
-        heldout_distances=heldout_distances,
+        heldout_distances=inner.dist,
         training_classes=[classes[i] for i in train],
         ion_elements=ions,
         class_support=polyanions,
         training_ion_contents=None if contents is None else contents[train],
+        content_tolerance=0.0 if contents is None else inner.content_tolerance(y[train]),
     )
     flags, reasons, _ = domain.assess(
         z_test,
@@ -302,7 +306,7 @@ def na_family_study(
         return pd.DataFrame(), pd.DataFrame()
     oof = model.oof_.reset_index(drop=True)
     folds = oof["fold"].to_numpy()
-    dist = oof["knn_distance"].to_numpy()
+    groups = oof["group"].to_numpy()
     per_row = []
     # --- by source: the champion's folds
     src = pd.DataFrame(index=range(len(rows)))
@@ -316,7 +320,7 @@ def na_family_study(
     for k in np.unique(folds[rows]):
         train = np.flatnonzero(folds != k)
         test = rows[folds[rows] == k]
-        flags, reasons = _fold_domain(model, X, train, test, dist[train])
+        flags, reasons = _fold_domain(model, X, y, groups, train, test)
         pos = np.searchsorted(rows, test)
         src.loc[pos, "in_domain"] = flags
         src.loc[pos, "domain_reason"] = reasons
@@ -340,7 +344,7 @@ def na_family_study(
         mean, sigma = predict_mean_std(pipe[-1], z_test)
         cal = model.calibration_
         lower, upper = cal.interval(mean, sigma if cal.normalized else None)
-        flags, reasons = _fold_domain(model, X, train, test, dist[train])
+        flags, reasons = _fold_domain(model, X, y, groups, train, test)
         pos = np.searchsorted(rows, test)
         lofo.loc[pos, "prediction"] = mean
         lofo.loc[pos, "lower_90"] = lower

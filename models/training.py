@@ -615,6 +615,15 @@ def model_card(tgt: Target, result: TrainingResult, kept: pd.DataFrame, groups: 
             "chosen on grouped CV (the 95th percentile of held-out-group distances); otherwise `in_domain` "
             "is false and "
             "`domain_reason` says which test failed."
+            + (
+                " Conductivity also asks for a training row of the query's own chemistry class (ion, anions, "
+                "polyanion or not) within that threshold, and for a carrier content (mobile-ion atoms per "
+                "anion atom) inside the class's training range widened by a tolerance learned on grouped CV: "
+                "held-out rows outside their folds' range are admitted, by increasing distance, up to the "
+                "first one more than 2.5 decades off."
+                if tgt.name is TargetName.IONIC_CONDUCTIVITY
+                else ""
+            )
         ),
         caveats=caveats,
         sections=sections,
@@ -725,6 +734,7 @@ def _na_family_goal_caveat(goals: pd.DataFrame, studies: dict[str, pd.DataFrame]
     return (
         f"Na beyond NASICON, grouped CV by source: not met: {listed}. The domain asks a Na query for a close "
         "training row of its own chemistry class (ion, anions, polyanion or not) and a carrier content (ion "
-        "atoms per anion atom) inside that class's training range; a composition model cannot "
+        "atoms per anion atom) inside that class's training range, widened by the tolerance learned on "
+        "grouped CV; a composition model cannot "
         f"see a structure that makes one member of a class a poor conductor{_worst_in_domain(studies)}."
     )

@@ -38,7 +38,10 @@ from models.domain import (
     ChemClass,
     FeatureSpaceDistance,
     chemistry_classes,
+    content_excess,
+    content_ranges,
     ion_contents,
+    select_content_tolerance,
 )
 from models.estimators.spread import predict_mean_std
 from models.fast_transform import transform_steps
@@ -90,7 +93,7 @@ def fit_pipeline(
 
 
 @dataclass
-class _HeldOut:
+class HeldOut:
     """What the grouped CV of ``UncertainRegressor.fit`` learns about each row while it is held out."""
 
     pred: np.ndarray
@@ -98,6 +101,13 @@ class _HeldOut:
     dist: np.ndarray
     fold: np.ndarray
     class_seen: np.ndarray
+    #: log distance of the row's carrier content outside its class's range in its training fold (NaN: no
+    #: range, or the carrier-content rule is off)
+    content_excess: np.ndarray
+
+    def content_tolerance(self, y: np.ndarray) -> float:
+        """The carrier-content tolerance these held-out rows support (``select_content_tolerance``)."""
+        return select_content_tolerance(self.content_excess, np.abs(np.asarray(y, dtype=float) - self.pred))
 
 
 class UncertainRegressor(RegressorMixin, BaseEstimator):
@@ -157,10 +167,9 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         """Grouped CV (out-of-fold predictions, spread, distances) -> conformal scale + domain threshold;
         then refit the pipeline on all rows. ``groups=None`` makes every row its own group."""
         X, y_arr, g, n_splits = self._fit_inputs(X, y, groups)
-        comps = parse_compositions(X[self.formula_column], what=self.formula_column)
+        comps, classes, contents = self._domain_inputs(X)
         ions = tuple(self.domain_ion_elements)
-        classes = chemistry_classes(comps, ions, bool(self.domain_polyanions))
-        cv = self._grouped_cv(X, y_arr, g, n_splits, classes)
+        cv = self._grouped_cv(X, y_arr, g, n_splits, classes, contents)
         floor = select_spread_floor(y_arr, cv.pred, cv.sigma, cv.fold, self.coverage)
         sigma_hat = None if floor is None else cv.sigma  # None: absolute residuals gave narrower intervals
         fraction = SPREAD_FLOOR_GRID[0] if floor is None else floor
@@ -180,7 +189,8 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             training_classes=classes,
             ion_elements=ions,
             class_support=bool(self.domain_polyanions),
-            training_ion_contents=ion_contents(comps, ions) if self.domain_polyanions else None,
+            training_ion_contents=contents,
+            content_tolerance=cv.content_tolerance(y_arr) if contents is not None else 0.0,
         )
         logger.info(
             "UncertainRegressor: %d rows, %d groups, %d folds, conformal q=%.3g (%s), domain threshold %.3g, "
@@ -194,6 +204,21 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             100.0 * float(np.mean(~cv.class_seen)),
         )
         return self
+
+    def heldout(self, X: pd.DataFrame, y: Any, groups: Any = None) -> HeldOut:
+        """The grouped CV ``fit`` runs, on these rows alone (nothing refitted or stored): what a domain
+        fitted on these rows needs from held-out rows (distances, content excess, predictions)."""
+        X, y_arr, g, n_splits = self._fit_inputs(X, y, groups)
+        _comps, classes, contents = self._domain_inputs(X)
+        return self._grouped_cv(X, y_arr, g, n_splits, classes, contents)
+
+    def _domain_inputs(self, X: pd.DataFrame) -> tuple[list[Composition], list[ChemClass], np.ndarray | None]:
+        """Compositions, chemistry classes and (with the carrier-content rule) ion contents of X's rows."""
+        comps = parse_compositions(X[self.formula_column], what=self.formula_column)
+        ions = tuple(self.domain_ion_elements)
+        classes = chemistry_classes(comps, ions, bool(self.domain_polyanions))
+        contents = ion_contents(comps, ions) if self.domain_polyanions else None
+        return comps, classes, contents
 
     def _fit_inputs(self, X: Any, y: Any, groups: Any) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, int]:
         """(X, y, groups, folds) checked: a Pipeline estimator, finite 1-D y and groups one per row,
@@ -227,15 +252,17 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         g: np.ndarray,
         n_splits: int,
         classes: Sequence[ChemClass],
-    ) -> _HeldOut:
-        """Each fold's held-out rows: prediction, spread, kNN distance to its training rows, and whether
-        its chemistry class occurs among them."""
+        contents: np.ndarray | None = None,
+    ) -> HeldOut:
+        """Each fold's held-out rows: prediction, spread, kNN distance to its training rows, whether its
+        chemistry class occurs among them and (with ``contents``) its carrier-content excess."""
         n = len(X)
         sigma = np.empty(n)
-        out = _HeldOut(
+        out = HeldOut(
             pred=np.empty(n), sigma=sigma, dist=np.empty(n), fold=np.empty(n, dtype=int),
-            class_seen=np.empty(n, dtype=bool),
+            class_seen=np.empty(n, dtype=bool), content_excess=np.full(n, np.nan),
         )  # fmt: skip
+        ions = tuple(self.domain_ion_elements)
         have_sigma = True
         cv = GroupKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
         for k, (train, test) in enumerate(cv.split(X, y, g)):
@@ -251,6 +278,11 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
             out.fold[test] = k
             seen_pairs = frozenset().union(*(classes[i] for i in train))
             out.class_seen[test] = [classes[i] <= seen_pairs for i in test]
+            if contents is not None:
+                ranges = content_ranges([classes[i] for i in train], contents[train], ions)
+                out.content_excess[test] = content_excess(
+                    [classes[i] for i in test], contents[test], ranges, ions
+                )
         if not have_sigma:
             out.sigma = None
         return out
@@ -260,7 +292,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         X: pd.DataFrame,
         y: np.ndarray,
         g: np.ndarray,
-        cv: _HeldOut,
+        cv: HeldOut,
         sigma_hat: np.ndarray | None,
         fraction: float,
     ) -> pd.DataFrame:

@@ -12,8 +12,11 @@ from models.domain import (
     ApplicabilityDomain,
     anion_sets,
     chemistry_classes,
+    content_excess,
+    content_ranges,
     domain_polyanions,
     ion_contents,
+    select_content_tolerance,
 )
 from models.targets import TargetName
 
@@ -129,4 +132,60 @@ def test_ion_contents_shape_is_checked() -> None:
             ion_elements=("Na",),
             class_support=True,
             training_ion_contents=np.zeros((2, 3)),
+        )
+
+
+def test_content_excess_is_the_log_distance_outside_the_class_range() -> None:
+    train = [parse_formula(f) for f in ("NaTaCl6", "Na2HfCl6")]  # Na {Cl}: 1/6 .. 1/3 per Cl
+    queries = [parse_formula(f) for f in ("Na3YCl6", "Na1.5Y0.5Zr0.5Cl6", "NaAlCl4", "Na3PS4", "Li3InCl6")]
+    ions = ("Na", "Li")
+    ranges = content_ranges(chemistry_classes(train, ions, polyanions=True), ion_contents(train, ions), ions)
+    got = content_excess(
+        chemistry_classes(queries, ions, polyanions=True), ion_contents(queries, ions), ranges, ions
+    )
+    # 0.5 above 1/3: log(1.5); 0.25 inside; NaAlCl4 0.25 inside; no range for Na3PS4's class nor for Li
+    np.testing.assert_allclose(got, [np.log(1.5), 0.0, 0.0, np.nan, np.nan])
+
+
+def test_content_tolerance_stops_before_the_first_held_out_defect() -> None:
+    excess = [0.0, 0.02, 0.05, np.nan, 0.08, 0.2, 0.3]
+    errors = [9.0, 0.5, 2.4, 7.0, 1.0, 2.6, 0.1]  # inside (0) and unknown (NaN) rows carry no evidence
+    assert select_content_tolerance(excess, errors) == pytest.approx(0.08)
+    assert select_content_tolerance(excess, errors, max_error=2.0) == pytest.approx(0.02)
+    assert select_content_tolerance([0.1, 0.2], [3.0, 0.1]) == 0.0  # the first one outside is a defect
+    assert select_content_tolerance([0.0, np.nan], [1.0, 1.0]) == 0.0  # no row outside: no evidence
+    assert select_content_tolerance([0.1, 0.4], [0.2, 0.3]) == pytest.approx(0.4)  # no defect: all
+    with pytest.raises(ValueError, match="one length"):
+        select_content_tolerance([0.1], [0.1, 0.2])
+
+
+def test_a_learned_content_tolerance_admits_near_edge_rows_and_refuses_far_ones() -> None:
+    train = ["NaTaCl6", "Na2HfCl6", "Na2ZrCl6", "Na3PS4"]  # Na {Cl}: 1/6 .. 1/3 per Cl
+    Z = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.0, 5.0]])
+    comps = [parse_formula(f) for f in train]
+    ions = ("Na", "Li")
+    domain = ApplicabilityDomain(k=1, quantile=1.0).fit(
+        Z,
+        training_elements={e for c in comps for e in c.elements} | {"Y"},
+        heldout_distances=[1.0],
+        training_classes=chemistry_classes(comps, ions, polyanions=True),
+        ion_elements=ions,
+        class_support=True,
+        training_ion_contents=ion_contents(comps, ions),
+        content_tolerance=0.1,  # e^0.1: ranges 10.5% wider
+    )
+    # 0.35 per Cl is 5% above 1/3 (in); 0.5 (Na3YCl6) is 50% above (out); 1/7 is 14% below 1/6 (out)
+    queries = [parse_formula(f) for f in ("Na2.1Hf0.975Cl6", "Na3YCl6", "NaTa1.2Cl7")]
+    Zq = np.zeros((3, 2))
+    ok, reasons, _ = domain.assess(
+        Zq,
+        [frozenset(q.elements) for q in queries],
+        chemistry_classes(queries, ions, polyanions=True),
+        ion_contents(queries, ions),
+    )
+    assert ok.tolist() == [True, False, False]
+    assert "(Na {Cl}: 0.167-0.333 widened by 10.5% (learned on grouped CV))" in reasons[1]
+    with pytest.raises(ValueError, match="content_tolerance"):
+        ApplicabilityDomain(k=1).fit(
+            Z, training_elements={"Na"}, heldout_distances=[1.0], content_tolerance=-0.1
         )

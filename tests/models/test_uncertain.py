@@ -192,3 +192,26 @@ def test_bad_inputs_are_named() -> None:
         model.fit(bad, y, groups)
     with pytest.raises(TypeError, match="Pipeline"):
         UncertainRegressor(_rf(5)).fit(X, y, groups)  # type: ignore[arg-type]
+
+
+def test_the_carrier_content_tolerance_is_learned_from_the_models_own_grouped_cv(
+    nasicon: pd.DataFrame,
+) -> None:
+    pipe = build_pipeline("ionic_conductivity", "magpie_v1", _rf(30))
+    X, y, g = nasicon[["formula"]], nasicon.log10_sigma_s_cm.to_numpy(), nasicon.source.to_numpy()
+    model = UncertainRegressor(pipe, domain_ion_elements=("Na", "Li"), domain_polyanions=True).fit(
+        X, y, groups=g
+    )
+    held = model.heldout(X, y, g)  # the same folds as fit (same random_state), nothing refitted
+    np.testing.assert_allclose(held.pred, model.oof_.prediction.to_numpy())
+    outside = held.content_excess > 0
+    assert outside.any()  # NASICON Na contents differ between folds: some held-out rows lie outside
+    assert model.domain_.content_tolerance_ == held.content_tolerance(y) > 0
+    # the tolerance is the largest excess admitted before the first held-out row > 2.5 decades off
+    err = np.abs(y - held.pred)
+    admitted = outside & (held.content_excess <= model.domain_.content_tolerance_)
+    assert (err[admitted] <= 2.5).all()
+    # without the carrier-content rule there is no tolerance and no excess
+    plain = UncertainRegressor(pipe, domain_ion_elements=("Na", "Li")).fit(X, y, groups=g)
+    assert not hasattr(plain.domain_, "content_tolerance_")
+    assert np.isnan(plain.heldout(X, y, g).content_excess).all()
