@@ -8,11 +8,14 @@ lab's space. A GP on the residuals of the revealed rows does: it learns how this
 the composition (and the conditions) that vary across the space, and its posterior std says where it
 has not looked yet.
 
-* Representation (``local_features``): the atomic fractions of the elements whose fraction varies over
-  the candidates and measured rows (the varying sites; elements present everywhere in the same amount
-  carry no information), the predictor's numeric condition inputs that vary (temperature, cycles, ...)
-  and a one-hot of the categorical material inputs that vary (phase, structure type, working ion), each
-  standardised over the candidates + measured rows.
+* Representation (``local_features``): the square roots of the atomic fractions of the elements whose
+  fraction varies over the candidates and measured rows (the varying sites; elements present everywhere
+  in the same amount carry no information), centred and scaled as one block to unit RMS distance from
+  the mean composition (the Hellinger geometry of ``composition_features``: per-element z-scores would
+  blow a dopant present in one row up to z ~ 10 and make it the farthest, most "uncertain" point), then
+  the predictor's numeric condition inputs that vary (cycles, current, ...; log10 where the model takes
+  logs) and a one-hot of the categorical material inputs that vary (phase, structure type, working
+  ion), each standardised, over the candidates + measured rows.
 * Model (``fit_residual_gp``): sklearn ``GaussianProcessRegressor`` with
   ``Constant x Matern(nu=2.5, one length scale) + White`` on the residuals (``normalize_y``: the mean
   residual is the prior offset, their spread the amplitude), a fixed ``random_state``.
@@ -124,7 +127,8 @@ def local_features(
     target: TargetName, frame: pd.DataFrame, measured: Sequence[Measurement]
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(candidate rows, measured rows, column names) of the GP's representation (module docstring): the
-    varying element fractions, numeric conditions and material categories, standardised over both."""
+    varying element fractions (Hellinger block), numeric conditions and material categories
+    (standardised), over both."""
     cand_comps = [
         p if isinstance(p, Composition) else None for p in parse_formulas(frame["formula"].tolist())
     ]

@@ -1,5 +1,5 @@
 """The campaign's local residual model (screening.campaign.local), the pure parts: the representation keeps
-what varies over the space (standardised) and drops what does not, and the residual GP recovers a trend
+what varies over the space (scaled) and drops what does not, and the residual GP recovers a trend
 planted in one dopant's fraction from a few rows, with less uncertainty where it has data."""
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ def test_features_keep_the_varying_sites_and_conditions_standardised() -> None:
     assert names == ["x(Mn)", "x(Ru)", "x(Ti)", "cycles"]
     assert cand.shape == (20, 4) and meas.shape == (1, 4)
     both = np.vstack([cand, meas])
-    assert np.allclose(both.mean(axis=0), 0.0) and np.allclose(both.std(axis=0), 1.0)
+    assert np.allclose(both.mean(axis=0), 0.0)
+    # the composition block as one (unit RMS distance from the mean composition), the condition as z-score
+    assert np.mean(np.sum(both[:, :3] ** 2, axis=1)) == pytest.approx(1.0) and both[
+        :, 3
+    ].std() == pytest.approx(1.0)
     # the measured row is the first candidate's composition: the same composition columns
     assert np.allclose(meas[0, :3], cand[0, :3]) and meas[0, 3] > cand[0, 3]
 
