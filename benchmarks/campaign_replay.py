@@ -9,13 +9,23 @@ Pools (the rule, not a hand pick):
   (composition, cycles, current, window, structure type) row, mean over exact duplicates. No DOI of the
   table has more than 5 compositions under one protocol, so this pool mixes the paper's protocols (the
   conditions are model inputs per candidate).
+* ``conductivity-source``: the source of the conductivity table with the most distinct compositions
+  (uncensored rows; 10.1149/1.2086597, 20 Li NASICON compositions), as ``nasicon``.
+* ``voltage``: the computed Na electrodes (``working_ion == "Na"``) whose chemsys holds the d-block metal
+  most frequent among the Na electrodes' chemsys (Mn); every chemsys of the pool is a held-out group, so
+  no electrode of those frameworks (any working ion) is in training. Objective: max voltage.
 
 Grouped honesty: per pool, one model is trained with the project's training code (``fit_uncertain``, grouped
 CV, conformal intervals, domain) on the curated table minus every row of the pool's groups (``source`` /
-``doi``) and minus any row of a pool composition. Each round the pool is scored once by that model and
-anchored to the rows revealed so far (``screening.campaign.anchor_scores``: the lab offset); after round 1
-and every ``--refit-every`` rounds (default 2) the model is refitted on its training table + the revealed
-rows (``models.campaign.refit_with_campaign``, the product's refit; 0: anchoring only).
+``doi`` / ``chemsys``) and minus any row of a pool composition. Each round the pool is scored by the
+product's ``screening.campaign.local_scores``: below ``--local-min-rows`` revealed rows (default
+``MIN_LOCAL_ROWS`` = 5) that model anchored to the revealed rows (the lab offset), from there on that
+model + the local residual GP fitted on the revealed rows. ``--local-min-rows 0``: the former loop, the
+anchoring and a refit on the training table + the revealed rows (``models.campaign.refit_with_campaign``)
+after round 1 and every ``--refit-every`` rounds (default 2). Printed per pool: the model's Spearman on the
+pool, the local GP's Spearman on the hidden rows after 3/7/11 random reveals, and the protocol's floor (an
+oracle's expected experiments: the batch counts whole, so no strategy can beat random by more than
+random / floor).
 
 Per seed the same ``--start`` random rows are revealed for every strategy (they count as experiments), then
 batches of ``--k``: ``campaign`` (the product's default acquisition, EI + kriging believer, with
@@ -24,7 +34,8 @@ out-of-domain candidates allowed: the pool is the lab's space, so every row is a
 best-after-5 column). Intervals: 95% percentile bootstrap over seeds.
 
     PYTHONPATH=. nice -n 10 .venv/bin/python -P benchmarks/campaign_replay.py [--seeds 20]
-        [--pools nasicon,retention] [--k 4] [--start 3] [--refit-every 2] [--quick]
+        [--pools nasicon,retention,conductivity-source,voltage] [--k 4] [--start 3]
+        [--local-min-rows 5] [--refit-every 2] [--quick]
 """
 
 from __future__ import annotations
