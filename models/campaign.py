@@ -49,6 +49,7 @@ __all__ = [
     "campaign_rows",
     "lab_offset",
     "load_campaign_model",
+    "measured_predictions",
     "one_anchor_weight",
     "refit_and_register",
     "refit_metrics",
@@ -162,6 +163,20 @@ def _raw_predictions(predictor: PredictorLike, frame: pd.DataFrame) -> tuple[np.
     else:
         mean = answer["prediction"].to_numpy(float)
     return mean, answer["std"].to_numpy(float)
+
+
+def measured_predictions(
+    predictor: PredictorLike, measured: Sequence[Measurement], target: TargetName | str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of ``predictor`` at the measurements of ``target`` (in their order), the mean clipped to
+    the target's physical range as a score table's is; ValueError naming a row the predictor rejects."""
+    name = TargetName(target)
+    mine = _measurements_of(name, measured)
+    if not mine:
+        return np.zeros(0), np.zeros(0)
+    mean, std = _raw_predictions(predictor, _input_frame(name, mine))
+    bounds = get_target(name).value_range
+    return (np.clip(mean, *bounds) if bounds is not None else mean), std
 
 
 def _std_scale(residuals: np.ndarray, std: np.ndarray, k1: float) -> float:

@@ -3,7 +3,9 @@ proposal of the next batch (``propose_batch``). No IO, no MLflow, no Ray: the st
 (anchoring and refits with ``models.campaign``), the CLI and the API live at the edges."""
 
 from screening.campaign.anchoring import anchor_scores, apply_offset
+from screening.campaign.local import MIN_LOCAL_ROWS, fit_residual_gp, local_features, local_scores
 from screening.campaign.propose import (
+    SCORED_BY,
     acquisition_values,
     composition_features,
     default_length_scale,
@@ -23,6 +25,8 @@ from screening.campaign.types import (
 )
 
 __all__ = [
+    "MIN_LOCAL_ROWS",
+    "SCORED_BY",
     "AcquisitionConfig",
     "AcquisitionKind",
     "CampaignObjective",
@@ -37,6 +41,9 @@ __all__ = [
     "apply_offset",
     "composition_features",
     "default_length_scale",
+    "fit_residual_gp",
+    "local_features",
+    "local_scores",
     "measured_mask",
     "propose_batch",
 ]

@@ -53,6 +53,9 @@ __all__ = [
     "propose_batch",
 ]
 
+#: Column of a score table naming the model that scored it (``screening.campaign.local.SCORED_BY``; kept
+#: here as a plain name so the proposal core does not import the model code).
+SCORED_BY = "scored_by"
 #: Label columns copied from the scored table into the proposals (when present).
 _LABEL_COLUMNS = tuple(c for c in RESULT_COLUMNS if c != "formula")
 _TARGET_FIELDS = (Field.PREDICTION, Field.STD, Field.LOWER_90, Field.UPPER_90, Field.IN_DOMAIN)
@@ -427,7 +430,8 @@ def _reason(
     acq = f"{config.kind} {value:.3g}"
     if not np.isclose(value, first):
         acq += f" (before this batch's earlier picks: {first:.3g})"
-    return "; ".join(bits) + f"; acquisition {acq}"
+    scored_by = f"; scored by {frame[SCORED_BY].iat[j]}" if SCORED_BY in frame.columns else ""
+    return "; ".join(bits) + f"; acquisition {acq}" + scored_by
 
 
 def _table(
@@ -448,6 +452,8 @@ def _table(
         for f in _TARGET_FIELDS:
             if column(t, f) in frame.columns:
                 out[column(t, f)] = frame[column(t, f)].to_numpy()[rows] if rows else []
+    if SCORED_BY in frame.columns:
+        out[SCORED_BY] = frame[SCORED_BY].astype(str).to_numpy()[rows] if rows else []
     out["acquisition"] = np.array([v for _, v, *_ in picks], dtype=float)
     out["acquisition_first"] = first[rows] if rows else np.zeros(0)
     out["reason"] = [

@@ -141,7 +141,9 @@ class Proposals:
     columns when the scored table had them: candidate_id, host, site, dopant, fraction, ...), per target
     ``<t>_prediction``, ``<t>_std``, ``<t>_lower_90``, ``<t>_upper_90``, ``<t>_in_domain``, then
     ``acquisition`` (the value it was picked at, after diversity), ``acquisition_first`` (its value before
-    any pick of this batch) and ``reason`` (a sentence: predicted value, std, acquisition).
+    any pick of this batch), ``scored_by`` when the score table names its model
+    (``screening.campaign.local_scores``) and ``reason`` (a sentence: predicted value, std, acquisition, and
+    which model scored it).
     ``excluded``: ``formula``, ``code`` (``ExcludeCode``), ``reason``, one row per candidate left out.
     ``described``: the acquisition and baselines used, as text."""
 

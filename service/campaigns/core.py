@@ -24,6 +24,7 @@ __all__ = [
     "acquisition_dict",
     "anchor",
     "load_campaign_predictor",
+    "local_targets",
     "measurements",
     "objective_dict",
     "objectives",
@@ -160,15 +161,23 @@ def measurements(results: Sequence[ResultRecord]) -> list[Any]:
 def anchor(
     scored: pd.DataFrame, predictors: Mapping[TargetName, PredictorLike], measured: Sequence[ResultRecord]
 ) -> pd.DataFrame:
-    """The scored table with each target's predictions offset to this lab by its measured rows
-    (``screening.campaign.anchor_scores``: the shrunken lab offset of ``models.campaign``); unchanged
-    for a target with no measured row."""
-    from screening.campaign import anchor_scores
+    """The scored table the acquisition reads (``screening.campaign.local_scores``): per target, from
+    ``MIN_LOCAL_ROWS`` measured rows on, the model's prediction + a Gaussian process on this lab's
+    residuals (its posterior mean and std); below that, the predictions offset to this lab (the shrunken
+    lab offset of ``models.campaign``). Column ``scored_by`` names the model of each target."""
+    from screening.campaign import local_scores
+
+    return local_scores(scored, predictors, measurements(measured))
+
+
+def local_targets(targets: Sequence[TargetName], measured: Sequence[ResultRecord]) -> set[TargetName]:
+    """The targets with enough measured rows for the local GP (``MIN_LOCAL_ROWS``): their proposals are
+    scored by the champion + the GP, since the GP learns from out-of-sample residuals and a campaign
+    refit has seen the rows."""
+    from screening.campaign import MIN_LOCAL_ROWS
 
     ms = measurements(measured)
-    if not ms:
-        return scored
-    return anchor_scores(scored, predictors, ms)
+    return {t for t in targets if sum(m.target == t for m in ms) >= MIN_LOCAL_ROWS}
 
 
 # -------------------------------------------------------------------------------------- proposals

@@ -4,7 +4,9 @@
 seed, host). ``propose``: score the spec's candidates with the screening session the screen command and
 the jobs use (``screening.session.run_session``), on the campaign's own model of a target when one is
 registered (alias ``campaign-<name>``) and the champion otherwise, offset to this lab by the measured
-rows (``models.campaign`` anchoring), then choose k with ``screening.campaign.propose_batch`` and record
+rows (``models.campaign`` anchoring); from ``screening.campaign.MIN_LOCAL_ROWS`` measured rows of a target
+on, the champion's prediction + a Gaussian process on this lab's residuals (``screening.campaign.local``),
+then choose k with ``screening.campaign.propose_batch`` and record
 the round (seed, spec fingerprint, model versions, proposals with their reasons). ``add_results``:
 validate the rows (``service.campaigns.results``; a bad row is stored with its reason, the others are
 taken), note what the models predicted for each beforehand, store them and refit when there are enough
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,12 +111,17 @@ class ModelSource:
         return self._versions[key]
 
     def predictors(
-        self, targets: Sequence[TargetName], campaign_models: Mapping[str, RefitRecord], campaign: str = ""
+        self,
+        targets: Sequence[TargetName],
+        campaign_models: Mapping[str, RefitRecord],
+        campaign: str = "",
+        champion_for: Collection[TargetName] = (),
     ) -> dict[TargetName, PredictorLike]:
-        """Per target: the campaign's refit when there is one, else the champion."""
+        """Per target: the campaign's refit when there is one (and the target is not in ``champion_for``),
+        else the champion."""
         out: dict[TargetName, PredictorLike] = {}
         for t in targets:
-            refit = campaign_models.get(t.value)
+            refit = None if t in champion_for else campaign_models.get(t.value)
             out[t] = self.version(t, campaign, refit.version) if refit is not None else self.champion(t)
         return out
 
@@ -256,8 +263,11 @@ class CampaignService:
         targets = self.targets(record)
         spec = self._open(record.spec, [t.value for t in targets])
         refits = self.store.latest_refits(record.id)
-        predictors = self.models.predictors(list(spec.targets), refits, record.name)
         measured = self.store.results(record.id, accepted_only=True)
+        # from MIN_LOCAL_ROWS rows of a target on, its proposals are scored by the champion + the local GP
+        # on this lab's residuals (the refit has seen those rows: its residuals there are in-sample)
+        local = core.local_targets(list(spec.targets), measured)
+        predictors = self.models.predictors(list(spec.targets), refits, record.name, champion_for=local)
         pending = self.store.begin_round(record.id, k=k, seed_of=lambda n: round_seed(record.seed, n))
         versions = {t.value: p.model_version for t, p in predictors.items()}
         try:

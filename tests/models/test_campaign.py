@@ -201,3 +201,62 @@ def test_refit_registers_campaign_alias_and_leaves_champion(store: tuple[str, st
     assert after < before
     with pytest.raises(ValueError, match="champion"):
         register_alias(tracking_uri=uri, target=T, logged=None, alias="champion")  # type: ignore[arg-type]
+
+
+def _p2_space(predictor: Predictor) -> tuple[pd.DataFrame, np.ndarray]:
+    """(score table, Ti fraction) of Ti, Ru and Zr on the Mn site of Na0.6Li0.2Mn0.8O2, fractions 0.02-0.2."""
+    rows = [(d, x) for d in ("Ti", "Ru", "Zr") for x in np.round(np.arange(1, 11) * 0.02, 4)]
+    formulas = [f"Na0.6Li0.2Mn{round(0.8 - x, 4)}{d}{x}O2" for d, x in rows]
+    frame = pd.DataFrame([{"formula": f, **CONDITIONS} for f in formulas])
+    answer = predictor.predict_frame(frame)
+    for f in (Field.PREDICTION, Field.STD, Field.LOWER_90, Field.UPPER_90, Field.IN_DOMAIN):
+        frame[column(T, f)] = answer[f.value].to_numpy()
+    return frame, np.array([x if d == "Ti" else 0.0 for d, x in rows])
+
+
+def test_local_gp_learns_the_labs_trend_and_changes_the_proposals(predictor: Predictor) -> None:
+    from screening.campaign import (
+        MIN_LOCAL_ROWS,
+        AcquisitionConfig,
+        CampaignObjective,
+        local_scores,
+        propose_batch,
+    )
+
+    scored, x_ti = _p2_space(predictor)
+    raw = _raw_mean(predictor, scored["formula"].tolist())
+    lab_values = np.clip(raw - 15.0 + 100.0 * x_ti, 0.0, 100.0)  # this lab: lower, and Ti helps
+    seen = [0, 4, 8, 10, 14, 18]  # Ti and Ru at 0.02, 0.10, 0.18
+    measured = [
+        Measurement(
+            formula=scored["formula"].iat[i], target=T, value=float(lab_values[i]), conditions=CONDITIONS
+        )
+        for i in seen
+    ]
+    assert len(measured) > MIN_LOCAL_ROWS
+    few = local_scores(scored, {T: predictor}, measured[: MIN_LOCAL_ROWS - 1])
+    pd.testing.assert_series_equal(
+        few[column(T, Field.PREDICTION)],
+        anchor_scores(scored, {T: predictor}, measured[: MIN_LOCAL_ROWS - 1])[column(T, Field.PREDICTION)],
+    )
+    assert (
+        "lab offset" in few["scored_by"].iat[0]
+        and f"local GP from {MIN_LOCAL_ROWS}" in few["scored_by"].iat[0]
+    )
+    local = local_scores(scored, {T: predictor}, measured)
+    assert f"local GP on {len(measured)} lab residuals" in local["scored_by"].iat[0]
+    gain = local[column(T, Field.PREDICTION)].to_numpy(float) - scored[column(T, Field.PREDICTION)].to_numpy(
+        float
+    )
+    # the planted trend: along the Ti series the GP's correction rises; at the same fraction Ti beats Ru
+    assert pd.Series(gain[:10]).corr(pd.Series(x_ti[:10]), method="spearman") > 0.9
+    assert gain[8] - gain[18] > 8.0, (gain[8], gain[18])
+    assert np.all(local[column(T, Field.STD)].to_numpy(float)[seen] < local[column(T, Field.STD)].max())
+    objective = [CampaignObjective(target=T, direction="max")]
+    before = propose_batch(few, measured[: MIN_LOCAL_ROWS - 1], objective, AcquisitionConfig(), 4, seed=1)
+    after = propose_batch(local, measured, objective, AcquisitionConfig(), 4, seed=1)
+    assert list(before.table["formula"]) != list(after.table["formula"])
+    assert not set(after.table["formula"]) & {m.formula for m in measured}
+    assert all("scored by capacity_retention" in r and "local GP" in r for r in after.table["reason"])
+    top = after.table["formula"].iat[0]
+    assert "Ti" in top, after.table[["formula", "reason"]]

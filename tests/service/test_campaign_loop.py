@@ -105,7 +105,8 @@ def test_cli_campaign_new_propose_add_results_propose_status_history(
     assert not set(batch2["formula"]) & set(batch1["formula"]), "a measured candidate was proposed again"
 
     # the second batch measured: 8 rows >= MIN_REFIT_ROWS, so the champion's pipeline is refitted on the
-    # curated data + these rows and registered as campaign-nasicon-cli; the next round scores with it
+    # curated data + these rows and registered as campaign-nasicon-cli; 8 rows >= MIN_LOCAL_ROWS too, so the
+    # next round is scored by the champion + the local GP on the lab's residuals (the refit has seen them)
     results2 = tmp_path / "results2.csv"
     measured2 = _lab(batch2["formula"].tolist(), tracking_uri)
     rows2 = pd.DataFrame({"formula": batch2["formula"], "ionic_conductivity": measured2})
@@ -116,8 +117,14 @@ def test_cli_campaign_new_propose_add_results_propose_status_history(
     assert refit is not None, out
     third = tmp_path / "round3.csv"
     out = _cli(runner, "propose", "nasicon-cli", "-k", "2", "-o", str(third), *common, *uri)
-    assert f"ionic_conductivity v{refit.group(1)}," in out, "round 3 did not score with the campaign model"
-    assert not set(pd.read_csv(third)["formula"]) & (set(batch1["formula"]) | set(batch2["formula"]))
+    assert f"ionic_conductivity v{refit.group(1)}," not in out, "round 3 scored with the refit, not the GP"
+    batch3 = pd.read_csv(third)
+    assert all("local GP on 8 lab residuals" in r for r in batch3["reason"]), batch3["reason"].tolist()
+    assert not set(batch3["formula"]) & (set(batch1["formula"]) | set(batch2["formula"]))
+    # before the GP (round 2, 4 rows) the reason names the lab offset
+    assert all("lab offset" in r and "local GP from 5" in r for r in batch2["reason"]), batch2[
+        "reason"
+    ].tolist()
     measured = measured + measured2
 
     plot = tmp_path / "best.png"
