@@ -206,7 +206,7 @@ class Composition:
         """pymatgen's reduced formula of the amounts ("Na0.67Mn0.6Ni0.3Fe0.1O2", "LiFePO4")."""
         formula = self._formula
         if formula is None:  # fast path: amounts rounded and not all integers, so factor 1
-            formula = _reduce(dict(zip(self.elements, self.amounts, strict=True)))[0]
+            formula = _fractional_formula(self.elements, self.amounts)
             _set_formula(self, formula)
         return formula
 
@@ -701,6 +701,9 @@ def _flat_amounts(text: str) -> dict[str, float] | None:
 #: fast path leaves to the general one (zero, below the tolerance, too large) for its error message.
 _AMOUNTS: dict[str, tuple[float, str, bool] | None] = {}
 _AMOUNTS_MAX = 2**17
+#: rounded amount -> its text in ``Composition.formula`` (a plain dict: ``_amount_text``'s lru_cache
+#: builds a key object for every float it is called with).
+_AMOUNT_TEXTS: dict[float, str] = {}
 
 
 def _amount_entry(num: str) -> tuple[float, str, bool] | None:
@@ -710,6 +713,8 @@ def _amount_entry(num: str) -> tuple[float, str, bool] | None:
         if _MIN_AMOUNT <= value <= MAX_AMOUNT:
             r = round(value, AMOUNT_DECIMALS)
             entry = (r, _amount_text(r), abs(r - round(r)) < _PMG_TOLERANCE)
+            if len(_AMOUNT_TEXTS) < _AMOUNTS_MAX:
+                _AMOUNT_TEXTS[r] = entry[1]
     if len(_AMOUNTS) < _AMOUNTS_MAX:
         _AMOUNTS[num] = entry
     return entry
@@ -726,12 +731,25 @@ _Token = tuple[int, int, str, float, bool]
 _TOKENS: dict[str, _Token | None] = {}
 _TOKENS_MAX = 2**18
 _BY_Z = operator.itemgetter(1)
+_SYMBOL = operator.itemgetter(2)
+_ROUNDED_AMOUNT = operator.itemgetter(3)
+_IS_INTEGER = operator.itemgetter(4)
 
 
 @lru_cache(maxsize=1)
 def _formula_rank() -> dict[str, int]:
     _x, order = _pauling()
     return {sym: rank for rank, sym in enumerate(sorted(ELEMENTS, key=order.__getitem__))}
+
+
+def _fractional_formula(elements: tuple[str, ...], amounts: tuple[float, ...]) -> str:
+    """``_reduce(dict(zip(elements, amounts)))[0]`` for rounded amounts that are not all integers
+    (pymatgen's ``Composition.formula`` without spaces): the elements in formula order, each with its
+    amount text (from the texts the fast path cached, else ``_amount_text``)."""
+    rank = _formula_rank()
+    text_of = _AMOUNT_TEXTS.get
+    ordered = sorted(zip(map(rank.__getitem__, elements), elements, amounts, strict=True))
+    return "".join([sym + (text_of(a) or _amount_text(a)) for _rank, sym, a in ordered])
 
 
 def _token_entry(token: str) -> _Token | None:
@@ -756,23 +774,23 @@ def _flat_fractional(text: str, structure_type: str | None = None) -> Compositio
     (the general path decides: integer amounts, repeated elements, brackets, unknown symbols ...)."""
     tokens = _ELEMENT_TOKENS(text)
     # the tokens cover the whole text iff their lengths add up (matches are non-empty, non-overlapping)
-    if sum(map(len, tokens)) != len(text):
+    if not tokens or sum(map(len, tokens)) != len(text):
         return None
-    get = _TOKENS.get
-    found = [get(t) or _token_entry(t) for t in tokens]
-    if None in found or not found:
-        return None
+    found = list(map(_TOKENS.get, tokens))  # C-level loops (map, itemgetter) rather than comprehensions
+    if None in found:
+        found = [e or _token_entry(t) for e, t in zip(found, tokens, strict=True)]
+        if None in found:
+            return None
     entries = cast("list[_Token]", found)
-    entries.sort(key=_BY_Z)
-    elements = tuple([e[2] for e in entries])
-    n = len(elements)
-    if n > 1 and len(set(elements)) != n:  # a repeated element: summed by the general path
+    if all(map(_IS_INTEGER, entries)):  # integer amounts: gcd, polyanions, special formulas
         return None
-    if all([e[4] for e in entries]):  # integer amounts: gcd, polyanions, special formulas
+    entries.sort(key=_BY_Z)
+    elements = tuple(map(_SYMBOL, entries))
+    if len(set(elements)) != len(elements):  # a repeated element: summed by the general path
         return None
     if "2O" in text and _DOT_HYDRATE_RE.search(text):
         return None
-    return Composition._trusted(None, elements, tuple([e[3] for e in entries]), structure_type)
+    return Composition._trusted(None, elements, tuple(map(_ROUNDED_AMOUNT, entries)), structure_type)
 
 
 def _flat_with_prefix(text: str) -> Composition | None:

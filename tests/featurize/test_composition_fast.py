@@ -280,7 +280,9 @@ def test_fast_path_composition_is_a_frozen_value() -> None:
     b = pickle.loads(pickle.dumps(parse_formula("P2-Na0.67Mn0.6Ni0.3Fe0.1O2")))
     assert b.structure_type == "P2" and b.formula == a.formula and b.key[:2] == a.key[:2]
     assert copy.deepcopy(a) is a and copy.copy(a) is a
-    assert repr(a).startswith("Composition(formula='Na0.67Mn0.6Fe0.1Ni0.3O2', elements=('O', 'Na', 'Mn', 'Fe', 'Ni')")
+    assert repr(a).startswith(
+        "Composition(formula='Na0.67Mn0.6Fe0.1Ni0.3O2', elements=('O', 'Na', 'Mn', 'Fe', 'Ni')"
+    )
     assert not hasattr(a, "__dict__")
 
 
