@@ -696,25 +696,20 @@ def _flat_amounts(text: str) -> dict[str, float] | None:
     return flat
 
 
-#: amount text of a flat formula ("0.670", "" for none) -> (amount rounded to AMOUNT_DECIMALS, how
-#: ``Composition.formula`` writes it, whether pymatgen counts it as an integer); None: an amount the
-#: fast path leaves to the general one (zero, below the tolerance, too large) for its error message.
-_AMOUNTS: dict[str, tuple[float, str, bool] | None] = {}
+#: amount text of a flat formula ("0.670", "" for none) -> (amount rounded to AMOUNT_DECIMALS, whether
+#: pymatgen counts it as an integer); None: an amount the fast path leaves to the general one (zero,
+#: below the tolerance, too large) for its error message.
+_AMOUNTS: dict[str, tuple[float, bool] | None] = {}
 _AMOUNTS_MAX = 2**17
-#: rounded amount -> its text in ``Composition.formula`` (a plain dict: ``_amount_text``'s lru_cache
-#: builds a key object for every float it is called with).
-_AMOUNT_TEXTS: dict[float, str] = {}
 
 
-def _amount_entry(num: str) -> tuple[float, str, bool] | None:
-    entry: tuple[float, str, bool] | None = None
+def _amount_entry(num: str) -> tuple[float, bool] | None:
+    entry: tuple[float, bool] | None = None
     if not num or (num.isascii() and _NUMBER_FULLMATCH(num) is not None):
         value = float(num) if num else 1.0
         if _MIN_AMOUNT <= value <= MAX_AMOUNT:
             r = round(value, AMOUNT_DECIMALS)
-            entry = (r, _amount_text(r), abs(r - round(r)) < _PMG_TOLERANCE)
-            if len(_AMOUNT_TEXTS) < _AMOUNTS_MAX:
-                _AMOUNT_TEXTS[r] = entry[1]
+            entry = (r, abs(r - round(r)) < _PMG_TOLERANCE)
     if len(_AMOUNTS) < _AMOUNTS_MAX:
         _AMOUNTS[num] = entry
     return entry
@@ -723,46 +718,60 @@ def _amount_entry(num: str) -> tuple[float, str, bool] | None:
 #: One token of a flat formula: an element-like symbol (one capital, at most one lower-case letter) and
 #: its optional amount ("Mn0.6", "O2", "Na"). ASCII digits only: a Unicode digit takes the general path.
 _ELEMENT_TOKENS = re.compile(rf"[A-Z][a-z]?(?:{_NUMBER})?", re.ASCII).findall
-#: token text -> (rank of the element in pymatgen's formula order, atomic number, symbol, amount rounded
-#: to AMOUNT_DECIMALS, whether pymatgen counts it as an integer); None: not a real element with an amount
-#: the fast path accepts. Cached: a file repeats a few thousand element-amount tokens over millions of
-#: formulas. (The formula order: Pauling electronegativity, NaN last, ties by symbol.)
-_Token = tuple[int, int, str, float, bool]
+#: token text -> (atomic number, symbol, amount rounded to AMOUNT_DECIMALS, whether pymatgen counts it as
+#: an integer); None: not a real element with an amount the fast path accepts. Cached: a file repeats
+#: element-amount tokens over millions of formulas.
+_Token = tuple[int, str, float, bool]
 _TOKENS: dict[str, _Token | None] = {}
 _TOKENS_MAX = 2**18
-_BY_Z = operator.itemgetter(1)
-_SYMBOL = operator.itemgetter(2)
-_ROUNDED_AMOUNT = operator.itemgetter(3)
-_IS_INTEGER = operator.itemgetter(4)
+_BY_Z = operator.itemgetter(0)
+_SYMBOL = operator.itemgetter(1)
+_ROUNDED_AMOUNT = operator.itemgetter(2)
+_IS_INTEGER = operator.itemgetter(3)
+
+
+def _token_entry(token: str) -> _Token | None:
+    sym = token[:2] if token[1:2].islower() else token[:1]
+    entry: _Token | None = None
+    z = _Z_OF.get(sym)
+    if z is not None:
+        num = token[len(sym) :]
+        amount = _AMOUNTS.get(num) or _amount_entry(num)
+        if amount is not None:
+            entry = (z, sym, amount[0], amount[1])
+    if len(_TOKENS) < _TOKENS_MAX:
+        _TOKENS[token] = entry
+    return entry
 
 
 @lru_cache(maxsize=1)
 def _formula_rank() -> dict[str, int]:
+    """Element -> its place in pymatgen's formula order (Pauling electronegativity, NaN last, ties by
+    symbol)."""
     _x, order = _pauling()
     return {sym: rank for rank, sym in enumerate(sorted(ELEMENTS, key=order.__getitem__))}
+
+
+#: rounded amount -> its text in ``Composition.formula`` (a plain dict: ``_amount_text``'s lru_cache
+#: builds a key object for every float it is called with).
+_AMOUNT_TEXTS: dict[float, str] = {}
+
+
+def _text_of(amount: float) -> str:
+    text = _amount_text(amount)
+    if len(_AMOUNT_TEXTS) < _AMOUNTS_MAX:
+        _AMOUNT_TEXTS[amount] = text
+    return text
 
 
 def _fractional_formula(elements: tuple[str, ...], amounts: tuple[float, ...]) -> str:
     """``_reduce(dict(zip(elements, amounts)))[0]`` for rounded amounts that are not all integers
     (pymatgen's ``Composition.formula`` without spaces): the elements in formula order, each with its
-    amount text (from the texts the fast path cached, else ``_amount_text``)."""
+    amount text."""
     rank = _formula_rank()
-    text_of = _AMOUNT_TEXTS.get
+    get = _AMOUNT_TEXTS.get
     ordered = sorted(zip(map(rank.__getitem__, elements), elements, amounts, strict=True))
-    return "".join([sym + (text_of(a) or _amount_text(a)) for _rank, sym, a in ordered])
-
-
-def _token_entry(token: str) -> _Token | None:
-    sym = token[:2] if len(token) > 1 and token[1].islower() else token[:1]
-    entry: _Token | None = None
-    z = _Z_OF.get(sym)
-    if z is not None:
-        amount = _AMOUNTS.get(token[len(sym) :]) or _amount_entry(token[len(sym) :])
-        if amount is not None:
-            entry = (_formula_rank()[sym], z, sym, amount[0], amount[2])
-    if len(_TOKENS) < _TOKENS_MAX:
-        _TOKENS[token] = entry
-    return entry
+    return "".join([sym + (get(a) or _text_of(a)) for _rank, sym, a in ordered])
 
 
 def _flat_fractional(text: str, structure_type: str | None = None) -> Composition | None:
