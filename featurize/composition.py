@@ -189,6 +189,17 @@ class Composition:
     def __reduce__(self) -> tuple[Any, ...]:  # pickling (process pools, Ray): the four values, checked
         return (type(self), (self.formula, self.elements, self.amounts, self.structure_type))
 
+    def __setstate__(self, state: object) -> None:
+        """Unpickle a Composition pickled when it was a dataclass (state: a dict of its fields and
+        derived values); current pickles go through ``__reduce__`` and never get here."""
+        fields = state[1] if isinstance(state, tuple) else state
+        if not isinstance(fields, dict):
+            raise TypeError(f"cannot restore a Composition from {type(state).__name__}")
+        _set_formula(self, fields["formula"])
+        _set_elements(self, tuple(fields["elements"]))
+        _set_amounts(self, tuple(fields["amounts"]))
+        _set_structure_type(self, fields.get("structure_type"))
+
     def __copy__(self) -> Composition:
         return self
 

@@ -298,3 +298,18 @@ def test_parse_formulas_restores_the_collector_state() -> None:
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+class _DataclassEraPickle:
+    """Pickles like the former dataclass Composition: a bare new object, then its __dict__ as state."""
+
+    def __reduce_ex__(self, protocol: object) -> tuple[object, ...]:
+        state = {"formula": "NaCl", "elements": ("Na", "Cl"), "amounts": (1.0, 1.0), "structure_type": None}
+        state["_fractions"] = (0.5, 0.5)
+        return (object.__new__, (Composition,), state)  # what __newobj__ unpickles to
+
+
+def test_a_pickle_of_the_former_dataclass_still_loads() -> None:
+    back = pickle.loads(pickle.dumps(_DataclassEraPickle()))
+    assert isinstance(back, Composition) and back == parse_formula("NaCl")
+    assert back.formula == "NaCl" and back.amounts == (1.0, 1.0) and back.structure_type is None
