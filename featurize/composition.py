@@ -40,16 +40,17 @@ non-integer compositions (pymatgen reduces Fe2O2 to FeO but leaves Fe0.5O0.5 as 
 from __future__ import annotations
 
 import ast
+import gc
 import math
 import numbers
 import operator
 import re
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from pymatgen.core import Composition as PmgComposition
 from pymatgen.core import Element as PmgElement
@@ -116,51 +117,59 @@ class _Problem(Exception):
     """Internal: what is wrong, before the input is attached (becomes a CompositionError)."""
 
 
-_setattr = object.__setattr__
-
-
-@dataclass(frozen=True, eq=False)
 class Composition:
-    """Canonical, immutable, hashable composition. Build it with ``parse_formula`` or ``from_amounts``."""
+    """Canonical, immutable, hashable composition. Build it with ``parse_formula`` or ``from_amounts``.
 
-    formula: str
+    A value object with ``__slots__`` (no per-instance dict: a batch of a million compositions is a
+    million fewer objects for the garbage collector to track). ``fractions``, ``key``, ``label`` and, for
+    a composition from the fast parse path, ``formula`` are derived on first use: featurising never
+    needs them."""
+
+    __slots__ = ("_formula", "_fractions", "_key", "_label", "amounts", "elements", "structure_type")
+
     elements: tuple[str, ...]
     amounts: tuple[float, ...]
-    structure_type: str | None = None
+    structure_type: str | None
+    _formula: str | None
+    _fractions: tuple[float, ...]
+    _key: tuple[Any, ...]
+    _label: str
 
-    def __post_init__(self) -> None:
-        if len(self.elements) != len(self.amounts) or not self.elements:
+    def __init__(
+        self,
+        formula: str,
+        elements: tuple[str, ...],
+        amounts: tuple[float, ...],
+        structure_type: str | None = None,
+    ) -> None:
+        if len(elements) != len(amounts) or not elements:
             raise ValueError("elements and amounts must be non-empty and aligned")
-        zs = [atomic_number(e) for e in self.elements]
+        zs = [atomic_number(e) for e in elements]
         if zs != sorted(set(zs)):
-            raise ValueError(f"elements must be unique and sorted by atomic number: {self.elements}")
-        if not all(math.isfinite(a) and a > 0 for a in self.amounts):
-            raise ValueError(f"amounts must be finite and positive: {self.amounts}")
-
-    # fractions and key are derived on first use (a parse that only featurises never needs the key)
-    def _derive_fractions(self) -> tuple[float, ...]:
-        total = math.fsum(self.amounts)
-        fractions = tuple([a / total for a in self.amounts])
-        self.__dict__["_fractions"] = fractions
-        return fractions
-
-    def _derive_key(self) -> tuple[Any, ...]:
-        fractions = self.__dict__.get("_fractions") or self._derive_fractions()
-        key = (self.elements, tuple([round(f, AMOUNT_DECIMALS) for f in fractions]), self.structure_type)
-        self.__dict__["_key"] = key
-        return key
+            raise ValueError(f"elements must be unique and sorted by atomic number: {elements}")
+        if not all(math.isfinite(a) and a > 0 for a in amounts):
+            raise ValueError(f"amounts must be finite and positive: {amounts}")
+        _set_formula(self, formula)
+        _set_elements(self, elements)
+        _set_amounts(self, amounts)
+        _set_structure_type(self, structure_type)
 
     @classmethod
     def _trusted(
-        cls, formula: str, elements: tuple[str, ...], amounts: tuple[float, ...], structure_type: str | None
+        cls,
+        formula: str | None,
+        elements: tuple[str, ...],
+        amounts: tuple[float, ...],
+        structure_type: str | None,
     ) -> Composition:
         """Internal: the same object as the constructor, for values ``_canonical`` has already checked
-        (elements unique and sorted by Z, amounts finite and positive), without checking them again."""
-        obj = object.__new__(cls)
-        _setattr(obj, "formula", formula)
-        _setattr(obj, "elements", elements)
-        _setattr(obj, "amounts", amounts)
-        _setattr(obj, "structure_type", structure_type)
+        (elements unique and sorted by Z, amounts finite and positive), without checking them again.
+        ``formula=None``: non-integer amounts already rounded, whose formula is derived on first use."""
+        obj = _new(cls)
+        _set_formula(obj, formula)
+        _set_elements(obj, elements)
+        _set_amounts(obj, amounts)
+        _set_structure_type(obj, structure_type)
         return obj
 
     @classmethod
@@ -171,15 +180,68 @@ class Composition:
         except _Problem as exc:
             raise CompositionError(dict(amounts), str(exc)) from None
 
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Composition is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Composition is immutable (cannot delete {name!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling (process pools, Ray): the four values, checked
+        return (type(self), (self.formula, self.elements, self.amounts, self.structure_type))
+
+    def __setstate__(self, state: object) -> None:
+        """Unpickle a Composition pickled when it was a dataclass (state: a dict of its fields and
+        derived values); current pickles go through ``__reduce__`` and never get here."""
+        fields = state[1] if isinstance(state, tuple) else state
+        if not isinstance(fields, dict):
+            raise TypeError(f"cannot restore a Composition from {type(state).__name__}")
+        _set_formula(self, fields["formula"])
+        _set_elements(self, tuple(fields["elements"]))
+        _set_amounts(self, tuple(fields["amounts"]))
+        _set_structure_type(self, fields.get("structure_type"))
+
+    def __copy__(self) -> Composition:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Composition:
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"Composition(formula={self.formula!r}, elements={self.elements!r}, amounts={self.amounts!r}, "
+            f"structure_type={self.structure_type!r})"
+        )
+
+    @property
+    def formula(self) -> str:
+        """pymatgen's reduced formula of the amounts ("Na0.67Mn0.6Ni0.3Fe0.1O2", "LiFePO4")."""
+        formula = self._formula
+        if formula is None:  # fast path: amounts rounded and not all integers, so factor 1
+            formula = _fractional_formula(self.elements, self.amounts)
+            _set_formula(self, formula)
+        return formula
+
     @property
     def fractions(self) -> tuple[float, ...]:
         """Atomic fractions aligned with ``elements``; they sum to 1."""
-        return self.__dict__.get("_fractions") or self._derive_fractions()
+        try:
+            return self._fractions
+        except AttributeError:
+            total = math.fsum(self.amounts)
+            fractions = tuple([a / total for a in self.amounts])
+            _set_fractions(self, fractions)
+            return fractions
 
     @property
     def key(self) -> tuple[Any, ...]:
         """(elements, rounded fractions, structure_type): what equality and hashing use."""
-        return self.__dict__.get("_key") or self._derive_key()
+        try:
+            return self._key
+        except AttributeError:
+            rounded = tuple([round(f, AMOUNT_DECIMALS) for f in self.fractions])
+            key = (self.elements, rounded, self.structure_type)
+            _set_key(self, key)
+            return key
 
     @property
     def label(self) -> str:
@@ -187,11 +249,12 @@ class Composition:
         composition. pymatgen's formula text rounds amounts (1e-8 is written "0", 1.00000001 "1"); when it
         would not parse back to this composition the label writes the exact amounts instead
         ("Fe1C1e-08")."""
-        label = self.__dict__.get("_label")
-        if label is None:
+        try:
+            return self._label
+        except AttributeError:
             label = _round_trip_label(self)
-            object.__setattr__(self, "_label", label)
-        return label
+            _set_label(self, label)
+            return label
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Composition):
@@ -227,6 +290,17 @@ class Composition:
             return self.amounts[self.elements.index(el)]
         except ValueError:
             return 0.0
+
+
+_new = object.__new__
+# the slots' own setters (the class refuses attribute assignment: it is immutable)
+_set_formula = vars(Composition)["_formula"].__set__
+_set_elements = vars(Composition)["elements"].__set__
+_set_amounts = vars(Composition)["amounts"].__set__
+_set_structure_type = vars(Composition)["structure_type"].__set__
+_set_fractions = vars(Composition)["_fractions"].__set__
+_set_key = vars(Composition)["_key"].__set__
+_set_label = vars(Composition)["_label"].__set__
 
 
 # ----------------------------------------------------------------------------------------- parsing
@@ -595,6 +669,16 @@ def _parse_cached(text: str, variables: tuple[tuple[str, float], ...]) -> Compos
         return str(exc)
 
 
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _parse_plain(text: str) -> Composition | str:
+    """``_parse_cached(text, ())`` for a formula without variables, cached on the string alone (no key tuple
+    to build, hash and keep per entry)."""
+    try:
+        return _parse(text, {})
+    except _Problem as exc:
+        return str(exc)
+
+
 def _flat_amounts(text: str) -> dict[str, float] | None:
     """Amounts of a flat ASCII formula ("Na0.6Li0.2Mn0.7Ru0.1O2"), summed with the same float operations
     as the general path (and pymatgen: each token's amount added once); None when the text needs the
@@ -623,78 +707,110 @@ def _flat_amounts(text: str) -> dict[str, float] | None:
     return flat
 
 
-#: The element sequence of a flat formula -> (its elements in atomic-number order, a ``str.format``
-#: template writing pymatgen's formula from the amount texts in input order, a picker of the amounts in
-#: atomic-number order or None when the input order already is); None: repeated or unknown symbols.
-#: Cached: files and screens repeat a few hundred sequences over millions of formulas.
-_Skeleton = tuple[tuple[str, ...], str, Callable[[tuple[float, ...]], tuple[float, ...]] | None]
-_SKELETONS: dict[tuple[str, ...], _Skeleton | None] = {}
-_SKELETONS_MAX = 2**16
-_SLOTS = tuple("{%d}" % i for i in range(64))  # noqa: UP031 (a format template of format fields)
-
-
-def _skeleton(symbols: tuple[str, ...]) -> _Skeleton | None:
-    if symbols in _SKELETONS:
-        return _SKELETONS[symbols]
-    skel: _Skeleton | None = None
-    zs = [_Z_OF.get(s, 0) for s in symbols]
-    if zs and 0 not in zs and len(set(zs)) == len(zs) and len(zs) <= len(_SLOTS):
-        _x, order = _pauling()
-        en = [order[s] for s in symbols]
-        idx = range(len(symbols))
-        z_order = sorted(idx, key=zs.__getitem__)
-        template = "".join([symbols[i] + _SLOTS[i] for i in sorted(idx, key=en.__getitem__)])
-        by_z = None if z_order == list(idx) else operator.itemgetter(*z_order)
-        skel = (tuple([symbols[i] for i in z_order]), template, by_z)
-    if len(_SKELETONS) < _SKELETONS_MAX:
-        _SKELETONS[symbols] = skel
-    return skel
-
-
-#: amount text of a flat formula ("0.670", "" for none) -> (amount rounded to AMOUNT_DECIMALS, how
-#: ``Composition.formula`` writes it, whether pymatgen counts it as an integer); None: an amount the
-#: fast path leaves to the general one (zero, below the tolerance, too large) for its error message.
-_AMOUNTS: dict[str, tuple[float, str, bool] | None] = {}
+#: amount text of a flat formula ("0.670", "" for none) -> (amount rounded to AMOUNT_DECIMALS, whether
+#: pymatgen counts it as an integer); None: an amount the fast path leaves to the general one (zero,
+#: below the tolerance, too large) for its error message.
+_AMOUNTS: dict[str, tuple[float, bool] | None] = {}
 _AMOUNTS_MAX = 2**17
 
 
-def _amount_entry(num: str) -> tuple[float, str, bool] | None:
-    entry: tuple[float, str, bool] | None = None
+def _amount_entry(num: str) -> tuple[float, bool] | None:
+    entry: tuple[float, bool] | None = None
     if not num or (num.isascii() and _NUMBER_FULLMATCH(num) is not None):
         value = float(num) if num else 1.0
         if _MIN_AMOUNT <= value <= MAX_AMOUNT:
             r = round(value, AMOUNT_DECIMALS)
-            entry = (r, _amount_text(r), abs(r - round(r)) < _PMG_TOLERANCE)
+            entry = (r, abs(r - round(r)) < _PMG_TOLERANCE)
     if len(_AMOUNTS) < _AMOUNTS_MAX:
         _AMOUNTS[num] = entry
     return entry
 
 
+#: One token of a flat formula: an element-like symbol (one capital, at most one lower-case letter) and
+#: its optional amount ("Mn0.6", "O2", "Na"). ASCII digits only: a Unicode digit takes the general path.
+_ELEMENT_TOKENS = re.compile(rf"[A-Z][a-z]?(?:{_NUMBER})?", re.ASCII).findall
+#: token text -> (atomic number, symbol, amount rounded to AMOUNT_DECIMALS, whether pymatgen counts it as
+#: an integer); None: not a real element with an amount the fast path accepts. Cached: a file repeats
+#: element-amount tokens over millions of formulas.
+_Token = tuple[int, str, float, bool]
+_TOKENS: dict[str, _Token | None] = {}
+_TOKENS_MAX = 2**18
+_BY_Z = operator.itemgetter(0)
+_SYMBOL = operator.itemgetter(1)
+_ROUNDED_AMOUNT = operator.itemgetter(2)
+_IS_INTEGER = operator.itemgetter(3)
+
+
+def _token_entry(token: str) -> _Token | None:
+    sym = token[:2] if token[1:2].islower() else token[:1]
+    entry: _Token | None = None
+    z = _Z_OF.get(sym)
+    if z is not None:
+        num = token[len(sym) :]
+        amount = _AMOUNTS.get(num) or _amount_entry(num)
+        if amount is not None:
+            entry = (z, sym, amount[0], amount[1])
+    if len(_TOKENS) < _TOKENS_MAX:
+        _TOKENS[token] = entry
+    return entry
+
+
+@lru_cache(maxsize=1)
+def _formula_rank() -> dict[str, int]:
+    """Element -> its place in pymatgen's formula order (Pauling electronegativity, NaN last, ties by
+    symbol)."""
+    _x, order = _pauling()
+    return {sym: rank for rank, sym in enumerate(sorted(ELEMENTS, key=order.__getitem__))}
+
+
+#: rounded amount -> its text in ``Composition.formula`` (a plain dict: ``_amount_text``'s lru_cache
+#: builds a key object for every float it is called with).
+_AMOUNT_TEXTS: dict[float, str] = {}
+
+
+def _text_of(amount: float) -> str:
+    text = _amount_text(amount)
+    if len(_AMOUNT_TEXTS) < _AMOUNTS_MAX:
+        _AMOUNT_TEXTS[amount] = text
+    return text
+
+
+def _fractional_formula(elements: tuple[str, ...], amounts: tuple[float, ...]) -> str:
+    """``_reduce(dict(zip(elements, amounts)))[0]`` for rounded amounts that are not all integers
+    (pymatgen's ``Composition.formula`` without spaces): the elements in formula order, each with its
+    amount text."""
+    rank = _formula_rank()
+    get = _AMOUNT_TEXTS.get
+    ordered = sorted(zip(map(rank.__getitem__, elements), elements, amounts, strict=True))
+    return "".join([sym + (get(a) or _text_of(a)) for _rank, sym, a in ordered])
+
+
 def _flat_fractional(text: str, structure_type: str | None = None) -> Composition | None:
-    """The commonest case on its own path: a flat ASCII formula, each element once, some amount
-    non-integer ("Na0.67Mn0.6Ni0.3Fe0.1O2"). Same result as ``_canonical(_flat_amounts(text))``
-    (pymatgen's formula for non-integer amounts, factor 1), from one regex split at the element symbols,
-    a cached element sequence and cached amount texts (which also validate: a text between two symbols
-    that is not a plain number has no entry) instead of per-token matches, dicts and sorts; None for
-    anything else (the general path decides)."""
-    parts = _SYMBOL_SPLIT(text)  # ["", "Na", "0.67", "Mn", "0.6", ...]: symbols at odd, amounts at even
-    if parts[0] or not text.isascii():
+    """The commonest case on its own path: a flat formula, each element once, some amount non-integer
+    ("Na0.67Mn0.6Ni0.3Fe0.1O2"). Same result as ``_canonical(_flat_amounts(text))`` (pymatgen's formula
+    for non-integer amounts, factor 1): one regex pass into element-amount tokens, each looked up in a
+    cache that also validates it (a real element, a plain amount in range), one sort by atomic number;
+    the formula text is left to ``Composition.formula`` (derived on first use). None for anything else
+    (the general path decides: integer amounts, repeated elements, brackets, unknown symbols ...)."""
+    tokens = _ELEMENT_TOKENS(text)
+    # the tokens cover the whole text iff their lengths add up (matches are non-empty, non-overlapping)
+    if not tokens or sum(map(len, tokens)) != len(text):
         return None
-    symbols = tuple(parts[1::2])
-    skel = _SKELETONS.get(symbols) or _skeleton(symbols)
-    if skel is None:
+    found = list(map(_TOKENS.get, tokens))  # C-level loops (map, itemgetter) rather than comprehensions
+    if None in found:
+        found = [e or _token_entry(t) for e, t in zip(found, tokens, strict=True)]
+        if None in found:
+            return None
+    entries = cast("list[_Token]", found)
+    if all(map(_IS_INTEGER, entries)):  # integer amounts: gcd, polyanions, special formulas
         return None
-    get = _AMOUNTS.get
-    entries = [get(num) or _amount_entry(num) for num in parts[2::2]]
-    if None in entries or ("2O" in text and _DOT_HYDRATE_RE.search(text)):
+    entries.sort(key=_BY_Z)
+    elements = tuple(map(_SYMBOL, entries))
+    if len(set(elements)) != len(elements):  # a repeated element: summed by the general path
         return None
-    rounded, texts, integers = zip(*entries, strict=True)
-    if all(integers):  # integer amounts: gcd reduction, polyanions, special formulas (general path)
+    if "2O" in text and _DOT_HYDRATE_RE.search(text):
         return None
-    elements, template, by_z = skel
-    return Composition._trusted(
-        template.format(*texts), elements, rounded if by_z is None else by_z(rounded), structure_type
-    )
+    return Composition._trusted(None, elements, tuple(map(_ROUNDED_AMOUNT, entries)), structure_type)
 
 
 def _flat_with_prefix(text: str) -> Composition | None:
@@ -754,9 +870,7 @@ def _check_not_alloy(parts: list[str], split: list[tuple[float, str]]) -> None:
 def _parse(text: str, variables: Mapping[str, float], *, reference: bool = False) -> Composition:
     """Parse ``text``; ``reference=True`` reduces through pymatgen objects (the slow reference path)."""
     if not reference:
-        fast = _flat_fractional(text)
-        if fast is None and "-" in text:
-            fast = _flat_with_prefix(text)
+        fast = _flat_with_prefix(text) if "-" in text else _flat_fractional(text)
         if fast is not None:
             return fast
     flat = _flat_amounts(text)
@@ -800,7 +914,7 @@ def _exact_amount(amount: float) -> str:
 
 def _round_trip_label(comp: Composition) -> str:
     prefix = f"{comp.structure_type}-" if comp.structure_type else ""
-    back = _parse_cached(comp.formula, ())
+    back = _parse_plain(comp.formula)
     if isinstance(back, Composition) and back.key[:2] == comp.key[:2]:
         return prefix + comp.formula
     return prefix + "".join(
@@ -833,7 +947,7 @@ def parse_formula(text: object, variables: Mapping[str, float] | None = None) ->
             key = _variables_key(variables)
         except _Problem as exc:
             raise CompositionError(text, str(exc)) from None
-    result = _parse_cached(text, key)
+    result = _parse_cached(text, key) if key else _parse_plain(text)
     if isinstance(result, str):
         raise CompositionError(text, result)
     return result
@@ -842,16 +956,37 @@ def parse_formula(text: object, variables: Mapping[str, float] | None = None) ->
 def parse_formulas(
     texts: Iterable[object], variables: Mapping[str, float] | None = None
 ) -> list[Composition | CompositionError]:
-    """Parse a batch; each row gives its Composition or its CompositionError (never raises per row)."""
+    """Parse a batch; each row gives its Composition or its CompositionError (never raises per row).
+
+    The cyclic garbage collector is paused while the batch is parsed: parsing creates no reference
+    cycles, but each parsed composition is a new tracked object, and the full collections their number
+    triggers traverse every object of the process (pymatgen's and numpy's included); on 100,000
+    distinct formulas that was ~20% of the time. It is re-enabled at the end (if it was enabled)."""
     out: list[Composition | CompositionError] = []
-    for text in texts:
-        try:
-            out.append(parse_formula(text, variables))
-        except CompositionError as exc:
-            out.append(exc)
+    with _collector_paused():
+        for text in texts:
+            try:
+                out.append(parse_formula(text, variables))
+            except CompositionError as exc:
+                out.append(exc)
     return out
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """``gc`` disabled inside the block, re-enabled after it if it was enabled before. Another thread
+    that allocates cycles meanwhile has them collected after the block (the pause is process-wide)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def parse_cache_clear() -> None:
     """Empty the parse cache (tests, long-lived workers)."""
     _parse_cached.cache_clear()
+    _parse_plain.cache_clear()

@@ -31,7 +31,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from featurize.composition import Composition, CompositionError, parse_formula
+from featurize.composition import Composition, CompositionError, parse_formula, parse_formulas
 from featurize.featuresets import get_feature_set, resolve_name
 
 logger = logging.getLogger(__name__)
@@ -85,13 +85,7 @@ def parse_unique(formulas: Sequence[object]) -> tuple[list[Composition | Composi
             pos = positions[key] = len(distinct)
             distinct.append(value)
         inverse[i] = pos
-    results: list[Composition | CompositionError] = []
-    for value in distinct:
-        try:
-            results.append(parse_formula(value))
-        except CompositionError as exc:
-            results.append(exc)
-    return results, inverse
+    return parse_formulas(distinct), inverse
 
 
 def featurize_formulas(

@@ -3,15 +3,20 @@ same formula string, elements, amounts (value and type), structure type, key and
 
 from __future__ import annotations
 
+import copy
 import csv
+import gc
+import pickle
 import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pymatgen.core import Composition as PmgComposition
 
 from featurize import composition as comp
-from featurize.composition import Composition, CompositionError, parse_formula
+from featurize.composition import Composition, CompositionError, parse_formula, parse_formulas
 from featurize.elements import ELEMENTS
 
 CURATED = Path(__file__).resolve().parents[2] / "data" / "curated"
@@ -229,3 +234,82 @@ def test_bracketed_amounts_equal_pymatgen_composition() -> None:
             continue
         assert comp._pymatgen_amounts(text.translate(comp._BRACKETS)) == want, text
         assert list(comp._pymatgen_amounts(text.translate(comp._BRACKETS))) == list(want), text
+
+
+# Hypothesis: formulas shaped like the fast path's input (and its near misses: repeated elements,
+# unknown two-letter symbols, integer amounts, prefixes, zero amounts) give the reference path's result.
+_SYMBOLS = st.sampled_from([*_COMMON, *_ANIONS, "He", "Ar", "Xe", "Xx", "Xy", "D", "T", "Vac"])
+_AMOUNTS = st.one_of(
+    st.just(""),
+    st.integers(0, 12).map(str),
+    st.decimals(min_value="0.00001", max_value="20", places=5).map(lambda d: str(d).rstrip("0")),
+    st.floats(1e-9, 50, allow_nan=False).map(repr),
+)
+_FLAT = st.lists(st.tuples(_SYMBOLS, _AMOUNTS), min_size=1, max_size=8).map(
+    lambda toks: "".join(s + a for s, a in toks)
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_FLAT, st.sampled_from(["", "P2-", "O3-", "beta''-", "X2-"]))
+def test_hypothesis_flat_formulas_equal_the_reference_path(body: str, prefix: str) -> None:
+    comp.parse_cache_clear()
+    _check_text(prefix + body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FLAT)
+def test_hypothesis_fast_formula_equals_pymatgen_reduction(text: str) -> None:
+    try:
+        ours = parse_formula(text)
+    except CompositionError:
+        return
+    want = PmgComposition(ours.as_dict()).get_reduced_formula_and_factor()[0]
+    assert ours.formula == want, text
+
+
+def test_fast_path_composition_is_a_frozen_value() -> None:
+    a = parse_formula("Na0.67Mn0.6Ni0.3Fe0.1O2")
+    assert a._formula is None  # the fast path leaves the formula text to first use
+    want = PmgComposition("Na0.67Mn0.6Ni0.3Fe0.1O2").reduced_formula
+    assert a.formula == want == "Na0.67Mn0.6Fe0.1Ni0.3O2" and a._formula == a.formula
+    with pytest.raises(AttributeError):
+        a.formula = "NaCl"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        a.elements = ("Na",)  # type: ignore[misc]
+    b = pickle.loads(pickle.dumps(parse_formula("P2-Na0.67Mn0.6Ni0.3Fe0.1O2")))
+    assert b.structure_type == "P2" and b.formula == a.formula and b.key[:2] == a.key[:2]
+    assert copy.deepcopy(a) is a and copy.copy(a) is a
+    assert repr(a).startswith(
+        "Composition(formula='Na0.67Mn0.6Fe0.1Ni0.3O2', elements=('O', 'Na', 'Mn', 'Fe', 'Ni')"
+    )
+    assert not hasattr(a, "__dict__")
+
+
+def test_parse_formulas_restores_the_collector_state() -> None:
+    assert gc.isenabled()
+    out = parse_formulas(["Na0.5Cl0.5", "Na2Xy", 3])
+    assert gc.isenabled()
+    assert isinstance(out[0], Composition) and isinstance(out[1], CompositionError)
+    assert isinstance(out[2], CompositionError)
+    gc.disable()
+    try:
+        parse_formulas(["NaCl"])
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
+
+
+class _DataclassEraPickle:
+    """Pickles like the former dataclass Composition: a bare new object, then its __dict__ as state."""
+
+    def __reduce_ex__(self, protocol: object) -> tuple[object, ...]:
+        state = {"formula": "NaCl", "elements": ("Na", "Cl"), "amounts": (1.0, 1.0), "structure_type": None}
+        state["_fractions"] = (0.5, 0.5)
+        return (object.__new__, (Composition,), state)  # what __newobj__ unpickles to
+
+
+def test_a_pickle_of_the_former_dataclass_still_loads() -> None:
+    back = pickle.loads(pickle.dumps(_DataclassEraPickle()))
+    assert isinstance(back, Composition) and back == parse_formula("NaCl")
+    assert back.formula == "NaCl" and back.amounts == (1.0, 1.0) and back.structure_type is None
