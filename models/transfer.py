@@ -131,19 +131,32 @@ class IonRoutedRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict_mean_std(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean and spread per row: the Na forest's for routed rows, the joint forest's for the others.
+        The joint forest walks only the rows it answers (a Na query used to be predicted by both forests
+        and the joint answer thrown away); tree predictions are per row, so the values are the same bit
+        for bit. Both forests are clones of one estimator, so both have a spread or neither; should the
+        Na forest have none, its rows keep the joint forest's spread, as before."""
         from models.estimators.spread import predict_mean_std
 
         check_is_fitted(self, "joint_")
         Z = np.asarray(X, dtype=float)
-        mean, std = predict_mean_std(self.joint_, Z)
         routed = self._routed(Z) if self.own_ is not None else np.zeros(len(Z), dtype=bool)
-        if routed.any() and self.own_ is not None:
-            own_mean, own_std = predict_mean_std(self.own_, Z[routed])
-            mean = mean.copy()
-            mean[routed] = own_mean
-            if std is not None and own_std is not None:
-                std = std.copy()
-                std[routed] = own_std
+        if self.own_ is None or not routed.any():
+            return predict_mean_std(self.joint_, Z)
+        own_mean, own_std = predict_mean_std(self.own_, Z[routed])
+        joint_rows = ~routed if own_std is not None else np.ones(len(Z), dtype=bool)
+        mean = np.empty(len(Z), dtype=float)
+        std: np.ndarray | None = np.empty(len(Z), dtype=float)
+        if joint_rows.any():
+            joint_mean, joint_std = predict_mean_std(self.joint_, Z[joint_rows])
+            mean[joint_rows] = joint_mean
+            if joint_std is None:
+                std = None
+            elif std is not None:
+                std[joint_rows] = joint_std
+        mean[routed] = own_mean
+        if std is not None and own_std is not None:
+            std[routed] = own_std
         return mean, std
 
     def predict(self, X: Any) -> np.ndarray:

@@ -72,6 +72,16 @@ def test_ion_routed_regressor_predicts_na_rows_from_na_rows_only():
     assert np.allclose(routed.predict(Z[~na]), routed.joint_.predict(Z[~na]))  # Li rows: the joint forest
     mean, std = predict_mean_std(routed, Z)
     assert np.allclose(mean, routed.predict(Z)) and std is not None and (std >= 0).all()
+    # the joint forest walks only the rows it answers: equal bit for bit to predicting every row with
+    # both forests and keeping the Na forest's answer for the Na rows (the former way), mixed, Na-only
+    # and Li-only batches alike
+    for rows in (np.arange(n), np.flatnonzero(na), np.flatnonzero(~na), np.flatnonzero(na)[:1]):
+        j_mean, j_std = predict_mean_std(routed.joint_, Z[rows])
+        o_mean, o_std = predict_mean_std(own, Z[rows])
+        both = na[rows]
+        got_mean, got_std = predict_mean_std(routed, Z[rows])
+        np.testing.assert_array_equal(got_mean, np.where(both, o_mean, j_mean))
+        np.testing.assert_array_equal(got_std, np.where(both, o_std, j_std))
     few = IonRoutedRegressor(forest, 2, 3, min_rows=10_000).fit(Z, y)
     assert few.own_ is None and np.allclose(few.predict(Z), few.joint_.predict(Z))
     with pytest.raises(ValueError, match="ion columns"):
