@@ -50,7 +50,7 @@ from models.measurements import Measurement
 from models.predictor import PredictorLike
 from models.targets import TARGETS, TargetName
 from screening.campaign.anchoring import anchor_scores
-from screening.campaign.propose import SCORED_BY
+from screening.campaign.propose import SCORED_BY, composition_features
 from screening.schema import Field, column
 
 __all__ = [
@@ -72,17 +72,6 @@ _EPS = 1e-9
 
 def _varying(matrix: np.ndarray) -> np.ndarray:
     return np.asarray(np.nanstd(matrix, axis=0) > _EPS, dtype=bool) if matrix.size else np.zeros(0, bool)
-
-
-def _fractions(comps: Sequence[Composition | None], elements: Sequence[str]) -> np.ndarray:
-    index = {e: i for i, e in enumerate(elements)}
-    out = np.zeros((len(comps), len(elements)))
-    for r, c in enumerate(comps):
-        if c is None:
-            continue
-        for e, f in zip(c.elements, c.fractions, strict=True):
-            out[r, index[e]] = f
-    return out
 
 
 def _condition_blocks(
@@ -137,7 +126,7 @@ def local_features(
     ]
     comps = [*cand_comps, *meas_comps]
     elements = sorted({e for c in comps if c is not None for e in c.elements})
-    fractions = np.sqrt(_fractions(comps, elements))
+    fractions = composition_features(comps)[:, : len(elements)]  # sqrt fractions, sorted union
     keep = _varying(fractions)
     fractions = fractions[:, keep]
     names = [f"x({e})" for e, k in zip(elements, keep, strict=True) if k]
