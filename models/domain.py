@@ -211,37 +211,52 @@ def anion_sets(comps: Sequence[Composition], polyanions: bool = False) -> list[f
 
 
 def chemistry_classes(
-    comps: Sequence[Composition], ions: Sequence[str], polyanions: bool = False
+    comps: Sequence[Composition],
+    ions: Sequence[str],
+    polyanions: bool = False,
+    anions: Sequence[frozenset[str]] | None = None,
 ) -> list[ChemClass]:
     """Chemistry class of each composition: {(ion, anions)} for each of ``ions`` it contains, or
-    {(None, anions)} when it contains none of them (``polyanions``: see ``anion_sets``)."""
+    {(None, anions)} when it contains none of them (``polyanions``: see ``anion_sets``). ``anions``:
+    ``anion_sets(comps, polyanions)`` when the caller already has it (one charge-balance pass, not two)."""
     ion_set = frozenset(ions)
     cache: dict[tuple[tuple[str, ...], frozenset[str]], ChemClass] = {}
     out: list[ChemClass] = []
-    for comp, anions in zip(comps, anion_sets(comps, polyanions), strict=True):
-        key = (comp.elements, anions)
+    sets = anion_sets(comps, polyanions) if anions is None else anions
+    for comp, found in zip(comps, sets, strict=True):
+        key = (comp.elements, found)
         cls = cache.get(key)
         if cls is None:
             present = [e for e in comp.elements if e in ion_set]
-            cls = frozenset((ion, anions) for ion in present) if present else frozenset({(None, anions)})
+            cls = frozenset((ion, found) for ion in present) if present else frozenset({(None, found)})
             cache[key] = cls
         out.append(cls)
     return out
 
 
-def ion_contents(comps: Sequence[Composition], ions: Sequence[str]) -> np.ndarray:
+def ion_contents(
+    comps: Sequence[Composition], ions: Sequence[str], anions: Sequence[frozenset[str]] | None = None
+) -> np.ndarray:
     """Atoms of each of ``ions`` per anion atom (anions as in ``anion_sets``), shape (n, len(ions)); NaN
-    where the composition lacks the ion or has no anion (Na3YCl6 -> 0.5 for Na, NaTaCl6 -> 1/6)."""
+    where the composition lacks the ion or has no anion (Na3YCl6 -> 0.5 for Na, NaTaCl6 -> 1/6).
+    ``anions``: ``anion_sets(comps)`` (or ``plain_anions`` of the polyanion sets) when already computed."""
     out = np.full((len(comps), len(ions)), np.nan)
-    for i, (comp, anions) in enumerate(zip(comps, anion_sets(comps), strict=True)):
+    sets = anion_sets(comps) if anions is None else anions
+    for i, (comp, found) in enumerate(zip(comps, sets, strict=True)):
         amounts = dict(zip(comp.elements, comp.amounts, strict=True))
-        total = sum(amounts[e] for e in anions if e in amounts)
+        total = sum(amounts[e] for e in found if e in amounts)
         if total <= 0:
             continue
         for j, ion in enumerate(ions):
             if ion in amounts:
                 out[i, j] = amounts[ion] / total
     return out
+
+
+def plain_anions(sets: Sequence[frozenset[str]]) -> list[frozenset[str]]:
+    """``anion_sets(comps)`` from ``anion_sets(comps, polyanions=True)``: the anion elements are the same,
+    the polyanion variant only adds the ``POLYANION`` marker."""
+    return [s - {POLYANION} if POLYANION in s else s for s in sets]
 
 
 def _anions_text(anions: frozenset[str]) -> str:

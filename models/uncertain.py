@@ -37,10 +37,12 @@ from models.domain import (
     ApplicabilityDomain,
     ChemClass,
     FeatureSpaceDistance,
+    anion_sets,
     chemistry_classes,
     content_excess,
     content_ranges,
     ion_contents,
+    plain_anions,
     select_content_tolerance,
 )
 from models.estimators.spread import predict_mean_std
@@ -350,12 +352,15 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         comps = parse_compositions(X[self.formula_column], what=self.formula_column)
         element_sets = [frozenset(c.elements) for c in comps]
         classes = None
+        sets = None  # one charge-balance pass for the classes and the contents
+        polyanions = bool(getattr(self, "domain_polyanions", False))  # absent: a model fitted before it
         if getattr(self.domain_, "class_counts_", None) is not None:  # None/absent: rule off (older model)
-            polyanions = bool(getattr(self, "domain_polyanions", False))  # absent: a model fitted before it
-            classes = chemistry_classes(comps, self.domain_.ion_elements_, polyanions)
+            sets = anion_sets(comps, polyanions)
+            classes = chemistry_classes(comps, self.domain_.ion_elements_, polyanions, anions=sets)
         contents = None
         if getattr(self.domain_, "content_ranges_", None):  # absent: a model fitted before the rule
-            contents = ion_contents(comps, self.domain_.ion_elements_)
+            plain = None if sets is None else plain_anions(sets) if polyanions else sets
+            contents = ion_contents(comps, self.domain_.ion_elements_, anions=plain)
         in_domain, reasons, dist = self.domain_.assess(z, element_sets, classes, contents)
         reason_arr = np.empty(len(reasons), dtype=object)
         reason_arr[:] = reasons

@@ -1,0 +1,44 @@
+"""The stacked small-batch forest walk (models.estimators.spread) equals sklearn's own forest answers bit for
+bit: the same leaves, the same running-sum mean as ``forest.predict``, the same per-tree spread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+from models.estimators import spread
+from models.estimators.spread import STACKED_MAX_ROWS, predict_mean_std
+
+
+def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 12))
+    X[:, 3] = np.round(X[:, 3])  # ties on a split feature: the <= test decides
+    y = X[:, 0] * 2.0 + np.sin(X[:, 1]) + rng.normal(scale=0.1, size=300)
+    return X, y
+
+
+@pytest.mark.parametrize("cls", [RandomForestRegressor, ExtraTreesRegressor])
+@pytest.mark.parametrize("rows", [1, 2, STACKED_MAX_ROWS])
+def test_stacked_walk_equals_sklearn(cls: type, rows: int) -> None:
+    X, y = _data(rows)
+    forest = cls(n_estimators=40, min_samples_leaf=2, random_state=0).fit(X, y)
+    query = np.vstack([X[:rows], X[-rows:] + 0.01])[:rows]
+    query[0, 3] = 1.0  # exactly on an integer tie
+    mean, std = predict_mean_std(forest, query)
+    per_tree = np.stack([t.predict(query.astype(np.float32)) for t in forest.estimators_])
+    assert np.array_equal(mean, forest.predict(query))
+    assert np.array_equal(std, per_tree.std(axis=0))
+    stacked = spread._stacked_walk(spread._stack(forest), forest._validate_X_predict(query))
+    assert np.array_equal(stacked, per_tree)
+
+
+def test_many_rows_and_nan_rows_take_the_per_tree_walk() -> None:
+    X, y = _data(7)
+    forest = RandomForestRegressor(n_estimators=20, random_state=0).fit(X, y)
+    many = X[: STACKED_MAX_ROWS + 3]
+    assert np.array_equal(predict_mean_std(forest, many)[0], forest.predict(many))
+    one_nan = X[:1].copy()
+    one_nan[0, 5] = np.nan  # sklearn routes missing values itself: the stacked walk must not be used
+    assert np.array_equal(predict_mean_std(forest, one_nan)[0], forest.predict(one_nan))
