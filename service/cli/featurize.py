@@ -66,6 +66,16 @@ def featurize_batch(
     return BatchResult(payload, batch.num_rows, features.n_failed, failures)
 
 
+#: Batches per worker process (at least; a long file has more): the workers finish within about one
+#: batch of each other, and the first results arrive early enough for writing to overlap the work.
+BATCHES_PER_WORKER = 8
+
+
+def batches_for(jobs: int) -> int:
+    """How many batches to cut a table into at least (one process: as few as the batch limits allow)."""
+    return 1 if jobs <= 1 else BATCHES_PER_WORKER * jobs
+
+
 def output_schema(source: TableSource, labels: list[str]) -> pa.Schema:
     import pyarrow as pa
 
@@ -137,7 +147,7 @@ def featurize_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--features") from None
     try:
-        source = open_table(input_table, text_columns=[formula_column])
+        source = open_table(input_table, text_columns=[formula_column], min_batches=batches_for(jobs))
     except TableError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT") from None
     labels = fs.feature_labels()
