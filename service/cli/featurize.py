@@ -54,11 +54,11 @@ def featurize_batch(
     import pyarrow as pa
 
     from featurize.transformer import featurize_formulas
-    from service.cli.tables import encode_csv, float_column
+    from service.cli.tables import encode_csv, float_columns
 
     formulas = batch.column(formula_column).to_pylist()
     features = featurize_formulas(formulas, feature_set, reference=reference)
-    columns = [*batch.columns, *(float_column(col) for col in features.X.T), pa.array(features.errors)]
+    columns = [*batch.columns, *float_columns(features.X), pa.array(features.errors)]
     names = [*batch.schema.names, *features.feature_names, "error"]
     out = pa.RecordBatch.from_arrays(columns, names=names)
     failures = [(i, e) for i, e in enumerate(features.errors) if e][:_SHOWN_FAILURES]
@@ -74,6 +74,13 @@ BATCHES_PER_WORKER = 8
 def batches_for(jobs: int) -> int:
     """How many batches to cut a table into at least (one process: as few as the batch limits allow)."""
     return 1 if jobs <= 1 else BATCHES_PER_WORKER * jobs
+
+
+def warm_up(feature_set: str) -> None:
+    """A worker's start: import the feature code and load its element tables before the first batch."""
+    from featurize.transformer import featurize_formulas
+
+    featurize_formulas(["NaCl"], feature_set)
 
 
 def output_schema(source: TableSource, labels: list[str]) -> pa.Schema:
@@ -93,7 +100,12 @@ def _results(
     import multiprocessing
 
     # spawn, not fork: Arrow's and OpenMP's threads in this process do not survive a fork safely
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, spawn, initializer=warm_up, initargs=(feature_set,)) as pool:
+        # every worker starts now, while the first batches are read (the pool would otherwise start one
+        # per submitted batch: a short table would start fewer, and a long one pay the rest late)
+        for _ in range(jobs):
+            pool.submit(int)
         pending: list[Future[BatchResult]] = []
         for batch in source.batches():
             pending.append(

@@ -212,6 +212,18 @@ def float_column(values: Any) -> pa.Array:
     return pa.array(values, type=pa.float64(), from_pandas=True)
 
 
+def float_columns(matrix: np.ndarray) -> list[pa.Array]:
+    """The columns of a (rows, columns) float64 matrix, each as ``float_column`` makes it, from one
+    transposed copy (a column of a row-major matrix is strided; a contiguous one becomes Arrow's buffer
+    without another copy)."""
+    columns = np.ascontiguousarray(np.asarray(matrix, dtype=np.float64).T)
+    missing = np.isnan(columns)
+    return [
+        pa.array(values, mask=mask if mask.any() else None)
+        for values, mask in zip(columns, missing, strict=True)
+    ]
+
+
 def encode_csv(batch: pa.RecordBatch | pa.Table, *, header: bool) -> bytes:
     """The CSV bytes of a batch (see the module docstring for the dialect).
 
