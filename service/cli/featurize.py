@@ -6,17 +6,20 @@ for rows that did not (their features are empty). A bad row never stops the othe
 read as text, so "NaN" is sodium nitride and an empty cell is reported as an empty formula.
 
 The table is read and written in batches (``service.cli.tables``), so memory stays bounded whatever the
-file size; ``--jobs N`` featurises and formats batches in N worker processes (parsing is pure Python, so
-threads would share one core), and the output keeps the input order.
+file size; ``--jobs N`` featurises and formats batches in N processes, this one and N - 1 workers (parsing
+is pure Python, so threads would share one core); the table is then cut into at least 8 batches per
+process, and the output keeps the input order.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,16 +57,33 @@ def featurize_batch(
     import pyarrow as pa
 
     from featurize.transformer import featurize_formulas
-    from service.cli.tables import encode_csv, float_column
+    from service.cli.tables import encode_csv, float_columns
 
     formulas = batch.column(formula_column).to_pylist()
     features = featurize_formulas(formulas, feature_set, reference=reference)
-    columns = [*batch.columns, *(float_column(col) for col in features.X.T), pa.array(features.errors)]
+    columns = [*batch.columns, *float_columns(features.X), pa.array(features.errors)]
     names = [*batch.schema.names, *features.feature_names, "error"]
     out = pa.RecordBatch.from_arrays(columns, names=names)
     failures = [(i, e) for i, e in enumerate(features.errors) if e][:_SHOWN_FAILURES]
     payload: pa.RecordBatch | bytes = encode_csv(out, header=False) if as_csv else out
     return BatchResult(payload, batch.num_rows, features.n_failed, failures)
+
+
+#: Batches per process (at least; a long file has more): the processes finish within about one batch of
+#: each other, and the first results arrive early enough for writing to overlap the work.
+BATCHES_PER_WORKER = 8
+
+
+def batches_for(jobs: int) -> int:
+    """How many batches to cut a table into at least (one process: as few as the batch limits allow)."""
+    return 1 if jobs <= 1 else BATCHES_PER_WORKER * jobs
+
+
+def warm_up(feature_set: str) -> None:
+    """A worker's start: import the feature code and load its element tables before the first batch."""
+    from featurize.transformer import featurize_formulas
+
+    featurize_formulas(["NaCl"], feature_set)
 
 
 def output_schema(source: TableSource, labels: list[str]) -> pa.Schema:
@@ -75,26 +95,49 @@ def output_schema(source: TableSource, labels: list[str]) -> pa.Schema:
 def _results(
     source: TableSource, formula_column: str, feature_set: str, reference: bool, as_csv: bool, jobs: int
 ) -> Iterator[BatchResult]:
-    """Featurised batches in input order; with ``jobs > 1`` at most 2 x jobs batches are in flight."""
+    """Featurised batches in input order.
+
+    With ``jobs > 1`` this process is one of the ``jobs``: ``jobs - 1`` workers keep up to two batches
+    each queued, and whenever they are all busy this process featurises the next batch itself (its own
+    results need no pickling across a pipe, and it would otherwise only wait). At most ``4 x jobs``
+    batches are held."""
+    run = partial(
+        featurize_batch,
+        formula_column=formula_column,
+        feature_set=feature_set,
+        reference=reference,
+        as_csv=as_csv,
+    )
     if jobs <= 1:
-        for batch in source.batches():
-            yield featurize_batch(batch, formula_column, feature_set, reference=reference, as_csv=as_csv)
+        yield from map(run, source.batches())
         return
     import multiprocessing
 
+    workers = jobs - 1
     # spawn, not fork: Arrow's and OpenMP's threads in this process do not survive a fork safely
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: list[Future[BatchResult]] = []
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, spawn, initializer=warm_up, initargs=(feature_set,)) as pool:
+        # every worker starts now, while the first batches are read (the pool would otherwise start one
+        # per submitted batch: a short table would start fewer, and a long one pay the rest late)
+        for _ in range(workers):
+            pool.submit(int)
+        warm_up(feature_set)  # this process featurises too (meanwhile the workers start)
+        pending: deque[Future[BatchResult] | BatchResult] = deque()
         for batch in source.batches():
-            pending.append(
-                pool.submit(
-                    featurize_batch, batch, formula_column, feature_set, reference=reference, as_csv=as_csv
-                )
-            )
-            if len(pending) >= 2 * jobs:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+            queued = sum(1 for p in pending if isinstance(p, Future) and not p.done())
+            pending.append(pool.submit(run, batch) if queued < 2 * workers else run(batch))
+            while pending and (len(pending) > 4 * jobs or _ready(pending[0])):
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+
+
+def _ready(item: Future[BatchResult] | BatchResult) -> bool:
+    return not isinstance(item, Future) or item.done()
+
+
+def _result(item: Future[BatchResult] | BatchResult) -> BatchResult:
+    return item.result() if isinstance(item, Future) else item
 
 
 def featurize_command(
@@ -124,7 +167,7 @@ def featurize_command(
             "--jobs",
             "-j",
             min=1,
-            help="Worker processes (2 uses both cores of a 2-core machine; pays off above ~100k rows).",
+            help="Processes, this one included (2: both cores of a 2-core machine; for >~100k rows).",
         ),
     ] = 1,
 ) -> None:
@@ -137,7 +180,7 @@ def featurize_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--features") from None
     try:
-        source = open_table(input_table, text_columns=[formula_column])
+        source = open_table(input_table, text_columns=[formula_column], min_batches=batches_for(jobs))
     except TableError as exc:
         raise typer.BadParameter(str(exc), param_hint="INPUT") from None
     labels = fs.feature_labels()

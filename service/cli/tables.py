@@ -35,7 +35,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -46,6 +48,10 @@ STDOUT = "-"
 CSV_BLOCK_BYTES = 1 << 20
 #: Rows per Parquet batch.
 PARQUET_BATCH_ROWS = 32_768
+#: Smallest batches when a table is cut finer (``open_table(min_batches=...)``, for worker processes):
+#: below this the fixed costs per batch (features are computed per batch, results cross a pipe) grow.
+MIN_CSV_BLOCK_BYTES = 64 << 10
+MIN_PARQUET_BATCH_ROWS = 2048
 #: Inputs smaller than this (bytes of CSV or rows of Parquet x 32) get no progress bar.
 PROGRESS_MIN_BYTES = 8 << 20
 
@@ -74,6 +80,7 @@ class TableSource:
     size: int  # progress total: bytes (CSV) or rows (Parquet)
     _handle: Any = field(default=None, repr=False)
     _reader: Any = field(default=None, repr=False)
+    batch_rows: int = PARQUET_BATCH_ROWS  # Parquet only (a CSV batch is one block of bytes)
     _done_rows: int = 0
 
     @property
@@ -96,7 +103,7 @@ class TableSource:
                         return
                     yield batch
             else:
-                for batch in self._reader.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                for batch in self._reader.iter_batches(batch_size=self.batch_rows):
                     self._done_rows += batch.num_rows
                     yield batch
         except (pa.ArrowInvalid, OSError) as exc:
@@ -123,12 +130,25 @@ def _csv_hint(source: TableSource) -> str:
     )
 
 
-def open_table(path: Path, *, text_columns: Sequence[str] = ()) -> TableSource:
+def batch_limit(total: int, min_batches: int, largest: int, smallest: int) -> int:
+    """The batch size (bytes or rows) that cuts ``total`` into at least ``min_batches`` batches: ``largest``
+    unless that gives fewer, never below ``smallest`` (nor above ``largest``)."""
+    return max(min(largest, total // max(min_batches, 1)), min(smallest, largest))
+
+
+def open_table(path: Path, *, text_columns: Sequence[str] = (), min_batches: int = 1) -> TableSource:
     """Open ``path`` (CSV or Parquet, by content) for batched reading.
 
     ``text_columns`` must exist (and, in a Parquet file, hold text); a missing one raises ``TableError``
-    naming the file and its columns. CSV cells are all read as exact text (see the module docstring)."""
-    source = _open_parquet(path) if _is_parquet(path) else _open_csv(path)
+    naming the file and its columns. CSV cells are all read as exact text (see the module docstring).
+    ``min_batches``: cut a short table into at least this many batches (down to ``MIN_CSV_BLOCK_BYTES``
+    or ``MIN_PARQUET_BATCH_ROWS``), so that several workers have batches to share."""
+    if _is_parquet(path):
+        source = _open_parquet(path)
+        source.batch_rows = batch_limit(source.size, min_batches, PARQUET_BATCH_ROWS, MIN_PARQUET_BATCH_ROWS)
+    else:
+        size = os.path.getsize(path)
+        source = _open_csv(path, batch_limit(size, min_batches, CSV_BLOCK_BYTES, MIN_CSV_BLOCK_BYTES))
     names = source.columns
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -145,7 +165,7 @@ def open_table(path: Path, *, text_columns: Sequence[str] = ()) -> TableSource:
     return source
 
 
-def _open_csv(path: Path) -> TableSource:
+def _open_csv(path: Path, block_bytes: int) -> TableSource:
     parse = pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
     try:
         with pa.OSFile(str(path), "rb") as probe:
@@ -166,7 +186,7 @@ def _open_csv(path: Path) -> TableSource:
     try:
         reader = pa_csv.open_csv(
             handle,
-            read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            read_options=pa_csv.ReadOptions(block_size=block_bytes),
             parse_options=parse,
             convert_options=convert,
         )
@@ -192,11 +212,86 @@ def float_column(values: Any) -> pa.Array:
     return pa.array(values, type=pa.float64(), from_pandas=True)
 
 
+def float_columns(matrix: np.ndarray) -> list[pa.Array]:
+    """The columns of a (rows, columns) float64 matrix, each as ``float_column`` makes it, from one
+    transposed copy (a column of a row-major matrix is strided; a contiguous one becomes Arrow's buffer
+    without another copy)."""
+    columns = np.ascontiguousarray(np.asarray(matrix, dtype=np.float64).T)
+    missing = np.isnan(columns)
+    return [
+        pa.array(values, mask=mask if mask.any() else None)
+        for values, mask in zip(columns, missing, strict=True)
+    ]
+
+
 def encode_csv(batch: pa.RecordBatch | pa.Table, *, header: bool) -> bytes:
-    """The CSV bytes of a batch (see the module docstring for the dialect)."""
+    """The CSV bytes of a batch (see the module docstring for the dialect).
+
+    Rows of text, number and boolean columns are assembled from per-cell texts (``_encode_rows``), the
+    same bytes as Arrow's CSV writer in less time; a header, or any other column type, goes through
+    Arrow's writer itself."""
+    if not header and isinstance(batch, pa.RecordBatch) and _assembled(batch.schema):
+        try:
+            return _encode_rows(batch)
+        except (pa.ArrowInvalid, pa.ArrowCapacityError):  # more than 2 GiB of text in one batch
+            pass
     sink = io.BytesIO()
     pa_csv.write_csv(batch, sink, pa_csv.WriteOptions(include_header=header))
     return sink.getvalue()
+
+
+#: A number column whose distinct values are at most this share of its rows is formatted once per
+#: distinct value (Magpie: 104 of 132 columns, ~3x faster than formatting every cell).
+DISTINCT_SHARE = 0.5
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _assembled(schema: pa.Schema) -> bool:
+    """Whether ``_encode_rows`` writes every column of ``schema`` as Arrow's CSV writer does."""
+    plain = (pa.types.is_floating, pa.types.is_integer, pa.types.is_boolean)
+    return len(schema) > 0 and all(_is_text(f.type) or any(test(f.type) for test in plain) for f in schema)
+
+
+def _cell_texts(column: pa.Array) -> pa.Array:
+    """Each cell's CSV text, as Arrow's CSV writer renders it (null: null, written as an empty cell).
+
+    Text is quoted with inner quotes doubled; anything else is Arrow's cast to string (the writer's own
+    formatting: ``9``, ``0.1``, ``0.00001``, ``1e-7``, ``nan``), for a float column with few distinct
+    values formatted once per distinct value and gathered."""
+    if _is_text(column.type):
+        text = pc.replace_substring(column.cast(pa.string()), '"', '""')
+        return pc.binary_join_element_wise('"', text, '"', "")
+    if pa.types.is_floating(column.type):
+        encoded = pc.dictionary_encode(column)
+        if len(encoded.dictionary) <= DISTINCT_SHARE * len(column):
+            return pc.cast(encoded.dictionary, pa.string()).take(encoded.indices)
+    return pc.cast(column, pa.string())
+
+
+def _encode_rows(batch: pa.RecordBatch) -> bytes:
+    """The CSV rows of ``batch``: its cells' texts joined by commas, one line per row, as one buffer."""
+    if batch.num_rows == 0:
+        return b""
+    cells = [_cell_texts(column) for column in batch.columns]
+    cells[-1] = pc.binary_join_element_wise(pc.fill_null(cells[-1], ""), "\n", "")
+    lines = pc.binary_join_element_wise(*cells, ",", null_handling="replace", null_replacement="")
+    offsets_type = np.int64 if pa.types.is_large_string(lines.type) else np.int32
+    offsets = np.frombuffer(lines.buffers()[1], dtype=offsets_type)
+    start, end = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return lines.buffers()[2][start:end].to_pybytes()
+
+
+def repeating_columns(batch: pa.RecordBatch) -> list[str]:
+    """Columns of ``batch`` with at most ``DISTINCT_SHARE`` distinct values per row."""
+    limit = DISTINCT_SHARE * batch.num_rows
+    return [
+        name
+        for name, column in zip(batch.schema.names, batch.columns, strict=True)
+        if pc.count_distinct(column, mode="all").as_py() <= limit
+    ]
 
 
 class TableWriter:
@@ -245,9 +340,6 @@ class TableWriter:
         self._schema = schema
         if self.format == "csv":
             self._write_bytes(encode_csv(schema.empty_table(), header=True))
-        else:
-            assert self._tmp is not None
-            self._parquet = pq.ParquetWriter(str(self._tmp), schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._schema is None:
@@ -255,9 +347,17 @@ class TableWriter:
         if self.format == "csv":
             self._write_bytes(encode_csv(batch, header=False))
         else:
-            assert self._parquet is not None
-            self._parquet.write_batch(batch)
+            self._parquet_writer(batch).write_batch(batch)
         self.rows += batch.num_rows
+
+    def _parquet_writer(self, first: pa.RecordBatch | None) -> pq.ParquetWriter:
+        """The Parquet writer, made for the first batch: dictionary encoding only for the columns that
+        batch shows to repeat values (for the others Parquet would build a dictionary and drop it)."""
+        if self._parquet is None:
+            assert self._tmp is not None
+            dictionary = [] if first is None else repeating_columns(first)
+            self._parquet = pq.ParquetWriter(str(self._tmp), self.schema, use_dictionary=dictionary)
+        return self._parquet
 
     def write_encoded(self, payload: bytes | pa.RecordBatch, rows: int) -> None:
         """A batch already encoded as CSV bytes (CSV output) or a record batch (either output)."""
@@ -276,6 +376,8 @@ class TableWriter:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if kind is None and self.format == "parquet" and self._schema is not None:
+            self._parquet_writer(None)  # a table without rows is still a Parquet file with its columns
         if self._parquet is not None:
             self._parquet.close()
         if self._out is not None and self.target != STDOUT:

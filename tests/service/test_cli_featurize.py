@@ -223,14 +223,14 @@ def test_batches_and_jobs_give_the_same_bytes(
     src.write_text("formula,id\n" + "".join(f"{f},{i}\n" for i, f in enumerate(formulas)))
     runner = CliRunner()
     outs = {}
-    for jobs in ("1", "2"):
+    for jobs in ("1", "2", "3"):  # this process alone; with one worker; with two
         outs[jobs] = tmp_path / f"out{jobs}.csv"
         args = ["featurize", str(src), "-f", "magpie", "-o", str(outs[jobs]), "--jobs", jobs]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         assert f"{len(formulas)} rows" in result.output and "20 failed" in result.output
         assert "row 1500: " in result.output  # row numbers count across batches
-    assert outs["1"].read_bytes() == outs["2"].read_bytes()
+    assert outs["1"].read_bytes() == outs["2"].read_bytes() == outs["3"].read_bytes()
     rows = read_rows(outs["1"])[1:]
     assert [r[1] for r in rows] == [str(i) for i in range(len(formulas))]
     # Parquet through the workers too
