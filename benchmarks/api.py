@@ -63,7 +63,7 @@ BATCH_FORMULAS = {
     "average_voltage": ["NaMnO2", "NaFePO4", "NaNi0.5Mn0.5O2"],
 }
 # batches of distinct inputs (no repeats for the predictor to answer once): a dopant fraction x stepped
-# per item in [0, 0.1)
+# per item in (0, 0.1]
 DISTINCT_FORMULAS = {
     "ionic_conductivity": "Na3Zr{a:.5f}Hf{x:.5f}Si2PO12",
     "capacity_retention": "P2-Na0.67Mn{a:.5f}Ni{x:.5f}O2",
@@ -76,7 +76,7 @@ def distinct_items(target: str, n: int) -> list[dict[str, Any]]:
     base = DISTINCT_BASE[target]
     return [
         {**ITEMS[target], "formula": DISTINCT_FORMULAS[target].format(a=base - x, x=x)}
-        for x in (0.1 * i / n for i in range(n))
+        for x in (0.1 * (i + 1) / n for i in range(n))
     ]
 
 

@@ -71,6 +71,11 @@ class Predictor:
     def predict_frame(self, df: pd.DataFrame, *, raw: bool = False) -> pd.DataFrame:
         """One output row per input row (same index, same order) with the OUTPUT_COLUMNS (and, with
         ``raw``, the RAW_OUTPUTS). Repeated input rows (``distinct_rows``) are answered once."""
+        return pd.DataFrame(self.predict_columns(df, raw=raw), index=df.index)
+
+    def predict_columns(self, df: pd.DataFrame, *, raw: bool = False) -> dict[str, Any]:
+        """``predict_frame``'s columns without the frame: name -> NumPy array or list, one value per row
+        (the API's one-item path: building the frame and reading its columns back cost ~0.5 ms)."""
         if "formula" not in df.columns:
             raise ValueError(f"input has no 'formula' column (columns: {', '.join(map(str, df.columns))})")
         n = len(df)
@@ -86,7 +91,7 @@ class Predictor:
         if failed:
             logger.info("%s: %d of %d rows could not be predicted", self.target.value, failed, n)
         names = (*OUTPUT_COLUMNS, *RAW_OUTPUTS) if raw else OUTPUT_COLUMNS
-        return pd.DataFrame({c: columns[c] for c in names}, index=df.index)
+        return {c: columns[c] for c in names}
 
     def _columns(self, frame: pd.DataFrame) -> dict[str, Any]:
         """The output columns (OUTPUT_COLUMNS and RAW_OUTPUTS) of ``frame``'s rows (a 0..n-1 index)."""
@@ -148,6 +153,10 @@ class Predictor:
         )
 
 
+#: Cell types whose values are their own keys (a str never equals None)
+_PLAIN_CELLS = frozenset({str, type(None)})
+
+
 def _cell_key(value: object) -> object:
     """A hashable key equal for two cells exactly when they are the same input: floats by their bits (so
     NaN matches NaN and -0.0 does not match 0.0), every value with its type (True is not 1)."""
@@ -157,12 +166,16 @@ def _cell_key(value: object) -> object:
 
 
 def _column_keys(column: pd.Series) -> Sequence[object]:
-    """``_cell_key`` of each cell; a float64 column by its bit patterns (the same keys, faster)."""
+    """``_cell_key`` of each cell, or keys equal exactly when those are, faster: a float64 column by its
+    bit patterns, a column of str and None cells by the cells themselves."""
     values = column.to_numpy()
     if values.dtype == np.float64:
         bits: list[int] = values.view(np.int64).tolist()
         return bits
-    return [_cell_key(v) for v in values.tolist()]
+    cells: list[object] = values.tolist()
+    if set(map(type, cells)) <= _PLAIN_CELLS:
+        return cells
+    return [_cell_key(v) for v in cells]
 
 
 def distinct_rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
@@ -201,6 +214,15 @@ def _take(values: np.ndarray | list[Any], inverse: np.ndarray) -> np.ndarray | l
 def col_in(answered: Mapping[str, Any] | pd.DataFrame, names: Iterable[str]) -> bool:
     """Does the model's answer carry every one of ``names`` (a mapping's keys or a frame's columns)?"""
     return all(name in answered for name in names)
+
+
+def predict_columns(predictor: PredictorLike, df: pd.DataFrame) -> dict[str, Any]:
+    """The OUTPUT_COLUMNS of ``predictor.predict_frame(df)`` as name -> values (one per row): straight from
+    a ``Predictor``, without the DataFrame; from any other PredictorLike, read off its frame."""
+    if isinstance(predictor, Predictor):
+        return predictor.predict_columns(df)
+    out = predictor.predict_frame(df)
+    return {c: out[c].tolist() for c in OUTPUT_COLUMNS}
 
 
 def predict_frame_raw(predictor: PredictorLike, df: pd.DataFrame) -> pd.DataFrame:
