@@ -43,9 +43,10 @@ Pure: arrays in, arrays out. ``UncertainRegressor`` (models/uncertain.py) produc
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -527,27 +528,44 @@ class ApplicabilityDomain(BaseEstimator):
     def _content_reason(self, cls: ChemClass, contents: np.ndarray) -> str:
         """ "" when each of the row's (ion, anions) pairs has its ion content within its class's training
         range (or the rule is off / the content is unknown), else why not."""
+        return self._content_rule()(cls, contents)
+
+    def _content_rule(self) -> Callable[[ChemClass, np.ndarray], str]:
+        """``_content_reason`` as a function with its per-class checks (pairs in order, with their widened
+        bounds) worked out once per class, for the rows of one ``assess`` call."""
         ranges: dict[ClassPair, tuple[float, float]] | None = getattr(self, "content_ranges_", None)
         if not ranges:
-            return ""
+            return lambda cls, contents: ""
         widen = float(np.exp(getattr(self, "content_tolerance_", 0.0)))  # absent: a model fitted before it
         slack = "" if widen == 1.0 else f" widened by {100.0 * (widen - 1.0):.3g}% (learned on grouped CV)"
-        parts = []
-        for pair in sorted(cls, key=_pair_sort_key):
-            if pair not in ranges or pair[0] not in self.ion_elements_:
-                continue
-            value = float(contents[self.ion_elements_.index(pair[0])])
-            lo, hi = ranges[pair]
-            if (
-                np.isfinite(value)
-                and not lo / widen - CONTENT_TOLERANCE <= value <= hi * widen + CONTENT_TOLERANCE
-            ):
-                parts.append(
-                    f"{pair[0]} content {value:.3g} per anion atom outside the range of the training rows of "
-                    f"its class ({pair[0]} {_anions_text(pair[1])}: {lo:.3g}-{hi:.3g}{slack}): the carrier "
-                    "concentration is extrapolated"
-                )
-        return "; ".join(parts)
+        ions = self.ion_elements_
+        checks: dict[ChemClass, list[tuple[ClassPair, int, float, float, float, float]]] = {}
+
+        def of_class(cls: ChemClass) -> list[tuple[ClassPair, int, float, float, float, float]]:
+            found = checks.get(cls)
+            if found is None:
+                found = checks[cls] = []
+                for pair in sorted(cls, key=_pair_sort_key):
+                    if pair not in ranges or pair[0] not in ions:
+                        continue
+                    lo, hi = ranges[pair]
+                    bounds = (lo / widen - CONTENT_TOLERANCE, hi * widen + CONTENT_TOLERANCE)
+                    found.append((pair, ions.index(pair[0]), lo, hi, *bounds))
+            return found
+
+        def reason(cls: ChemClass, contents: np.ndarray) -> str:
+            parts = []
+            for pair, column, lo, hi, low, high in of_class(cls):
+                value = float(contents[column])
+                if math.isfinite(value) and not low <= value <= high:
+                    parts.append(
+                        f"{pair[0]} content {value:.3g} per anion atom outside the range of the training "
+                        f"rows of its class ({pair[0]} {_anions_text(pair[1])}: {lo:.3g}-{hi:.3g}{slack}): "
+                        "the carrier concentration is extrapolated"
+                    )
+            return "; ".join(parts)
+
+        return reason
 
     def share_neighbour_search(self, enabled: bool = True) -> ApplicabilityDomain:
         """``assess`` computes the distances once for all neighbour sets (models.knn; the default) or, with
@@ -670,6 +688,7 @@ class ApplicabilityDomain(BaseEstimator):
         content_arr = None if contents is None else np.asarray(contents, dtype=float)
         if content_arr is not None and len(content_arr) != len(dist):
             raise ValueError(f"got {len(content_arr)} ion-content rows for {len(dist)} feature rows")
+        content_reason = self._content_rule()
         for i, elements in enumerate(element_sets):
             key = elements if isinstance(elements, frozenset) else frozenset(elements)
             unseen = unseen_reason.get(key)
@@ -692,7 +711,7 @@ class ApplicabilityDomain(BaseEstimator):
                 if support:
                     unseen = f"{unseen}; {support}" if unseen else support
                 if content_arr is not None:
-                    content = self._content_reason(cls, content_arr[i])
+                    content = content_reason(cls, content_arr[i])
                     if content:
                         unseen = f"{unseen}; {content}" if unseen else content
             if finite[i] and not far[i]:
