@@ -45,6 +45,9 @@ _EXAMPLES: dict[str, Any] = {
 
 
 _NUMERIC_INPUTS = NUMERIC_CONDITIONS
+#: Predicts of up to this many items (without a reference) take the compute fast lane
+#: (``service.api.compute``): a few ms each, they no longer queue behind rankings and large batches.
+FAST_LANE_MAX_ITEMS = 16
 
 
 def items_frame(items: list[PredictItem]) -> pd.DataFrame:
@@ -169,7 +172,8 @@ async def predict(
     if len(body.items) <= settings.inline_max_items:
         with compute():
             return run()
-    return await compute.run(run)
+    small = len(body.items) <= FAST_LANE_MAX_ITEMS and body.reference is None
+    return await compute.run(run, fast=small)
 
 
 def _response(body: PredictRequest, per_target: dict[TargetName, list[dict[str, Any]]]) -> dict[str, Any]:
