@@ -62,6 +62,24 @@ BATCH_FORMULAS = {
     "capacity_retention": ["P2-Na0.67MnO2", "P2-Na0.67Mn0.8Ni0.2O2", "NaNi0.5Mn0.5O2"],
     "average_voltage": ["NaMnO2", "NaFePO4", "NaNi0.5Mn0.5O2"],
 }
+# batches of distinct inputs (no repeats for the predictor to answer once): a dopant fraction x stepped
+# per item in (0, 0.1]
+DISTINCT_FORMULAS = {
+    "ionic_conductivity": "Na3Zr{a:.5f}Hf{x:.5f}Si2PO12",
+    "capacity_retention": "P2-Na0.67Mn{a:.5f}Ni{x:.5f}O2",
+    "average_voltage": "NaMn{a:.5f}Fe{x:.5f}O2",
+}
+DISTINCT_BASE = {"ionic_conductivity": 2.0, "capacity_retention": 0.67, "average_voltage": 1.0}
+
+
+def distinct_items(target: str, n: int) -> list[dict[str, Any]]:
+    base = DISTINCT_BASE[target]
+    return [
+        {**ITEMS[target], "formula": DISTINCT_FORMULAS[target].format(a=base - x, x=x)}
+        for x in (0.1 * (i + 1) / n for i in range(n))
+    ]
+
+
 # a small synchronous ranking of the conductivity family (12 candidates)
 RANK_BODY = {
     "family": "nasicon",
@@ -184,6 +202,7 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         "items": [{**ITEMS[target], "formula": formulas[i % len(formulas)]} for i in range(args.batch_size)],
         "targets": [target],
     }
+    distinct = {"items": distinct_items(target, args.batch_size), "targets": [target]}
     with (
         server(uri, target, args.batch_size, args.workers, {}, args.startup_timeout) as (base, _),
         httpx.Client(base_url=base, timeout=60.0) as client,
@@ -205,6 +224,12 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         batch_ms = timed(predict_batch, args.n_batches, args.time_budget)
         served_batch = client.post("/v1/predict", json=batch).json()
 
+        def predict_distinct() -> None:
+            client.post("/v1/predict", json=distinct).raise_for_status()
+
+        distinct_ms = timed(predict_distinct, args.n_batches, args.time_budget)
+        served_distinct = client.post("/v1/predict", json=distinct).json()
+
     # The model floor: the same Predictor in this process, no HTTP, no JSON.
     import pandas as pd
 
@@ -214,12 +239,19 @@ def latency(args: argparse.Namespace, uri: str) -> None:
 
     predictor = load_predictors([TargetName(target)], uri)[TargetName(target)]
     # the previous predictor, same run: a second copy whose domain runs sklearn's search per neighbour set
+    # and that answers every row on its own (no deduplication of repeated rows)
     previous = load_predictors([TargetName(target)], uri)[TargetName(target)]
+    previous.deduplicate = False
     previous_domain = getattr(previous.model, "domain_", None)
     if previous_domain is not None and hasattr(previous_domain, "share_neighbour_search"):
         previous_domain.share_neighbour_search(False)
     frame = pd.DataFrame([ITEMS[target]])
     batch_frame = pd.DataFrame(batch["items"])
+    distinct_frame = pd.DataFrame(distinct["items"])
+    import gc
+
+    gc.collect()
+    gc.freeze()  # as the server does after loading (service.api.app.freeze_startup_heap)
     n_direct = min(args.n_single, 300)
     with SingleThreadedCompute()():  # the same per-request limits the server applies
         for p in (predictor, previous):
@@ -234,6 +266,13 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         for _ in range(args.n_batches):
             direct_batch_ms += timed(lambda: predictor.predict_frame(batch_frame), 1, args.time_budget)
             previous_batch_ms += timed(lambda: previous.predict_frame(batch_frame), 1, args.time_budget)
+        direct_distinct_ms: list[float] = []
+        previous_distinct_ms: list[float] = []
+        for _ in range(args.n_batches):
+            direct_distinct_ms += timed(lambda: predictor.predict_frame(distinct_frame), 1, args.time_budget)
+            previous_distinct_ms += timed(lambda: previous.predict_frame(distinct_frame), 1, args.time_budget)
+        want_distinct = predictor.predict_frame(distinct_frame)
+        previous_distinct = previous.predict_frame(distinct_frame)
         want_one = predictor.predict_frame(frame)
         want_batch = predictor.predict_frame(batch_frame)
         previous_one = previous.predict_frame(frame)
@@ -256,6 +295,9 @@ def latency(args: argparse.Namespace, uri: str) -> None:
     print(summary(f"previous predictor, {args.batch_size} rows", previous_batch_ms))
     print(summary(f"Predictor.predict_frame, {args.batch_size} rows", direct_batch_ms))
     print(summary(f"POST /v1/predict, {args.batch_size} items", batch_ms))
+    print(summary(f"previous predictor, {args.batch_size} distinct", previous_distinct_ms))
+    print(summary(f"Predictor, {args.batch_size} distinct rows", direct_distinct_ms))
+    print(summary(f"POST /v1/predict, {args.batch_size} distinct", distinct_ms))
     p50, p99 = percentile(single_ms, 50), percentile(single_ms, 99)
     direct50 = percentile(direct_ms, 50)
     throughput = args.batch_size / (statistics.fmean(batch_ms) / 1000.0)
@@ -269,6 +311,15 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         f"batch throughput: {throughput:,.0f} items/s (goal >= 50,000) vs in-process predictor "
         f"{direct_tp:,.0f} items/s ({throughput / direct_tp:.2f}x)"
     )
+    n_items = args.batch_size
+    distinct_tp = n_items / (statistics.fmean(distinct_ms) / 1000.0)
+    direct_distinct_tp = n_items / (statistics.fmean(direct_distinct_ms) / 1000.0)
+    previous_distinct_tp = n_items / (statistics.fmean(previous_distinct_ms) / 1000.0)
+    print(
+        f"batch of {n_items} distinct items (the batch above has {len(formulas)} formulas repeated): served "
+        f"{distinct_tp:,.0f} items/s; in-process {direct_distinct_tp:,.0f} vs previous predictor "
+        f"{previous_distinct_tp:,.0f} items/s ({direct_distinct_tp / previous_distinct_tp:.2f}x)"
+    )
     prev50 = percentile(previous_ms, 50)
     prev_tp = args.batch_size / (statistics.fmean(previous_batch_ms) / 1000.0)
     print(
@@ -276,16 +327,24 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         f"{prev50:.2f} ms ({prev50 / direct50:.2f}x); {args.batch_size} rows {direct_tp:,.0f} vs "
         f"{prev_tp:,.0f} items/s ({direct_tp / prev_tp:.2f}x)"
     )
-    # The previous predictor is the reference of the outputs: numbers within the stated tolerance
-    # (models/knn.py), flags and reasons equal.
+    # The previous predictor is the reference of the outputs: compared exactly here (the stated tolerance
+    # of models/knn.py and of deduplication, tests/models/test_predictor.py, is not needed on these rows).
     drift = 0
-    for new_out, old_out in ((want_one, previous_one), (want_batch, previous_batch)):
+    for new_out, old_out in (
+        (want_one, previous_one),
+        (want_batch, previous_batch),
+        (want_distinct, previous_distinct),
+    ):
         drift += int((new_out["in_domain"] != old_out["in_domain"]).sum())
         drift += int((new_out["domain_reason"] != old_out["domain_reason"]).sum())
         for c in ("prediction", "std", "lower_90", "upper_90"):
             drift += int((new_out[c] != old_out[c]).sum())
     print(f"in-process outputs == previous predictor (exact): {'yes' if not drift else f'NO ({drift})'}")
-    bad = mismatches(served_one, want_one) + mismatches(served_batch, want_batch)
+    bad = (
+        mismatches(served_one, want_one)
+        + mismatches(served_batch, want_batch)
+        + mismatches(served_distinct, want_distinct)
+    )
     print(
         f"served outputs == in-process predictor (exact): {'yes' if not bad else f'NO ({bad} rows differ)'}"
     )

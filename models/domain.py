@@ -43,9 +43,10 @@ Pure: arrays in, arrays out. ``UncertainRegressor`` (models/uncertain.py) produc
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -436,20 +437,37 @@ class ApplicabilityDomain(BaseEstimator):
         scaled: np.ndarray = (Z - self.distance_.center_) / self.distance_.scale_
         return scaled
 
-    def ion_distances(self, Z: Any) -> dict[str, np.ndarray]:
+    def ion_distances(self, Z: Any, wanted: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
         """Per target ion: mean distance of each row to the k nearest training rows containing that ion
-        (NaN for non-finite rows); empty when the same-ion rule is off."""
+        (NaN for non-finite rows, and for the rows ``wanted[ion]``, a boolean mask, leaves out); empty
+        when the same-ion rule is off."""
         refs: dict[str, NearestNeighbors] = getattr(self, "ion_neighbours_", None) or {}
         Z = np.asarray(Z, dtype=float)
         ok = np.isfinite(Z).all(axis=1)
         out: dict[str, np.ndarray] = {}
         for ion, nn in refs.items():
             d = np.full(len(Z), np.nan)
-            if ok.any():
-                dist, _ = nn.kneighbors(self._standardise(Z[ok]))
-                d[ok] = dist.mean(axis=1)
+            rows = ok if wanted is None or ion not in wanted else ok & wanted[ion]
+            if rows.any():
+                dist, _ = nn.kneighbors(self._standardise(Z[rows]))
+                d[rows] = dist.mean(axis=1)
             out[ion] = d
         return out
+
+    def _ion_rows(self, classes: Sequence[ChemClass] | None) -> dict[str, np.ndarray]:
+        """Per target ion, the rows whose same-ion distance a reason reads (``_ion_support_reason``): the
+        rows of a class holding the ion, and none at all when class support replaces the same-ion rule."""
+        ions = getattr(self, "ion_neighbours_", None) or {}
+        n = 0 if classes is None else len(classes)
+        rows = {ion: np.zeros(n, dtype=bool) for ion in ions}
+        if classes is None or getattr(self, "pair_neighbours_", None):
+            return rows
+        for i, cls in enumerate(classes):
+            for ion, _anions in cls:
+                mask = rows.get(ion) if ion is not None else None
+                if mask is not None:
+                    mask[i] = True
+        return rows
 
     def class_reason(self, cls: ChemClass) -> str:
         """Empty when every (ion, anions) pair of ``cls`` occurs in the training data, else why not."""
@@ -510,27 +528,44 @@ class ApplicabilityDomain(BaseEstimator):
     def _content_reason(self, cls: ChemClass, contents: np.ndarray) -> str:
         """ "" when each of the row's (ion, anions) pairs has its ion content within its class's training
         range (or the rule is off / the content is unknown), else why not."""
+        return self._content_rule()(cls, contents)
+
+    def _content_rule(self) -> Callable[[ChemClass, np.ndarray], str]:
+        """``_content_reason`` as a function with its per-class checks (pairs in order, with their widened
+        bounds) worked out once per class, for the rows of one ``assess`` call."""
         ranges: dict[ClassPair, tuple[float, float]] | None = getattr(self, "content_ranges_", None)
         if not ranges:
-            return ""
+            return lambda cls, contents: ""
         widen = float(np.exp(getattr(self, "content_tolerance_", 0.0)))  # absent: a model fitted before it
         slack = "" if widen == 1.0 else f" widened by {100.0 * (widen - 1.0):.3g}% (learned on grouped CV)"
-        parts = []
-        for pair in sorted(cls, key=_pair_sort_key):
-            if pair not in ranges or pair[0] not in self.ion_elements_:
-                continue
-            value = float(contents[self.ion_elements_.index(pair[0])])
-            lo, hi = ranges[pair]
-            if (
-                np.isfinite(value)
-                and not lo / widen - CONTENT_TOLERANCE <= value <= hi * widen + CONTENT_TOLERANCE
-            ):
-                parts.append(
-                    f"{pair[0]} content {value:.3g} per anion atom outside the range of the training rows of "
-                    f"its class ({pair[0]} {_anions_text(pair[1])}: {lo:.3g}-{hi:.3g}{slack}): the carrier "
-                    "concentration is extrapolated"
-                )
-        return "; ".join(parts)
+        ions = self.ion_elements_
+        checks: dict[ChemClass, list[tuple[ClassPair, int, float, float, float, float]]] = {}
+
+        def of_class(cls: ChemClass) -> list[tuple[ClassPair, int, float, float, float, float]]:
+            found = checks.get(cls)
+            if found is None:
+                found = checks[cls] = []
+                for pair in sorted(cls, key=_pair_sort_key):
+                    if pair not in ranges or pair[0] not in ions:
+                        continue
+                    lo, hi = ranges[pair]
+                    bounds = (lo / widen - CONTENT_TOLERANCE, hi * widen + CONTENT_TOLERANCE)
+                    found.append((pair, ions.index(pair[0]), lo, hi, *bounds))
+            return found
+
+        def reason(cls: ChemClass, contents: np.ndarray) -> str:
+            parts = []
+            for pair, column, lo, hi, low, high in of_class(cls):
+                value = float(contents[column])
+                if math.isfinite(value) and not low <= value <= high:
+                    parts.append(
+                        f"{pair[0]} content {value:.3g} per anion atom outside the range of the training "
+                        f"rows of its class ({pair[0]} {_anions_text(pair[1])}: {lo:.3g}-{hi:.3g}{slack}): "
+                        "the carrier concentration is extrapolated"
+                    )
+            return "; ".join(parts)
+
+        return reason
 
     def share_neighbour_search(self, enabled: bool = True) -> ApplicabilityDomain:
         """``assess`` computes the distances once for all neighbour sets (models.knn; the default) or, with
@@ -557,9 +592,9 @@ class ApplicabilityDomain(BaseEstimator):
     def _shared_distances(
         self, Z: Any, classes: Sequence[ChemClass] | None
     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray] | None:
-        """``distances``, ``ion_distances`` and ``class_distances`` from one distance computation
-        (models.knn), or None when this domain's neighbours cannot share it or ``Z`` has more rows than
-        ``models.knn.MAX_SHARED_QUERIES``."""
+        """``distances``, ``ion_distances`` (for the rows ``_ion_rows`` names) and ``class_distances``
+        from one distance computation (models.knn), or None when this domain's neighbours cannot share it
+        or ``Z`` has more rows than ``models.knn.MAX_SHARED_QUERIES``."""
         knn = self._shared_knn()
         Z = np.asarray(Z, dtype=float)
         if knn is None or Z.ndim != 2 or Z.shape[1] != self.distance_.n_features_in_:
@@ -570,19 +605,8 @@ class ApplicabilityDomain(BaseEstimator):
         ok = np.isfinite(Z).all(axis=1)
         full = np.full(n, np.nan)
         parts: dict[Hashable, np.ndarray] = {}
-        # a class's rows are searched only for the queries of that class (as class_distances does)
-        wanted: dict[Hashable, np.ndarray] = {
-            ("pair", pair): np.zeros(int(ok.sum()), dtype=bool)
-            for pair in (getattr(self, "pair_neighbours_", None) or {})
-        }
-        if classes is not None and wanted:
-            for j, row in enumerate(np.flatnonzero(ok).tolist()):
-                for pair in classes[row]:
-                    mask = wanted.get(("pair", pair))
-                    if mask is not None:
-                        mask[j] = True
         if ok.any():
-            full_ok, parts_ok = knn.mean_distances(self._standardise(Z[ok]), wanted)
+            full_ok, parts_ok = knn.mean_distances(self._standardise(Z[ok]), self._wanted(classes, ok))
             full[ok] = full_ok
             for key, values in parts_ok.items():
                 parts[key] = np.full(n, np.nan)
@@ -600,6 +624,25 @@ class ApplicabilityDomain(BaseEstimator):
                         if pair_dist is not None:
                             class_dist[i] = np.fmin(class_dist[i], pair_dist[i])
         return full, ion_dist, class_dist
+
+    def _wanted(self, classes: Sequence[ChemClass] | None, ok: np.ndarray) -> dict[Hashable, np.ndarray]:
+        """The finite (``ok``) rows each neighbour subset of ``_shared_knn`` is searched for: a class's
+        for the queries of that class (as ``class_distances`` does), an ion's where a reason reads it
+        (``_ion_rows``). Without ``classes``: no class's rows, every ion's (their distances are unused).
+        """
+        wanted: dict[Hashable, np.ndarray] = {
+            ("pair", pair): np.zeros(int(ok.sum()), dtype=bool)
+            for pair in (getattr(self, "pair_neighbours_", None) or {})
+        }
+        if classes is None:
+            return wanted
+        wanted |= {("ion", ion): mask[ok] for ion, mask in self._ion_rows(classes).items()}
+        for j, row in enumerate(np.flatnonzero(ok).tolist()):
+            for pair in classes[row]:
+                mask = wanted.get(("pair", pair))
+                if mask is not None:
+                    mask[j] = True
+        return wanted
 
     def distances(self, Z: Any) -> np.ndarray:
         check_is_fitted(self, "distance_")
@@ -620,10 +663,13 @@ class ApplicabilityDomain(BaseEstimator):
         ``classes`` (``chemistry_classes`` of the rows) applies the chemistry-class rule when the domain
         was fitted with training classes; reasons are computed once per distinct element set / class."""
         check_is_fitted(self, "distance_")
+        Z = np.asarray(Z, dtype=float)
+        if classes is not None and len(classes) != len(Z):
+            raise ValueError(f"got {len(classes)} chemistry classes for {len(Z)} feature rows")
         shared = self._shared_distances(Z, classes)
         if shared is None:  # sklearn's neighbour searches (a domain whose neighbours SubsetKnn cannot share)
             dist = self.distances(Z)
-            ion_dist = self.ion_distances(Z) if classes is not None else {}
+            ion_dist = self.ion_distances(Z, self._ion_rows(classes)) if classes is not None else {}
             class_dist = (
                 self.class_distances(Z, classes) if classes is not None else np.full(len(dist), np.nan)
             )
@@ -631,8 +677,6 @@ class ApplicabilityDomain(BaseEstimator):
             dist, ion_dist, class_dist = shared
         if len(element_sets) != len(dist):
             raise ValueError(f"got {len(element_sets)} element sets for {len(dist)} feature rows")
-        if classes is not None and len(classes) != len(dist):
-            raise ValueError(f"got {len(classes)} chemistry classes for {len(dist)} feature rows")
         class_reasons: dict[ChemClass, str] = {}
         k = self.distance_.k_
         finite = np.isfinite(dist)
@@ -644,6 +688,7 @@ class ApplicabilityDomain(BaseEstimator):
         content_arr = None if contents is None else np.asarray(contents, dtype=float)
         if content_arr is not None and len(content_arr) != len(dist):
             raise ValueError(f"got {len(content_arr)} ion-content rows for {len(dist)} feature rows")
+        content_reason = self._content_rule()
         for i, elements in enumerate(element_sets):
             key = elements if isinstance(elements, frozenset) else frozenset(elements)
             unseen = unseen_reason.get(key)
@@ -666,7 +711,7 @@ class ApplicabilityDomain(BaseEstimator):
                 if support:
                     unseen = f"{unseen}; {support}" if unseen else support
                 if content_arr is not None:
-                    content = self._content_reason(cls, content_arr[i])
+                    content = content_reason(cls, content_arr[i])
                     if content:
                         unseen = f"{unseen}; {content}" if unseen else content
             if finite[i] and not far[i]:

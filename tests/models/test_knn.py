@@ -103,11 +103,46 @@ def test_domain_flags_and_reasons_equal_the_sklearn_search(conductivity_domain, 
     # the per-set distances the reasons are built from agree too
     dist, ion_dist, class_dist = domain._shared_distances(Z, classes)
     np.testing.assert_allclose(dist, domain.distances(Z), rtol=1e-9, atol=1e-6, equal_nan=True)
-    for ion, values in domain.ion_distances(Z).items():
+    # an ion's distances are computed only where a reason reads them: nowhere with class support
+    rows = domain._ion_rows(classes)
+    assert rows and not any(mask.any() for mask in rows.values())
+    for ion, values in domain.ion_distances(Z, rows).items():
         np.testing.assert_allclose(ion_dist[ion], values, rtol=1e-9, atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(
         class_dist, domain.class_distances(Z, classes), rtol=1e-9, atol=1e-6, equal_nan=True
     )
+
+
+def test_same_ion_rule_searches_only_the_rows_holding_the_ion_and_answers_as_with_all_rows(
+    conductivity_domain, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Without class support (the cathode targets' rule), a row's same-ion reason reads the distances of
+    the ions its class holds: computed for those rows only, the flags and reasons are those computed
+    with every ion's distance for every row (the way before), on either search."""
+    import copy
+
+    domain, features, formulas = conductivity_domain
+    domain = copy.deepcopy(domain)
+    domain.pair_neighbours_ = None  # the same-ion rule instead of class support
+    target = TargetName.IONIC_CONDUCTIVITY
+    Z = features.transform(pd.DataFrame({"formula": formulas}))
+    comps = parse_formulas(formulas)
+    sets = [frozenset(c.elements) for c in comps]
+    classes = chemistry_classes(comps, domain_ions(target), domain_polyanions(target))
+    rows = domain._ion_rows(classes)
+    assert rows["Na"].any() and not rows["Na"].all() and rows["Li"].any()
+    assert all(rows[ion][i] == any(p[0] == ion for p in cls) for ion in rows for i, cls in enumerate(classes))
+    every = {ion: np.ones(len(classes), dtype=bool) for ion in rows}  # the way before: all rows
+    for shared in (True, False):
+        domain.share_neighbour_search(shared)
+        monkeypatch.setattr("models.knn.MAX_SHARED_QUERIES", 10**6 if shared else 64)
+        got = domain.assess(Z, sets, classes)
+        with monkeypatch.context() as m:
+            m.setattr(ApplicabilityDomain, "_ion_rows", lambda self, classes: every)
+            want = domain.assess(Z, sets, classes)
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[1] == want[1]
+        assert any("no close" in r and "compound in the training data" in r for r in got[1])
 
 
 def test_a_pickled_domain_round_trips_without_the_shared_search(conductivity_domain) -> None:  # type: ignore[no-untyped-def]

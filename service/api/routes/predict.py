@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Body, HTTPException, Response, status
 
 from featurize.composition import CompositionError, parse_formula
 from models.conditions import NUMERIC_CONDITIONS
-from models.predictor import predict_frame_raw
+from models.predictor import predict_columns, predict_frame_raw
 from models.relative import MEASURED_COLUMN, assess_anchors, has_relative_calibration, relative_values
 from models.targets import TARGETS, TargetName
 from service.api.deps import ComputeDep, PredictorsDep, SettingsDep
@@ -44,6 +45,9 @@ _EXAMPLES: dict[str, Any] = {
 
 
 _NUMERIC_INPUTS = NUMERIC_CONDITIONS
+#: Predicts of up to this many items (without a reference) take the compute fast lane
+#: (``service.api.compute``): a few ms each, they no longer queue behind rankings and large batches.
+FAST_LANE_MAX_ITEMS = 16
 
 
 def items_frame(items: list[PredictItem]) -> pd.DataFrame:
@@ -58,6 +62,11 @@ def items_frame(items: list[PredictItem]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
+def _values(column: Any) -> list[Any]:
+    """A column (Series, NumPy array or list) as a list of Python values."""
+    return column if isinstance(column, list) else list(column.tolist())
+
+
 def _num(value: object) -> float | None:
     if value is None:
         return None
@@ -65,16 +74,17 @@ def _num(value: object) -> float | None:
     return f if math.isfinite(f) else None  # JSON has no NaN/inf
 
 
-def _answers(target: TargetName, out: pd.DataFrame) -> list[dict[str, Any]]:
+def _answers(target: TargetName, out: pd.DataFrame | Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per row, the ``TargetPrediction`` fields as a plain dict (the JSON the model would dump; building
-    pydantic objects for every item of a 1,000-item batch cost more than the prediction itself)."""
+    pydantic objects for every item of a 1,000-item batch cost more than the prediction itself). ``out``:
+    the predictor's frame or its columns (``models.predictor.predict_columns``)."""
     unit = TARGETS[target].unit
-    cols = {c: out[c].tolist() for c in ("prediction", "std", "lower_90", "upper_90", "in_domain")}
-    reasons = out["domain_reason"].tolist()
-    versions = out["model_version"].tolist()
-    errors = out["error"].tolist()
+    cols = {c: _values(out[c]) for c in ("prediction", "std", "lower_90", "upper_90", "in_domain")}
+    reasons = _values(out["domain_reason"])
+    versions = _values(out["model_version"])
+    errors = _values(out["error"])
     answers: list[dict[str, Any]] = []
-    for i in range(len(out)):
+    for i in range(len(errors)):
         err = errors[i]
         if isinstance(err, str) and err:
             answers.append(
@@ -147,15 +157,13 @@ async def predict(
     def run() -> Response:
         frame = items_frame(body.items)
         # with a reference, the raw mean/spread come along so the relative columns need no second pass
-        outputs = {
-            t: predictors[t].predict_frame(frame)
-            if body.reference is None
-            else predict_frame_raw(predictors[t], frame)
-            for t in body.targets
-        }
-        answers = {t: _answers(t, out) for t, out in outputs.items()}
-        content = _response(body, answers)
-        if body.reference is not None:
+        if body.reference is None:  # the columns straight from the predictor (no frame on this path)
+            answers = {t: _answers(t, predict_columns(predictors[t], frame)) for t in body.targets}
+            content = _response(body, answers)
+        else:
+            outputs = {t: predict_frame_raw(predictors[t], frame) for t in body.targets}
+            answers = {t: _answers(t, out) for t, out in outputs.items()}
+            content = _response(body, answers)
             content |= _relative(body, body.reference, predictors, frame, outputs, answers)
         return Response(orjson.dumps(content), media_type="application/json")
 
@@ -164,7 +172,8 @@ async def predict(
     if len(body.items) <= settings.inline_max_items:
         with compute():
             return run()
-    return await compute.run(run)
+    small = len(body.items) <= FAST_LANE_MAX_ITEMS and body.reference is None
+    return await compute.run(run, fast=small)
 
 
 def _response(body: PredictRequest, per_target: dict[TargetName, list[dict[str, Any]]]) -> dict[str, Any]:
