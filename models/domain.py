@@ -648,6 +648,17 @@ class ApplicabilityDomain(BaseEstimator):
         check_is_fitted(self, "distance_")
         return self.distance_.mean_knn_distance(Z)
 
+    def _assess_distances(self, Z: np.ndarray, classes: Sequence[ChemClass] | None) -> tuple[Any, Any, Any]:
+        """(distance, same-ion distances, class distance) per row, shared searches when possible."""
+        shared = self._shared_distances(Z, classes)
+        if shared is not None:
+            return shared
+        # sklearn's neighbour searches (a domain whose neighbours SubsetKnn cannot share)
+        dist = self.distances(Z)
+        ion_dist = self.ion_distances(Z, self._ion_rows(classes)) if classes is not None else {}
+        class_dist = self.class_distances(Z, classes) if classes is not None else np.full(len(dist), np.nan)
+        return dist, ion_dist, class_dist
+
     def assess(
         self,
         Z: Any,
@@ -666,15 +677,7 @@ class ApplicabilityDomain(BaseEstimator):
         Z = np.asarray(Z, dtype=float)
         if classes is not None and len(classes) != len(Z):
             raise ValueError(f"got {len(classes)} chemistry classes for {len(Z)} feature rows")
-        shared = self._shared_distances(Z, classes)
-        if shared is None:  # sklearn's neighbour searches (a domain whose neighbours SubsetKnn cannot share)
-            dist = self.distances(Z)
-            ion_dist = self.ion_distances(Z, self._ion_rows(classes)) if classes is not None else {}
-            class_dist = (
-                self.class_distances(Z, classes) if classes is not None else np.full(len(dist), np.nan)
-            )
-        else:
-            dist, ion_dist, class_dist = shared
+        dist, ion_dist, class_dist = self._assess_distances(Z, classes)
         if len(element_sets) != len(dist):
             raise ValueError(f"got {len(element_sets)} element sets for {len(dist)} feature rows")
         class_reasons: dict[ChemClass, str] = {}
