@@ -353,6 +353,8 @@ def fit_uncertain(
         coverage=0.9,
         domain_ion_elements=domain_ions(target),
         domain_polyanions=domain_polyanions(target),
+        # conductivity: intervals per chemistry class (Mondrian; measured in benchmarks/na_families.py)
+        class_conformal=domain_polyanions(target),
         random_state=config.random_state,
     )
     return model.fit(X, y, groups)
