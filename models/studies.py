@@ -259,6 +259,15 @@ def _fold_domain(
     return flags, reasons
 
 
+def _classes(model: Any, X: pd.DataFrame) -> list[Any]:
+    """The chemistry classes of ``X``'s rows as ``model``'s domain and class intervals see them."""
+    from models.domain import chemistry_classes
+    from models.uncertain import parse_compositions
+
+    comps = parse_compositions(X[model.formula_column])
+    return chemistry_classes(comps, tuple(model.domain_ion_elements), bool(model.domain_polyanions))
+
+
 def _family_rows(
     scheme: str, kept: pd.DataFrame, rows: np.ndarray, frame: pd.DataFrame
 ) -> list[dict[str, Any]]:
@@ -342,8 +351,7 @@ def na_family_study(
 
         z_test = pipe[:-1].transform(X.iloc[test])
         mean, sigma = predict_mean_std(pipe[-1], z_test)
-        cal = model.calibration_
-        lower, upper = cal.interval(mean, sigma if cal.normalized else None)
+        lower, upper, _std = model.calibrated_interval(mean, sigma, _classes(model, X.iloc[test]))
         flags, reasons = _fold_domain(model, X, y, groups, train, test)
         pos = np.searchsorted(rows, test)
         lofo.loc[pos, "prediction"] = mean

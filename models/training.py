@@ -353,6 +353,8 @@ def fit_uncertain(
         coverage=0.9,
         domain_ion_elements=domain_ions(target),
         domain_polyanions=domain_polyanions(target),
+        # conductivity: intervals per chemistry class (Mondrian; measured in benchmarks/na_families.py)
+        class_conformal=domain_polyanions(target),
         random_state=config.random_state,
     )
     return model.fit(X, y, groups)
@@ -640,7 +642,12 @@ def _card_caveats(tgt: Target, result: TrainingResult, kept: pd.DataFrame) -> li
         "Composition-only features: polymorph, processing, microstructure and cell design are invisible "
         "unless given as inputs.",
         "Intervals are split-conformal on grouped-CV residuals: marginal coverage for new groups, "
-        "not per row.",
+        "not per row"
+        + (
+            " (per chemistry class where a class has >= 9 held-out rows, else pooled)."
+            if getattr(result.model, "class_calibration_", None) is not None
+            else "."
+        ),
     ]
     if result.n_excluded.get("censored"):
         caveats.insert(

@@ -29,8 +29,10 @@ from featurize.composition import Composition, CompositionError, parse_formulas
 from models.conformal import (
     SPREAD_FLOOR_GRID,
     ConformalCalibration,
+    MondrianCalibration,
     cross_fold_intervals,
     fit_conformal,
+    fit_mondrian,
     select_spread_floor,
 )
 from models.domain import (
@@ -128,6 +130,8 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         them per target); a query whose (ion, anion set) class no training row has is out of domain. With
         () the class is the anion set alone.
     domain_polyanions : classes also tell polyanion frameworks apart (models.domain.domain_polyanions).
+    class_conformal : Mondrian intervals: the conformal quantile is taken per chemistry class of the
+        domain (models.conformal.fit_mondrian; classes with too few held-out rows keep the pooled one).
     random_state : seed of the grouped fold assignment.
     """
 
@@ -142,6 +146,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         formula_column: str = "formula",
         domain_ion_elements: tuple[str, ...] = (),
         domain_polyanions: bool = False,
+        class_conformal: bool = False,
         random_state: int | None = 0,
     ) -> None:
         self.estimator = estimator
@@ -152,6 +157,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.formula_column = formula_column
         self.domain_ion_elements = domain_ion_elements
         self.domain_polyanions = domain_polyanions
+        self.class_conformal = class_conformal
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
@@ -179,7 +185,10 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.calibration_: ConformalCalibration = fit_conformal(
             y_arr, cv.pred, sigma_hat, self.coverage, eps_fraction=fraction
         )
-        self.oof_ = self._oof_table(X, y_arr, g, cv, sigma_hat, fraction)
+        self.class_calibration_: MondrianCalibration | None = None
+        if self.class_conformal:
+            self.class_calibration_ = fit_mondrian(y_arr, cv.pred, sigma_hat, classes, self.calibration_)
+        self.oof_ = self._oof_table(X, y_arr, g, cv, sigma_hat, fraction, classes)
         self.n_splits_ = n_splits
         self.training_elements_ = frozenset().union(*(frozenset(c.elements) for c in comps))
 
@@ -297,11 +306,14 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         cv: HeldOut,
         sigma_hat: np.ndarray | None,
         fraction: float,
+        classes: Sequence[ChemClass],
     ) -> pd.DataFrame:
-        """The out-of-fold table (OOF_COLUMNS): each fold's intervals calibrated on the other folds."""
+        """The out-of-fold table (OOF_COLUMNS): each fold's intervals calibrated on the other folds (per
+        chemistry class with ``class_conformal``)."""
         lower, upper, std = cross_fold_intervals(
-            y, cv.pred, sigma_hat, cv.fold, self.coverage, eps_fraction=fraction
-        )
+            y, cv.pred, sigma_hat, cv.fold, self.coverage, eps_fraction=fraction,
+            categories=classes if self.class_conformal else None,
+        )  # fmt: skip
         return pd.DataFrame(
             {
                 "y_true": y,
@@ -319,6 +331,23 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------------------ predict
+    def calibrated_interval(
+        self, mean: Any, sigma: Any, classes: Sequence[ChemClass] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lower, upper, std) of the served conformal interval around ``mean`` given the regressor's
+        spread ``sigma``: per chemistry class (``classes``) when the model calibrated per class
+        (``class_conformal``), else (or without ``classes``) the pooled calibration."""
+        check_is_fitted(self, "calibration_")
+        mean = np.asarray(mean, dtype=float)
+        if not self.calibration_.normalized:
+            sigma = None
+        mondrian = getattr(self, "class_calibration_", None)  # absent: a model fitted before it
+        if mondrian is not None and classes is not None:
+            lower, upper = mondrian.interval(mean, sigma, classes)
+            return lower, upper, mondrian.std(sigma, classes)
+        lower, upper = self.calibration_.interval(mean, sigma)
+        return lower, upper, self.calibration_.std(sigma, len(mean))
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "estimator_")
         return np.asarray(self.estimator_.predict(self._check_frame(X)), dtype=float)
@@ -345,10 +374,6 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         z = transform_steps(self.estimator_.steps[:-1], X)  # = estimator_[:-1].transform(X), less overhead
         mean, sigma = predict_mean_std(self.estimator_[-1], z)
         raw_spread = np.full(len(mean), np.nan) if sigma is None else np.asarray(sigma, dtype=float)
-        if not self.calibration_.normalized:
-            sigma = None
-        lower, upper = self.calibration_.interval(mean, sigma)
-        std = self.calibration_.std(sigma, len(mean))
         comps = parse_compositions(X[self.formula_column], what=self.formula_column)
         element_sets = [frozenset(c.elements) for c in comps]
         classes = None
@@ -361,6 +386,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         if getattr(self.domain_, "content_ranges_", None):  # absent: a model fitted before the rule
             plain = None if sets is None else plain_anions(sets) if polyanions else sets
             contents = ion_contents(comps, self.domain_.ion_elements_, anions=plain)
+        lower, upper, std = self.calibrated_interval(mean, sigma, classes)
         in_domain, reasons, dist = self.domain_.assess(z, element_sets, classes, contents)
         reason_arr = np.empty(len(reasons), dtype=object)
         reason_arr[:] = reasons

@@ -11,6 +11,8 @@ from models.conformal import (
     conformal_quantile,
     cross_fold_intervals,
     fit_conformal,
+    fit_mondrian,
+    min_calibration_rows,
     nonconformity_scores,
     normal_quantile,
     select_spread_floor,
@@ -96,3 +98,63 @@ def test_spread_floor_trusts_an_informative_spread_and_not_a_useless_one() -> No
     useless = rng.uniform(0.01, 1.0, 600)  # unrelated to the errors: width should not follow it
     assert select_spread_floor(y, yhat, useless, folds) in (4.0, None)
     assert select_spread_floor(y, yhat, None, folds) is None
+
+
+def test_mondrian_quantile_per_category_with_enough_rows_else_pooled() -> None:
+    rng = np.random.default_rng(4)
+    cats = np.array(["quiet"] * 200 + ["wild"] * 40 + ["rare"] * 5)
+    scale = np.where(cats == "wild", 10.0, 1.0)
+    y = rng.standard_normal(len(cats)) * scale
+    pooled = fit_conformal(y, np.zeros(len(y)), None, 0.9)
+    mondrian = fit_mondrian(y, np.zeros(len(y)), None, list(cats), pooled)
+    assert min_calibration_rows(0.9) == 9 and min_calibration_rows(0.8) == 4
+    assert set(mondrian.quantiles) == {"quiet", "wild"} and mondrian.counts == {"quiet": 200, "wild": 40}
+    for cat in ("quiet", "wild"):  # the category's own finite-sample quantile, on the pooled scale
+        assert mondrian.quantiles[cat] == conformal_quantile(np.abs(y[cats == cat]), 0.9)
+    assert mondrian.quantiles["wild"] > 4 * mondrian.quantiles["quiet"]
+    lower, upper = mondrian.interval(np.zeros(3), None, ["quiet", "wild", "unseen"])
+    expected = [mondrian.quantiles["quiet"], mondrian.quantiles["wild"], pooled.quantile]
+    np.testing.assert_allclose(upper, expected)
+    np.testing.assert_allclose(lower, -upper)
+    np.testing.assert_allclose(mondrian.std(None, ["rare"]), pooled.quantile / normal_quantile(0.9))
+    # the pooled interval under-covers the wild category; the Mondrian one covers both
+    y_new = rng.standard_normal(4000) * np.repeat([1.0, 10.0], 2000)
+    new_cats = ["quiet"] * 2000 + ["wild"] * 2000
+    lo, hi = mondrian.interval(np.zeros(4000), None, new_cats)
+    inside = (y_new >= lo) & (y_new <= hi)
+    assert inside[:2000].mean() > 0.85 and inside[2000:].mean() > 0.85
+    p_lo, p_hi = pooled.interval(np.zeros(4000), None)
+    assert ((y_new >= p_lo) & (y_new <= p_hi))[2000:].mean() < 0.7
+    with pytest.raises(ValueError, match="categories"):
+        mondrian.interval(np.zeros(2), None, ["quiet"])
+
+
+def test_mondrian_normalised_scores_share_the_pooled_spread_floor() -> None:
+    rng = np.random.default_rng(5)
+    sigma = rng.uniform(0.5, 2.0, 300)
+    cats = ["a"] * 150 + ["b"] * 150
+    y = sigma * rng.standard_normal(300) * np.repeat([1.0, 3.0], 150)
+    pooled = fit_conformal(y, np.zeros(300), sigma, 0.9)
+    mondrian = fit_mondrian(y, np.zeros(300), sigma, cats, pooled)
+    scores = nonconformity_scores(y, np.zeros(300), sigma, pooled.eps)
+    assert mondrian.quantiles["b"] == conformal_quantile(scores[150:], 0.9)
+    half = mondrian.half_width(sigma[:2], ["b", "z"])
+    own = mondrian.quantiles["b"] * (sigma[0] + pooled.eps)
+    np.testing.assert_allclose(half, [own, pooled.half_width(sigma[1:2], 1)[0]])
+
+
+def test_cross_fold_mondrian_intervals_calibrate_each_category_on_the_other_folds() -> None:
+    rng = np.random.default_rng(6)
+    folds = np.tile(np.arange(4), 60)
+    cats = np.where(np.arange(240) < 120, "x", "y")
+    y = rng.standard_normal(240) * np.where(cats == "y", 5.0, 1.0)
+    lower, upper, std = cross_fold_intervals(y, np.zeros(240), None, folds, 0.9, categories=list(cats))
+    train = folds != 0
+    pooled = fit_conformal(y[train], np.zeros(int(train.sum())), None, 0.9)
+    own = fit_mondrian(y[train], np.zeros(int(train.sum())), None, list(cats[train]), pooled)
+    test_y = (folds == 0) & (cats == "y")
+    np.testing.assert_allclose(upper[test_y], own.quantiles["y"])
+    np.testing.assert_allclose(std, (upper - lower) / 2 / normal_quantile(0.9))
+    plain_lower, _, _ = cross_fold_intervals(y, np.zeros(240), None, folds, 0.9)
+    assert (lower[cats == "y"] < plain_lower[cats == "y"]).all()  # the noisy category widens
+    assert (lower[cats == "x"] > plain_lower[cats == "x"]).all()  # the quiet one narrows

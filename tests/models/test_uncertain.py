@@ -215,3 +215,36 @@ def test_the_carrier_content_tolerance_is_learned_from_the_models_own_grouped_cv
     plain = UncertainRegressor(pipe, domain_ion_elements=("Na", "Li")).fit(X, y, groups=g)
     assert not hasattr(plain.domain_, "content_tolerance_")
     assert np.isnan(plain.heldout(X, y, g).content_excess).all()
+
+
+def test_class_conformal_intervals_are_calibrated_per_chemistry_class() -> None:
+    table = pd.read_csv(DATA_DIR / "curated" / "ionic_conductivity.csv")
+    keep = (table.mobile_ion == "Na") & ~table.censored
+    data = table[keep].reset_index(drop=True)
+    pipe = build_pipeline("ionic_conductivity", "magpie_v1", _rf(30))
+    X, y, g = data[["formula"]], data.log10_sigma_s_cm.to_numpy(), data.source.to_numpy()
+    kwargs = {"domain_ion_elements": ("Na", "Li"), "domain_polyanions": True}
+    model = UncertainRegressor(pipe, class_conformal=True, **kwargs).fit(X, y, groups=g)
+    pooled = UncertainRegressor(pipe, **kwargs).fit(X, y, groups=g)
+    mondrian = model.class_calibration_
+    assert pooled.class_calibration_ is None and mondrian is not None
+    chlorides = frozenset({("Na", frozenset({"Cl"}))})
+    nasicons = frozenset({("Na", frozenset({"O", "polyanion"}))})
+    assert {chlorides, nasicons} <= set(mondrian.quantiles)  # both have >= 9 held-out rows
+    assert mondrian.pooled == model.calibration_ == pooled.calibration_  # same folds, same pooled scale
+    # the same predictions and spread; only the quantile differs, per class
+    np.testing.assert_allclose(model.oof_.prediction, pooled.oof_.prediction)
+    query = pd.DataFrame({"formula": ["Na2ZrCl6", "Na3Zr2Si2PO12", "NaAl11O17"]})
+    out, ref = model.predict_with_uncertainty(query), pooled.predict_with_uncertainty(query)
+    ratio = (out.upper_90 - out.lower_90) / (ref.upper_90 - ref.lower_90)
+    q = model.calibration_.quantile
+    own = [mondrian.quantiles[chlorides] / q, mondrian.quantiles[nasicons] / q]
+    np.testing.assert_allclose(ratio[:2], own)
+    assert ratio[2] == pytest.approx(1.0)  # {O} without a polyanion: too few rows, the pooled quantile
+    np.testing.assert_allclose(out["std"], (out.upper_90 - out.lower_90) / 2 / model.calibration_.z)
+    # honest out-of-fold intervals: each row's class quantile comes from the other folds
+    chloride_rows = data.formula.str.contains("Cl") & ~data.formula.str.contains("O")
+    wider = (model.oof_.upper_90 - model.oof_.lower_90) > (pooled.oof_.upper_90 - pooled.oof_.lower_90)
+    assert wider[chloride_rows].mean() > 0.5  # Na chlorides are harder than NASICONs: wider intervals
+    assert pickle.loads(pickle.dumps(model)).predict_with_uncertainty(query).equals(out)
+    assert clone(model).get_params()["class_conformal"] is True
