@@ -389,15 +389,19 @@ class Client(threading.Thread):
         conn.close()
 
 
-def load_phase(base: str, target: str, clients: int, duration: float) -> dict[str, Any]:
+def load_phase(
+    base: str, target: str, clients: int, duration: float, rank_every: int = RANK_EVERY
+) -> dict[str, Any]:
+    """``clients`` closed-loop clients for ``duration`` s; each sends one rank-dopants request per
+    ``rank_every`` requests (0: one-item predicts only)."""
     port = int(base.rsplit(":", 1)[1])
     one = json.dumps({"items": [ITEMS[target]], "targets": [target]}).encode()
     rank = json.dumps(RANK_BODY).encode()
-    plan = [("predict", "/v1/predict", one)] * (RANK_EVERY - 1) + [("rank", "/v1/rank-dopants", rank)]
+    plan = [("predict", "/v1/predict", one)]
+    if rank_every > 0:
+        plan = plan * (rank_every - 1) + [("rank", "/v1/rank-dopants", rank)]
     stop = threading.Event()
-    workers = [
-        Client(port, plan[k % RANK_EVERY :] + plan[: k % RANK_EVERY], stop, 0.0) for k in range(clients)
-    ]
+    workers = [Client(port, plan[k % len(plan) :] + plan[: k % len(plan)], stop, 0.0) for k in range(clients)]
     prober = Client(port, [("health", "/health", b"")], stop, 0.02)
     t0 = time.perf_counter()
     for w in [*workers, prober]:
@@ -429,11 +433,11 @@ def concurrent(args: argparse.Namespace, uri: str) -> None:
         server(uri, target, args.batch_size, args.workers, {}, args.startup_timeout) as (new_base, _),
     ):
         for base in (ref_base, new_base):  # warm-up: lazy imports and caches in every worker
-            load_phase(base, target, args.clients, 3.0)
+            load_phase(base, target, args.clients, 3.0, args.rank_every)
         rounds: dict[str, list[dict[str, Any]]] = {"reference": [], "current": []}
         for r in range(args.repeats):
             for name, base in (("reference", ref_base), ("current", new_base)):
-                res = load_phase(base, target, args.clients, args.duration)
+                res = load_phase(base, target, args.clients, args.duration, args.rank_every)
                 rounds[name].append(res)
                 print(
                     f"round {r + 1} {name:>9}: {res['req_s']:6.1f} req/s "
@@ -445,9 +449,14 @@ def concurrent(args: argparse.Namespace, uri: str) -> None:
                 )
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in rounds.items()}
     ref, cur = med["reference"], med["current"]
+    mix = (
+        f"1 in {args.rank_every} requests rank-dopants, the rest one-item predicts"
+        if args.rank_every > 0
+        else "one-item predicts only"
+    )
     print(
-        f"\n{args.clients} concurrent clients (1 in {RANK_EVERY} requests rank-dopants, the rest one-item "
-        f"predicts) + /health every 20 ms, {args.duration:.0f} s x {args.repeats} rounds, medians; "
+        f"\n{args.clients} concurrent clients ({mix}) + /health every 20 ms, "
+        f"{args.duration:.0f} s x {args.repeats} rounds, medians; "
         f"current = --workers {args.workers}, reference = 1 worker computing small predicts on the event loop"
     )
     print(f"{'':<22}{'reference':>12}{'current':>12}{'ratio':>9}")
@@ -488,6 +497,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrent load phase")
     parser.add_argument("--repeats", type=int, default=2, help="alternating reference/current rounds")
+    parser.add_argument(
+        "--rank-every",
+        type=int,
+        default=RANK_EVERY,
+        help="concurrent mode: one rank-dopants request per N requests of each client (0: predicts only)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=240.0)
     args = parser.parse_args()
 

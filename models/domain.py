@@ -606,7 +606,9 @@ class ApplicabilityDomain(BaseEstimator):
         full = np.full(n, np.nan)
         parts: dict[Hashable, np.ndarray] = {}
         if ok.any():
-            full_ok, parts_ok = knn.mean_distances(self._standardise(Z[ok]), self._wanted(classes, ok))
+            full_ok, parts_ok = knn.mean_distances(
+                self._standardise(Z[ok]), self._wanted(classes, ok), named_only=True
+            )
             full[ok] = full_ok
             for key, values in parts_ok.items():
                 parts[key] = np.full(n, np.nan)
@@ -629,18 +631,23 @@ class ApplicabilityDomain(BaseEstimator):
         """The finite (``ok``) rows each neighbour subset of ``_shared_knn`` is searched for: a class's
         for the queries of that class (as ``class_distances`` does), an ion's where a reason reads it
         (``_ion_rows``). Without ``classes``: no class's rows, every ion's (their distances are unused).
+        Only the subsets with at least one such row are named (``SubsetKnn.mean_distances(...,
+        named_only=True)`` searches those alone; the others' distances would all be NaN).
         """
-        wanted: dict[Hashable, np.ndarray] = {
-            ("pair", pair): np.zeros(int(ok.sum()), dtype=bool)
-            for pair in (getattr(self, "pair_neighbours_", None) or {})
-        }
+        n_ok = int(ok.sum())
+        ions = getattr(self, "ion_neighbours_", None) or {}
         if classes is None:
-            return wanted
-        wanted |= {("ion", ion): mask[ok] for ion, mask in self._ion_rows(classes).items()}
+            return {("ion", ion): np.ones(n_ok, dtype=bool) for ion in ions}
+        wanted: dict[Hashable, np.ndarray] = {
+            ("ion", ion): mask[ok] for ion, mask in self._ion_rows(classes).items() if mask[ok].any()
+        }
+        pairs = getattr(self, "pair_neighbours_", None) or {}
         for j, row in enumerate(np.flatnonzero(ok).tolist()):
             for pair in classes[row]:
-                mask = wanted.get(("pair", pair))
-                if mask is not None:
+                if pair in pairs:
+                    mask = wanted.get(("pair", pair))
+                    if mask is None:
+                        mask = wanted[("pair", pair)] = np.zeros(n_ok, dtype=bool)
                     mask[j] = True
         return wanted
 

@@ -69,7 +69,7 @@ def _forest_mean_std(
     a second time, in joblib threads that oversubscribe a Ray worker's single core). The mean is summed
     in tree order and divided by the number of trees, exactly as ``forest.predict`` does with n_jobs=1,
     so it is bit-for-bit the same. A few finite rows take ``_stacked_walk`` (same leaves, same values)."""
-    X = forest._validate_X_predict(Xt)  # the forest's own input check: float32, feature count
+    X = forest_input(forest, Xt)
     if X.shape[0] <= STACKED_MAX_ROWS and not sparse.issparse(X) and np.isfinite(X).all():
         per_tree = _stacked_walk(_stack(forest), X)
     else:
@@ -79,6 +79,26 @@ def _forest_mean_std(
     mean = np.cumsum(per_tree, axis=0)[-1] + 0.0
     mean /= len(forest.estimators_)
     return mean, _column_std(per_tree)
+
+
+def forest_input(forest: RandomForestRegressor | ExtraTreesRegressor, Xt: Any) -> Any:
+    """``forest._validate_X_predict(Xt)``: the float32 matrix the trees walk. A dense, finite float64 2-D
+    array of the fitted width, for a forest fitted without feature names, is cast directly (the array
+    sklearn's check returns: ``X.astype(float32)``, C-ordered); sklearn's check (check_is_fitted, tags,
+    ``validate_data``) cost ~0.25 ms per call, a tenth of a one-row prediction's model time. Anything else
+    (NaN, inf, sparse, DataFrames, other dtypes or widths) goes through sklearn's check and its errors."""
+    if (
+        isinstance(Xt, np.ndarray)
+        and Xt.dtype == np.float64
+        and Xt.ndim == 2
+        and Xt.shape[0] > 0
+        and Xt.shape[1] == getattr(forest, "n_features_in_", -1)
+        and not hasattr(forest, "feature_names_in_")
+        and getattr(forest, "estimators_", None)
+        and np.isfinite(Xt).all()
+    ):
+        return np.ascontiguousarray(Xt, dtype=np.float32)
+    return forest._validate_X_predict(Xt)
 
 
 def _per_tree_walk(forest: RandomForestRegressor | ExtraTreesRegressor, X: Any) -> np.ndarray:

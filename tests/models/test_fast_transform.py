@@ -169,3 +169,19 @@ def test_one_hot_rows_equal_sklearn_for_known_unknown_and_missing_values() -> No
     strict = OneHotEncoder(sparse_output=False).fit(train)
     with pytest.raises(ValueError, match="unknown categor"):
         one_hot(strict, pd.DataFrame({"phase": ["never-seen"]}))
+
+
+def test_select_columns_equals_pandas_selection() -> None:
+    """``select_columns`` gives the frame ``X[cols]`` gives: columns, order, dtypes, index, values; a
+    frame with repeated column names (or a repeated selection) takes pandas' own indexer."""
+    from models.fast_transform import select_columns
+
+    frame = ROWS.assign(flag=[True, False] * 4, count=np.arange(8, dtype=np.int32))
+    for cols in (["formula"], ["cycles", "formula"], ["flag", "count"]):
+        for X in (frame, frame.iloc[[3]], frame.iloc[:0]):
+            got, expected = select_columns(X, cols), X[cols]
+            pd.testing.assert_frame_equal(got, expected, check_exact=True)
+            assert got is not X
+    dup = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
+    pd.testing.assert_frame_equal(select_columns(dup, ["a"]), dup[["a"]])
+    pd.testing.assert_frame_equal(select_columns(frame, ["cycles", "cycles"]), frame[["cycles", "cycles"]])

@@ -47,6 +47,11 @@ def test_shared_search_matches_kneighbors_on_every_subset() -> None:
     np.testing.assert_allclose(some["b"][mask], got["b"][mask], rtol=1e-12, atol=0)
     assert np.isnan(some["b"][~mask]).all()
     np.testing.assert_allclose(some["a"], got["a"], rtol=1e-12, atol=0)
+    # named_only: the named subsets alone, with the very values of the full search
+    _, named = knn.mean_distances(Q, {"b": mask, "tiny": np.ones(len(Q), dtype=bool)}, named_only=True)
+    assert set(named) == {"b", "tiny"}
+    np.testing.assert_array_equal(named["b"], some["b"])
+    np.testing.assert_array_equal(named["tiny"], got["tiny"])
     far = slice(0, BLOCK_ROWS)  # random queries: no cancellation, agreement to rounding
     np.testing.assert_allclose(got_full[far], _mean_knn(full, Q[far]), rtol=1e-11, atol=0)
 

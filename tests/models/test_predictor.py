@@ -129,3 +129,19 @@ def test_repeated_rows_are_answered_once_with_the_answer_of_each_row(retention: 
     inputs = df["formula"] + df["cycles"].astype(str) + df["current_mA_g"].astype(str)
     repeats = got.groupby(inputs)
     assert (repeats["prediction"].nunique(dropna=False) == 1).all()  # one answer per distinct input
+
+
+def test_a_frame_indexed_by_position_is_read_in_place_and_answered_as_any_other(retention: Predictor) -> None:
+    """A 0..n-1 frame goes to the model without the reset_index copy: it is left unchanged, and its
+    answers equal those of the same rows under another index (the copy's path), cell for cell."""
+    rows = pd.DataFrame(
+        {"formula": ["Na0.67Mn0.67Ni0.33O2", "Na2XyO3", "NaNi0.5Mn0.5O2"], "cycles": [50.0, 50.0, 300.0]}
+    )
+    before = rows.copy()
+    direct = retention.predict_columns(rows)
+    shifted = retention.predict_columns(rows.set_axis([10, 4, 7]))
+    reversed_range = retention.predict_columns(rows.set_axis(pd.RangeIndex(2, -1, -1)))
+    pd.testing.assert_frame_equal(rows, before)
+    for other in (shifted, reversed_range):
+        for column in OUTPUT_COLUMNS:
+            np.testing.assert_array_equal(np.asarray(direct[column]), np.asarray(other[column]))

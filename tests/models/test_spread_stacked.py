@@ -42,3 +42,28 @@ def test_many_rows_and_nan_rows_take_the_per_tree_walk() -> None:
     one_nan = X[:1].copy()
     one_nan[0, 5] = np.nan  # sklearn routes missing values itself: the stacked walk must not be used
     assert np.array_equal(predict_mean_std(forest, one_nan)[0], forest.predict(one_nan))
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_forest_input_equals_sklearns_check(layout: str) -> None:
+    """The direct cast gives the very array sklearn's ``_validate_X_predict`` gives (values, dtype,
+    C order); inputs it does not take (NaN, inf, wrong width, a list) get sklearn's answer or error."""
+    X, y = _data(3)
+    forest = ExtraTreesRegressor(n_estimators=10, random_state=0).fit(X, y)
+    query = X[:9] * 1.000000123  # values that round when cast to float32
+    if layout == "F":
+        query = np.asfortranarray(query)
+    elif layout == "strided":
+        query = np.hstack([query, query])[:, ::2]
+    got, expected = spread.forest_input(forest, query), forest._validate_X_predict(query)
+    assert got.dtype == expected.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got, expected)
+    with_nan = query.copy()
+    with_nan[0, 0] = np.nan
+    assert np.array_equal(
+        spread.forest_input(forest, with_nan), forest._validate_X_predict(with_nan), equal_nan=True
+    )
+    for bad in (np.where(np.isnan(with_nan), np.inf, with_nan), query[:, :5]):
+        with pytest.raises(ValueError):
+            spread.forest_input(forest, bad)
+    assert np.array_equal(spread.forest_input(forest, query.tolist()), expected)

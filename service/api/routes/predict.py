@@ -55,11 +55,19 @@ def items_frame(items: list[PredictItem]) -> pd.DataFrame:
     columns in one constructor call (no per-column casts): this is on the single-item latency path."""
     columns: dict[str, Any] = {
         "formula": np.array([item.formula for item in items], dtype=object),
-        **{c: np.array([getattr(item, c) for item in items], dtype=float) for c in _NUMERIC_INPUTS},
+        **{c: _float_column([getattr(item, c) for item in items]) for c in _NUMERIC_INPUTS},
         "working_ion": np.array([item.working_ion for item in items], dtype=object),
         "phase": np.array([item.phase for item in items], dtype=object),
     }
     return pd.DataFrame(columns, copy=False)
+
+
+def _float_column(values: list[Any]) -> np.ndarray:
+    """``np.array(values, dtype=float)`` (None -> NaN); a column left out of every item (most conditions
+    of most requests) is made directly: converting 1,000 Nones cost ~0.2 ms per column."""
+    if all(v is None for v in values):
+        return np.full(len(values), np.nan)
+    return np.array(values, dtype=float)
 
 
 def _values(column: Any) -> list[Any]:
@@ -74,18 +82,31 @@ def _num(value: object) -> float | None:
     return f if math.isfinite(f) else None  # JSON has no NaN/inf
 
 
+def _numbers(column: Any) -> list[float | None]:
+    """A numeric column as Python floats, None where not finite (JSON has no NaN/inf): ``_num`` of each
+    value, for the whole column at once (the 1,000-item path called ``_num`` 4,000 times)."""
+    values = np.asarray(column, dtype=float)
+    out: list[float | None] = list(values.tolist())
+    bad = ~np.isfinite(values)
+    if bad.any():
+        for i in np.flatnonzero(bad).tolist():
+            out[i] = None
+    return out
+
+
 def _answers(target: TargetName, out: pd.DataFrame | Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per row, the ``TargetPrediction`` fields as a plain dict (the JSON the model would dump; building
     pydantic objects for every item of a 1,000-item batch cost more than the prediction itself). ``out``:
-    the predictor's frame or its columns (``models.predictor.predict_columns``)."""
+    the predictor's frame or its columns (``models.predictor.predict_columns``). Built column-wise (the
+    numbers of a column converted at once, one dict literal per row): 1,000 rows 0.6 ms, was 1.0 ms."""
     unit = TARGETS[target].unit
-    cols = {c: _values(out[c]) for c in ("prediction", "std", "lower_90", "upper_90", "in_domain")}
+    value, std, lower, upper = (_numbers(out[c]) for c in ("prediction", "std", "lower_90", "upper_90"))
+    in_domain = [bool(v) for v in _values(out["in_domain"])]
     reasons = _values(out["domain_reason"])
     versions = _values(out["model_version"])
     errors = _values(out["error"])
     answers: list[dict[str, Any]] = []
-    for i in range(len(errors)):
-        err = errors[i]
+    for i, err in enumerate(errors):
         if isinstance(err, str) and err:
             answers.append(
                 {
@@ -104,12 +125,12 @@ def _answers(target: TargetName, out: pd.DataFrame | Mapping[str, Any]) -> list[
             continue
         answers.append(
             {
-                "value": _num(cols["prediction"][i]),
-                "std": _num(cols["std"][i]),
-                "lower_90": _num(cols["lower_90"][i]),
-                "upper_90": _num(cols["upper_90"][i]),
+                "value": value[i],
+                "std": std[i],
+                "lower_90": lower[i],
+                "upper_90": upper[i],
                 "unit": unit,
-                "in_domain": bool(cols["in_domain"][i]),
+                "in_domain": in_domain[i],
                 "domain_reason": str(reasons[i] or ""),
                 "model_version": str(versions[i]),
                 "error": None,
