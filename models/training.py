@@ -55,7 +55,7 @@ from models.studies import (
     seed_inputs,
 )
 from models.targets import Target, TargetName, get_target
-from models.transfer import IonRoutedRegressor, ion_fraction_columns, transfer_blocks
+from models.transfer import IonRoutedRegressor, framework_column, ion_fraction_columns, transfer_blocks
 from models.uncertain import UncertainRegressor
 
 logger = logging.getLogger(__name__)
@@ -134,15 +134,17 @@ def default_candidates(
     transfer: list[Candidate] = []
     if TargetName(target) is TargetName.IONIC_CONDUCTIVITY:
         # Li-analogue transfer, measured (models.transfer): the Li rows made Na predictions worse under
-        # grouped CV, so Na rows get their own forest (the Li/mixed rows keep the joint one)
+        # grouped CV, so Na rows get their own forest (the Li/mixed rows keep the joint one), and the Na
+        # rows with a non-oxide anion framework one of their own (the NASICON oxides pulled them the same
+        # way: benchmarks/na_forest_variants.py, "route non-oxide")
         na_col, li_col = ion_fraction_columns("magpie_v1")
-        transfer.append(
-            Candidate(
-                "extra_trees_ion_routed",
-                "magpie_v1",
-                IonRoutedRegressor(ExtraTreesRegressor(n_estimators=150, **forest), na_col, li_col),
-            )
+        routed = IonRoutedRegressor(
+            ExtraTreesRegressor(n_estimators=150, **forest),
+            na_col,
+            li_col,
+            framework_column=framework_column("magpie_v1"),
         )
+        transfer.append(Candidate("extra_trees_ion_routed", "magpie_v1", routed, transfer="framework"))
     return [
         Candidate("random_forest", "magpie_v1", RandomForestRegressor(n_estimators=100, **forest)),
         Candidate("random_forest", "composite_v1", RandomForestRegressor(n_estimators=100, **forest)),
@@ -467,7 +469,7 @@ def train_on_table(
         # routed regressors predict Na rows from Na rows only: the study measures the joint base forest
         base = candidate
         if isinstance(candidate.regressor, IonRoutedRegressor) and candidate.regressor.forest is not None:
-            base = dataclasses.replace(candidate, regressor=candidate.regressor.forest)
+            base = dataclasses.replace(candidate, regressor=candidate.regressor.forest, transfer="none")
         studies["li_helps_na"] = li_helps_na(kept, X, y, groups, base, config.n_splits, config.random_state)
         say(f"{tgt.name.value}: study OBELiX official split")
         studies["obelix"] = obelix_benchmark(table, candidate)
@@ -726,8 +728,10 @@ def _conductivity_caveats(result: TrainingResult, kept: pd.DataFrame) -> list[st
         caveats.append(_na_family_goal_caveat(goals, result.studies))
     if isinstance(result.candidate.regressor, IonRoutedRegressor):
         caveats.append(
-            "Served: Na-only compositions are predicted by a forest trained on the Na rows only, Li and "
-            "mixed compositions by the forest trained on all rows (models.transfer.IonRoutedRegressor)."
+            "Served: Na-only compositions are predicted by a forest trained on the Na rows only (those with "
+            "a non-oxide anion framework, halides, oxyhalides, sulfides, hydroborates, by a forest trained "
+            "on those Na rows only), Li and mixed compositions by the forest trained on all rows "
+            "(models.transfer.IonRoutedRegressor)."
         )
     return caveats
 

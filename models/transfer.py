@@ -6,11 +6,13 @@ analogue.
   the pipeline already has (``models.features.IonFractions``).
 - ``ANION_ELEMENTS``: atomic fractions of the anion-framework formers (O, S, Se, F, Cl, Br, I, N, H, B),
   so "chloride", "oxychloride", "thiophosphate", "closo-borate" are a few splits away for a tree.
-- ``IonRoutedRegressor``: one forest per mobile ion (what the grouped-CV comparison kept, see its docstring).
+- ``IonRoutedRegressor``: one forest per mobile ion (what the grouped-CV comparison kept, see its docstring),
+  and optionally one for the Na rows with a non-oxide anion framework (``NonOxideFramework`` flag).
 
 ``transfer_blocks(kind)`` gives the extra ColumnTransformer blocks of a candidate (``models.training``).
-Measured and not adopted (CHANGELOG): the two feature blocks, a per-class offset on out-of-bag residuals
-and a k-nearest-neighbour residual offset; none beat the plain forest under grouped CV.
+Measured and not adopted (CHANGELOG): the two feature blocks, a per-class offset on out-of-bag residuals,
+a k-nearest-neighbour residual offset, Li rows with the ion swapped added to the Na forest and a shrinkage
+towards the chemistry class's mean (``benchmarks/na_forest_variants.py``); none beat the routed forest.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin, clone
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featurize.composition import Composition, CompositionError, parse_formula
 from featurize.transformer import CompositionFeaturizer
 
 ANION_ELEMENTS = ("O", "S", "Se", "F", "Cl", "Br", "I", "N", "H", "B")
-TRANSFER_KINDS = ("none", "anions", "swap", "swap+anions")
+#: anion-framework formers other than oxygen: a composition with one of them is a halide, oxyhalide,
+#: sulfide, selenide, nitride or hydroborate framework, not an oxide (NASICON, beta-alumina)
+NON_OXIDE_ANIONS = tuple(e for e in ANION_ELEMENTS if e != "O")
+TRANSFER_KINDS = ("none", "anions", "swap", "swap+anions", "framework")
 
 
 def swap_ion(formula: object, source: str = "Li", target: str = "Na") -> object:
@@ -73,6 +78,31 @@ class MobileIonSwap(TransformerMixin, BaseEstimator):
         return np.asarray(["formula"], dtype=object)
 
 
+class NonOxideFramework(TransformerMixin, BaseEstimator):
+    """Formula column -> one column, 1.0 when the composition holds a non-oxide anion former
+    (``NON_OXIDE_ANIONS``), else 0.0 (NaN for an unparseable formula: the composition featurizer reports
+    it). Stateless; the routing flag of ``IonRoutedRegressor(framework_column=...)``."""
+
+    def fit(self, X: Any, y: Any = None) -> NonOxideFramework:
+        self.n_features_in_ = 1
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        formulas = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object).reshape(-1)
+        out = np.full((len(formulas), 1), np.nan)
+        for i, formula in enumerate(formulas):
+            try:
+                elements = set(parse_formula(formula).elements)
+            except CompositionError:
+                continue
+            out[i, 0] = float(any(e in elements for e in NON_OXIDE_ANIONS))
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(["non-oxide framework"], dtype=object)
+
+
 def transfer_blocks(kind: str, feature_set: str = "magpie_v1") -> list[tuple[str, Any, list[str]]]:
     """Extra feature blocks (name, transformer, columns) for a conductivity pipeline."""
     from models.features import IonFractions  # the pipeline's own element-fraction transformer
@@ -90,6 +120,8 @@ def transfer_blocks(kind: str, feature_set: str = "magpie_v1") -> list[tuple[str
         blocks.append(("na_analogue", swapped, ["formula"]))
     if "anions" in kind:
         blocks.append(("anions", IonFractions(ANION_ELEMENTS), ["formula"]))
+    if kind == "framework":
+        blocks.append(("framework", NonOxideFramework(), ["formula"]))
     return blocks
 
 
@@ -101,15 +133,28 @@ class IonRoutedRegressor(RegressorMixin, BaseEstimator):
     (Na beyond NASICON: MAE 1.21 joint vs 1.00 Na-only; all Na rows 0.94 vs 0.89): a Li aluminate or
     thiophosphate pulls a Na analogue towards the Li value. ``ion_column`` / ``other_ion_column``: the
     feature columns of the Na and Li fractions (a fraction is zero where it equals its training minimum).
+
+    ``framework_column`` (optional, the ``NonOxideFramework`` flag): the routed rows with a non-oxide anion
+    framework (halides, oxyhalides, sulfides, hydroborates) are answered by a third forest trained on the
+    routed non-oxide rows only (when there are ``min_rows``), the routed oxides (NASICON, beta-alumina) by the
+    Na forest; the flag column is not a feature of any forest, so the joint forest, and every Li or mixed
+    answer, is the same as without it. Measured (``benchmarks/na_forest_variants.py``): the NASICON oxides
+    pulled the Na halides and oxyhalides towards oxide values, as the Li rows pulled the Na rows.
     """
 
     def __init__(
-        self, forest: Any = None, ion_column: int = 0, other_ion_column: int = 1, min_rows: int = 20
+        self,
+        forest: Any = None,
+        ion_column: int = 0,
+        other_ion_column: int = 1,
+        min_rows: int = 20,
+        framework_column: int | None = None,
     ) -> None:
         self.forest = forest
         self.ion_column = ion_column
         self.other_ion_column = other_ion_column
         self.min_rows = min_rows
+        self.framework_column = framework_column
 
     def _routed(self, Z: np.ndarray) -> np.ndarray:
         has = Z[:, self.ion_column] > self.zero_[0] + 1e-9
@@ -117,50 +162,79 @@ class IonRoutedRegressor(RegressorMixin, BaseEstimator):
         routed: np.ndarray = has & ~other
         return routed
 
+    def _assign(self, Z: np.ndarray) -> np.ndarray:
+        """Which forest answers each row: 0 joint, 1 Na (``own_``), 2 Na non-oxide (``framework_``)."""
+        out = np.zeros(len(Z), dtype=int)
+        if self.own_ is None:
+            return out
+        routed = self._routed(Z)
+        out[routed] = 1
+        column = getattr(self, "framework_column", None)  # a model pickled before it has none
+        if getattr(self, "framework_", None) is not None and column is not None:
+            flag = Z[:, column] > self.framework_zero_ + 1e-9
+            out[routed & flag] = 2
+        return out
+
+    def _inputs(self, Z: np.ndarray) -> np.ndarray:
+        """The forests' features: every column but the framework flag."""
+        column = getattr(self, "framework_column", None)
+        return Z if column is None else np.delete(Z, column, axis=1)
+
     def fit(self, X: Any, y: Any) -> IonRoutedRegressor:
-        Z = np.asarray(X, dtype=float)
-        y_arr = np.asarray(y, dtype=float)
-        if max(self.ion_column, self.other_ion_column) >= Z.shape[1]:
-            raise ValueError(f"ion columns do not fit features of width {Z.shape[1]}")
+        Z, y_arr = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        used = [self.ion_column, self.other_ion_column]
+        if self.framework_column is not None:
+            used.append(self.framework_column)
+        if max(used) >= Z.shape[1]:
+            raise ValueError(f"ion or framework columns do not fit the features (n_features = {Z.shape[1]})")
         base = self.forest if self.forest is not None else RandomForestRegressor(n_estimators=100)
         self.zero_ = Z[:, [self.ion_column, self.other_ion_column]].min(axis=0)
         routed = self._routed(Z)
-        self.joint_ = clone(base).fit(Z, y_arr)
-        self.own_ = clone(base).fit(Z[routed], y_arr[routed]) if routed.sum() >= self.min_rows else None
-        self.n_features_in_ = Z.shape[1]
+        F = self._inputs(Z)
+        self.joint_ = clone(base).fit(F, y_arr)
+        self.own_ = clone(base).fit(F[routed], y_arr[routed]) if routed.sum() >= self.min_rows else None
+        self.framework_ = None
+        if self.framework_column is not None:
+            self.framework_zero_ = float(Z[:, self.framework_column].min())
+            framed = routed & (Z[:, self.framework_column] > self.framework_zero_ + 1e-9)
+            if self.own_ is not None and framed.sum() >= self.min_rows:
+                self.framework_ = clone(base).fit(F[framed], y_arr[framed])
         return self
 
     def predict_mean_std(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        """Mean and spread per row: the Na forest's for routed rows, the joint forest's for the others.
-        The joint forest walks only the rows it answers (a Na query used to be predicted by both forests
-        and the joint answer thrown away); tree predictions are per row, so the values are the same bit
-        for bit. Both forests are clones of one estimator, so both have a spread or neither; should the
-        Na forest have none, its rows keep the joint forest's spread, as before."""
+        """Mean and spread per row from the forest that answers it (``_assign``); each forest walks only
+        its own rows (tree predictions are per row, so the values are those of predicting every row with
+        every forest and keeping each row's answer, bit for bit). The forests are clones of one estimator,
+        so all have a spread or none; without one the answer has no spread."""
         from models.estimators.spread import predict_mean_std
 
         check_is_fitted(self, "joint_")
-        Z = np.asarray(X, dtype=float)
-        routed = self._routed(Z) if self.own_ is not None else np.zeros(len(Z), dtype=bool)
-        if self.own_ is None or not routed.any():
-            return predict_mean_std(self.joint_, Z)
-        own_mean, own_std = predict_mean_std(self.own_, Z[routed])
-        joint_rows = ~routed if own_std is not None else np.ones(len(Z), dtype=bool)
+        Z = validate_data(self, X, reset=False, dtype=np.float64)
+        which = self._assign(Z)
+        F = self._inputs(Z)
+        forests = (self.joint_, self.own_, getattr(self, "framework_", None))
         mean = np.empty(len(Z), dtype=float)
         std: np.ndarray | None = np.empty(len(Z), dtype=float)
-        if joint_rows.any():
-            joint_mean, joint_std = predict_mean_std(self.joint_, Z[joint_rows])
-            mean[joint_rows] = joint_mean
-            if joint_std is None:
+        for k, est in enumerate(forests):
+            rows = which == k
+            if est is None or not rows.any():
+                continue
+            m, s = predict_mean_std(est, F[rows])
+            mean[rows] = m
+            if s is None:
                 std = None
             elif std is not None:
-                std[joint_rows] = joint_std
-        mean[routed] = own_mean
-        if std is not None and own_std is not None:
-            std[routed] = own_std
+                std[rows] = s
         return mean, std
 
     def predict(self, X: Any) -> np.ndarray:
         return self.predict_mean_std(X)[0]
+
+
+def framework_column(feature_set: str) -> int:
+    """Column of the ``NonOxideFramework`` flag in a conductivity pipeline with ``transfer="framework"``:
+    right after the Na/Li fractions."""
+    return ion_fraction_columns(feature_set)[1] + 1
 
 
 def ion_fraction_columns(feature_set: str) -> tuple[int, int]:

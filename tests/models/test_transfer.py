@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from featurize.composition import parse_formula
 from models.estimators.spread import predict_mean_std
@@ -13,8 +14,11 @@ from models.features import build_pipeline
 from models.targets import TargetName
 from models.transfer import (
     ANION_ELEMENTS,
+    NON_OXIDE_ANIONS,
     IonRoutedRegressor,
     MobileIonSwap,
+    NonOxideFramework,
+    framework_column,
     ion_fraction_columns,
     swap_ion,
     transfer_blocks,
@@ -84,5 +88,94 @@ def test_ion_routed_regressor_predicts_na_rows_from_na_rows_only():
         np.testing.assert_array_equal(got_std, np.where(both, o_std, j_std))
     few = IonRoutedRegressor(forest, 2, 3, min_rows=10_000).fit(Z, y)
     assert few.own_ is None and np.allclose(few.predict(Z), few.joint_.predict(Z))
-    with pytest.raises(ValueError, match="ion columns"):
+    with pytest.raises(ValueError, match="ion or framework columns"):
         IonRoutedRegressor(forest, 10, 11).fit(Z, y)
+
+
+def test_non_oxide_framework_flags_halides_sulfides_hydroborates_not_oxides():
+    X = pd.DataFrame({"formula": ["Na3Zr2Si2PO12", "NaAl11O17", "Na3YCl6", "Na2TaCl5O2", "Na3PS4",
+                                  "Na2B12H12", "Xx2O"]})  # fmt: skip
+    flags = NonOxideFramework().fit(X).transform(X)[:, 0]
+    np.testing.assert_array_equal(flags[:6], [0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    assert np.isnan(flags[6])  # unparseable: left to the composition featurizer to report
+    assert set(NON_OXIDE_ANIONS) == set(ANION_ELEMENTS) - {"O"}
+    pipe = build_pipeline(
+        TargetName.IONIC_CONDUCTIVITY,
+        "magpie_v1",
+        RandomForestRegressor(n_estimators=3, random_state=0),
+        extra_blocks=transfer_blocks("framework"),
+    ).fit(X.iloc[:6], np.linspace(-5, -2, 6))
+    z = pipe[:-1].transform(X.iloc[:6])
+    col = framework_column("magpie_v1")
+    assert col == 134
+    assert (z[2:, col] > z[:2, col].max()).all()  # the flag column, standardised, right after Na / Li
+
+
+def _framework_data(n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Columns: 2 features, Na fraction, Li fraction, non-oxide flag. Na non-oxide rows follow a third law."""
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(n, 5))
+    na = rng.random(n) < 0.6
+    non_oxide = rng.random(n) < 0.5
+    Z[:, 2] = np.where(na, 0.3, 0.0)
+    Z[:, 3] = np.where(na, 0.0, 0.3)
+    Z[:, 4] = non_oxide.astype(float)
+    y = np.where(na & non_oxide, 2.0 + Z[:, 1], np.where(na, Z[:, 0], -3.0 * Z[:, 0]))
+    return Z, y, na, non_oxide
+
+
+def test_framework_routing_answers_na_non_oxide_rows_from_their_own_forest():
+    Z, y, na, non_oxide = _framework_data()
+    forest = RandomForestRegressor(n_estimators=20, random_state=0)
+    routed = IonRoutedRegressor(forest, 2, 3, framework_column=4).fit(Z, y)
+    plain = IonRoutedRegressor(forest, 2, 3).fit(Z[:, :4], y)
+    own, framed = routed.own_, routed.framework_
+    assert own is not None and framed is not None
+    assert routed.joint_.n_features_in_ == 4  # the flag is no feature of any forest
+    frame_rows = na & non_oxide
+    np.testing.assert_array_equal(routed.predict(Z[frame_rows]), framed.predict(Z[frame_rows][:, :4]))
+    np.testing.assert_array_equal(routed.predict(Z[na & ~non_oxide]), own.predict(Z[na & ~non_oxide][:, :4]))
+    # Li / mixed rows: the same joint forest, bit for bit, as without the framework column
+    np.testing.assert_array_equal(routed.predict(Z[~na]), plain.predict(Z[~na, :4]))
+    np.testing.assert_array_equal(routed.joint_.predict(Z[:, :4]), plain.joint_.predict(Z[:, :4]))
+    # the third forest learnt the non-oxide law (the Na forest mixes both)
+    test_z, test_y, test_na, test_nox = _framework_data(200)
+    rows = test_na & test_nox
+    err_routed = np.abs(routed.predict(test_z[rows]) - test_y[rows]).mean()
+    err_plain = np.abs(plain.predict(test_z[rows, :4]) - test_y[rows]).mean()
+    assert err_routed < err_plain
+    # each forest walks only its rows: equal to every forest predicting every row, for any batch
+    for batch in (np.arange(len(y)), np.flatnonzero(frame_rows)[:1], np.flatnonzero(~na)):
+        got_mean, got_std = predict_mean_std(routed, Z[batch])
+        which = np.where(frame_rows[batch], 2, np.where(na[batch], 1, 0))
+        for k, est in enumerate((routed.joint_, own, framed)):
+            if (which == k).any():
+                m, s = predict_mean_std(est, Z[batch][:, :4])
+                np.testing.assert_array_equal(got_mean[which == k], m[which == k])
+                assert got_std is not None and s is not None
+                np.testing.assert_array_equal(got_std[which == k], s[which == k])
+    few = IonRoutedRegressor(forest, 2, 3, min_rows=10_000, framework_column=4).fit(Z, y)
+    assert few.own_ is None and few.framework_ is None
+    with pytest.raises(ValueError, match="framework columns"):
+        IonRoutedRegressor(forest, 2, 3, framework_column=9).fit(Z, y)
+
+
+def test_a_routed_regressor_pickled_before_the_framework_forest_still_predicts():
+    Z, y, _, _ = _framework_data()
+    old = IonRoutedRegressor(RandomForestRegressor(n_estimators=5, random_state=0), 2, 3).fit(Z[:, :4], y)
+    expected = old.predict(Z[:, :4])
+    del old.framework_column, old.framework_  # as unpickled from a model saved before this release
+    np.testing.assert_array_equal(old.predict(Z[:, :4]), expected)
+
+
+# the checks' data have as few as 2 columns: the framework flag is column 0 there (every routed row flagged)
+@parametrize_with_checks(
+    [
+        IonRoutedRegressor(RandomForestRegressor(n_estimators=5, random_state=0), 0, 1, 5),
+        IonRoutedRegressor(
+            RandomForestRegressor(n_estimators=5, random_state=0), 0, 1, 5, framework_column=0
+        ),
+    ]
+)
+def test_ion_routed_regressor_follows_the_sklearn_contract(estimator, check):
+    check(estimator)
