@@ -199,12 +199,24 @@ def route_non_oxide(
 def inner_hyperparameters(
     d: Data, train: np.ndarray, test: np.ndarray, seed: int, everything: np.ndarray
 ) -> np.ndarray:
-    errors = np.zeros(len(GRID))
-    for a, b in inner_splits(d, train, seed):
-        for k, hp in enumerate(GRID):
-            errors[k] += np.abs(forest(**hp).fit(d.Z[a], d.y[a]).predict(d.Z[b]) - d.y[b]).sum()
-    best = GRID[int(np.argmin(errors))]
+    def answers(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+        return [forest(**hp).fit(d.Z[a], d.y[a]).predict(d.Z[b]) for hp in GRID]
+
+    best = GRID[inner_choice(d, train, seed, answers)]
     return np.asarray(forest(**best).fit(d.Z[train], d.y[train]).predict(d.Z[test]))
+
+
+def inner_choice(
+    d: Data, train: np.ndarray, seed: int, answers: Callable[[np.ndarray, np.ndarray], list[np.ndarray]]
+) -> int:
+    """The option whose ``answers(inner_train, inner_test)`` have the smallest summed absolute error over
+    the grouped inner splits of ``train``."""
+    errors: np.ndarray | None = None
+    for a, b in inner_splits(d, train, seed):
+        fold = np.array([np.abs(p - d.y[b]).sum() for p in answers(a, b)])
+        errors = fold if errors is None else errors + fold
+    assert errors is not None, "no inner split"
+    return int(np.argmin(errors))
 
 
 def shrunk(d: Data, train: np.ndarray, test: np.ndarray, d0s: tuple[float, ...]) -> list[np.ndarray]:
@@ -229,11 +241,8 @@ def shrink(d0: float) -> Variant:
 def inner_shrink(
     d: Data, train: np.ndarray, test: np.ndarray, seed: int, everything: np.ndarray
 ) -> np.ndarray:
-    errors = np.zeros(len(D0_GRID))
-    for a, b in inner_splits(d, train, seed):
-        for k, p in enumerate(shrunk(d, a, b, D0_GRID)):
-            errors[k] += np.abs(p - d.y[b]).sum()
-    return shrunk(d, train, test, (D0_GRID[int(np.argmin(errors))],))[0]
+    best = D0_GRID[inner_choice(d, train, seed, lambda a, b: shrunk(d, a, b, D0_GRID))]
+    return shrunk(d, train, test, (best,))[0]
 
 
 def empirical_bayes(
