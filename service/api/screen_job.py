@@ -113,6 +113,8 @@ def _json_value(value: Any) -> Any:
 
 def _json_column(series: pd.Series) -> list[Any]:
     """One column's cells as JSON-safe Python values (what iterating the column gives, made safe)."""
+    if not isinstance(series.dtype, np.dtype):  # extension dtypes (Int64 with NA, categories, ...)
+        return [_json_value(v) for v in series]
     if series.dtype.kind in "iub":  # NumPy ints and bools: Python ints and bools, never missing
         return list(series.to_numpy().tolist())
     if series.dtype.kind == "f":
