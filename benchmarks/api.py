@@ -653,6 +653,8 @@ def rank_latency(args: argparse.Namespace, uri: str) -> None:
             b = statistics.median(rounds[f"{where}|{name}|{cur}"])
             diff = differences(answers[f"{where}|{name}|{prev}"], answers[f"{where}|{name}|{cur}"])
             same = "equal" if not diff else f"DIFFER ({len(diff)}: {diff[:3]})"
+            exact = differences(answers[f"{where}|{name}|{prev}"], answers[f"{where}|{name}|{cur}"], 0.0)
+            same += " (bit for bit)" if not exact else f" ({len(exact)} numbers not bit for bit)"
             print(
                 f"{where:>10} {name:<24} previous {a:7.2f} ms  current {b:7.2f} ms  {a / b:5.2f}x  "
                 f"answers {same}"
