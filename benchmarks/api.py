@@ -91,6 +91,24 @@ RANK_BODY = {
     "ranking": {"mode": "ucb", "kappa": 1.0},
     "top_k": 10,
 }
+# a ranking relative to the host on the retention model (P(better), one anchor): the relative path
+RANK_RELATIVE_BODY = {
+    "family": "p2_layered_oxide",
+    "host": "Na0.6Li0.2Mn0.8O2",
+    "site": "Mn",
+    "dopants": ["Ru", "Ti", "Sn", "Zr"],
+    "fractions": [0.05, 0.1, 0.15],
+    "compensation": {"mode": "variable_valence", "element": "Mn", "range": [3, 4]},
+    "conditions": {"cycles": 100, "current_mA_g": 170, "voltage_low_V": 2.0, "voltage_high_V": 4.5},
+    "targets": ["capacity_retention"],
+    "ranking": {"mode": "value", "objectives": {"capacity_retention": {"by": "p_better"}}},
+    "anchors": [
+        {"formula": "Na0.6Li0.2Mn0.8O2", "cycles": 100, "current_mA_g": 170, "voltage_low_V": 2.0,
+         "voltage_high_V": 4.5, "measured": 45.5}
+    ],
+    "top_k": 20,
+}  # fmt: skip
+RANK_BODIES = {"nasicon (ucb)": RANK_BODY, "p2 relative (p_better)": RANK_RELATIVE_BODY}
 RANK_EVERY = 5  # each client sends one rank-dopants request per 5 requests (the rest: one-item predicts)
 
 
@@ -129,9 +147,17 @@ def summary(name: str, ms: list[float]) -> str:
 
 @contextmanager
 def server(
-    uri: str, target: str, batch_size: int, workers: int, extra_env: dict[str, str], timeout: float
+    uri: str,
+    target: str,
+    batch_size: int,
+    workers: int,
+    extra_env: dict[str, str],
+    timeout: float,
+    tree: Path = ROOT,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A `nascreen serve` subprocess on a free loopback port; yields (base URL, /health body)."""
+    """A `nascreen serve` subprocess on a free loopback port running the code in ``tree`` (default: this
+    checkout; ``exported_tree`` gives an earlier commit's); yields (base URL, /health body). ``target`` may
+    be several, comma-separated (the first one is checked to be loaded)."""
     port = free_port()
     scratch = tempfile.TemporaryDirectory(prefix="nascreen-bench-")  # job store of the benchmark server
     env = {
@@ -140,7 +166,7 @@ def server(
         "NASCREEN_JOB_EXECUTOR": "local",
         "NASCREEN_MAX_ITEMS_PER_REQUEST": str(max(1000, batch_size)),
         "NASCREEN_MAX_BODY_BYTES": str(8 * 1024 * 1024),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(tree),
         **extra_env,
     }
     cmd = [
@@ -151,7 +177,7 @@ def server(
     # server output goes to a file: a pipe nobody drains would block the server once full
     log_path = Path(scratch.name) / "server.log"
     log_file = log_path.open("wb")
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, cwd=tree, stdout=log_file, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         t0 = time.perf_counter()
@@ -172,14 +198,16 @@ def server(
             # with several workers, the first one up answers /health: wait until each has loaded (a
             # worker that is still loading does not accept connections yet, so probe a while)
             time.sleep(1.0 if workers == 1 else 3.0)
-        if target not in health["models"]:
+        first = target.split(",")[0]
+        if first not in health["models"]:
             raise SystemExit(
-                f"no {target} champion in {uri}: run `nascreen train --target {target}` first "
+                f"no {first} champion in {uri}: run `nascreen train --target {first}` first "
                 f"({health['missing']})"
             )
+        code = "" if tree == ROOT else f", code of {tree.name}"
         print(
-            f"server ({workers} worker{'s' * (workers > 1)}, {extra_env or 'defaults'}) up in "
-            f"{time.perf_counter() - t0:.1f} s; {target} v{health['models'][target]}",
+            f"server ({workers} worker{'s' * (workers > 1)}, {extra_env or 'defaults'}{code}) up in "
+            f"{time.perf_counter() - t0:.1f} s; {first} v{health['models'][first]}",
             flush=True,
         )
         yield base, health
@@ -426,10 +454,23 @@ def load_phase(
 
 
 def concurrent(args: argparse.Namespace, uri: str) -> None:
+    if args.reference_ref is None:
+        concurrent_rounds(args, uri, ROOT, {"NASCREEN_INLINE_MAX_ITEMS": "16"}, 1)
+        return
+    with exported_tree(args.reference_ref) as tree:
+        concurrent_rounds(args, uri, tree, {}, args.workers)
+
+
+def concurrent_rounds(
+    args: argparse.Namespace, uri: str, ref_tree: Path, reference_env: dict[str, str], ref_workers: int
+) -> None:
+    """Reference and current server up together, load phases alternating; medians of the rounds."""
     target = "ionic_conductivity"  # rank-dopants on NASICON needs the conductivity champion
-    reference_env = {"NASCREEN_INLINE_MAX_ITEMS": "16"}
     with (
-        server(uri, target, args.batch_size, 1, reference_env, args.startup_timeout) as (ref_base, _),
+        server(uri, target, args.batch_size, ref_workers, reference_env, args.startup_timeout, ref_tree) as (
+            ref_base,
+            _,
+        ),
         server(uri, target, args.batch_size, args.workers, {}, args.startup_timeout) as (new_base, _),
     ):
         for base in (ref_base, new_base):  # warm-up: lazy imports and caches in every worker
@@ -457,7 +498,12 @@ def concurrent(args: argparse.Namespace, uri: str) -> None:
     print(
         f"\n{args.clients} concurrent clients ({mix}) + /health every 20 ms, "
         f"{args.duration:.0f} s x {args.repeats} rounds, medians; "
-        f"current = --workers {args.workers}, reference = 1 worker computing small predicts on the event loop"
+        f"current = --workers {args.workers}, reference = "
+        + (
+            f"the code at {args.reference_ref}, same workers"
+            if args.reference_ref
+            else "1 worker computing small predicts on the event loop"
+        )
     )
     print(f"{'':<22}{'reference':>12}{'current':>12}{'ratio':>9}")
     rows = [
@@ -478,13 +524,150 @@ def concurrent(args: argparse.Namespace, uri: str) -> None:
     print("(ratio > 1: current better; goals: >= 300 predicts/s, predict p99 <= 50 ms, /health p99 <= 20 ms)")
 
 
+# ------------------------------------------------------------------------------------------- rank mode
+@contextmanager
+def exported_tree(ref: str) -> Iterator[Path]:
+    """The project's files at git ``ref`` in a temporary folder (``git archive``: no worktree, no checkout),
+    to run the previous code path next to this one in the same run."""
+    with tempfile.TemporaryDirectory(prefix="nascreen-ref-") as tmp:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", ref], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        tree = Path(tmp) / sha
+        tree.mkdir()
+        archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        yield tree
+
+
+# Runs in a subprocess with the tree's code first on sys.path: the API's rank handler (what
+# POST /v1/rank-dopants computes, without HTTP) on each body, under the server's per-request limits.
+IN_PROCESS_RANK = r"""
+import gc, json, sys, time
+import screening
+from models.predictor import load_predictors
+from models.targets import TargetName
+from service.api.compute import SingleThreadedCompute
+from service.api.routes.rank import _rank
+from service.api.schemas.rank import RankRequest
+from service.api.settings import ApiSettings
+uri, bodies, n = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+predictors = load_predictors(list(TargetName), uri)
+settings = ApiSettings(tracking_uri=uri)
+gc.collect(); gc.freeze()
+out = {"code": screening.__file__}
+with SingleThreadedCompute()():
+    for name, body in bodies.items():
+        req = RankRequest.model_validate(body)
+        for _ in range(5):
+            _rank(req, predictors, settings)
+        ms = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            _rank(req, predictors, settings)
+            ms.append((time.perf_counter() - t0) * 1000.0)
+        out[name] = {"ms": ms, "response": _rank(req, predictors, settings).model_dump(mode="json")}
+print(json.dumps(out))
+"""
+
+
+def in_process_rank(tree: Path, uri: str, n: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-c", IN_PROCESS_RANK, uri, json.dumps(RANK_BODIES), str(n)]
+    done = subprocess.run(cmd, cwd=tree, env=env, check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if not str(result["code"]).startswith(str(tree)):
+        raise RuntimeError(f"the run in {tree} imported {result['code']}")
+    return result
+
+
+def differences(a: Any, b: Any, rel: float = 1e-9, where: str = "") -> list[str]:
+    """Where two JSON answers differ (numbers to ``rel`` relative tolerance, everything else exactly)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            return [f"{where}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in differences(a[k], b[k], rel, f"{where}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{where}: {len(a)} vs {len(b)} items"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, rel, f"{where}[{i}]")
+        ]
+    numbers = (int, float)
+    if (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
+        ok = a == b or abs(a - b) <= rel * max(abs(a), abs(b))
+        return [] if ok else [f"{where}: {a!r} vs {b!r}"]
+    return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
+
+
+def served_rank(base: str, n: int) -> dict[str, Any]:
+    """``n`` rank-dopants requests per body, one after the other on one keep-alive connection."""
+    out: dict[str, Any] = {}
+    with httpx.Client(base_url=base, timeout=60.0) as client:
+        for name, body in RANK_BODIES.items():
+            for _ in range(5):
+                client.post("/v1/rank-dopants", json=body).raise_for_status()
+            ms = timed(
+                lambda body=body: client.post("/v1/rank-dopants", json=body).raise_for_status(), n, 120
+            )
+            out[name] = {"ms": ms, "response": client.post("/v1/rank-dopants", json=body).json()}
+    return out
+
+
+def rank_latency(args: argparse.Namespace, uri: str) -> None:
+    """One rank-dopants request end to end, previous code (``--reference-ref``) vs this checkout, in
+    process and served, alternating rounds; the answers of both are compared."""
+    targets = ",".join(t for t in ITEMS)
+    with exported_tree(args.reference_ref) as ref_tree:
+        trees = {f"previous ({ref_tree.name})": ref_tree, "current": ROOT}
+        rounds: dict[str, dict[str, list[float]]] = {}
+        answers: dict[str, dict[str, Any]] = {}
+        with (
+            server(uri, targets, 1000, 1, {}, args.startup_timeout, ref_tree) as (ref_base, _),
+            server(uri, targets, 1000, 1, {}, args.startup_timeout) as (new_base, _),
+        ):
+            bases = dict(zip(trees, (ref_base, new_base), strict=True))
+            for r in range(args.repeats):
+                for label, tree in trees.items():
+                    for where, result in (
+                        ("in process", in_process_rank(tree, uri, args.n_rank)),
+                        ("served", served_rank(bases[label], args.n_rank)),
+                    ):
+                        for name in RANK_BODIES:
+                            ms = result[name]["ms"]
+                            rounds.setdefault(f"{where}|{name}|{label}", []).append(percentile(ms, 50))
+                            answers[f"{where}|{name}|{label}"] = result[name]["response"]
+                        print(f"round {r + 1} {label:>18} {where}: load {os.getloadavg()[0]:.2f}", flush=True)
+    prev, cur = trees
+    print(f"\nrank-dopants, one request at a time, p50 per round (median of {args.repeats} rounds):")
+    for where in ("in process", "served"):
+        for name in RANK_BODIES:
+            a = statistics.median(rounds[f"{where}|{name}|{prev}"])
+            b = statistics.median(rounds[f"{where}|{name}|{cur}"])
+            diff = differences(answers[f"{where}|{name}|{prev}"], answers[f"{where}|{name}|{cur}"])
+            same = "equal" if not diff else f"DIFFER ({len(diff)}: {diff[:3]})"
+            exact = differences(answers[f"{where}|{name}|{prev}"], answers[f"{where}|{name}|{cur}"], 0.0)
+            same += " (bit for bit)" if not exact else f" ({len(exact)} numbers not bit for bit)"
+            print(
+                f"{where:>10} {name:<24} previous {a:7.2f} ms  current {b:7.2f} ms  {a / b:5.2f}x  "
+                f"answers {same}"
+            )
+
+
 def main() -> int:
     from service.cli.serve import default_workers
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=["latency", "concurrent", "both"], default="both")
+    parser.add_argument("--mode", choices=["latency", "concurrent", "both", "rank"], default="both")
     parser.add_argument("--tracking-uri", default=None, help="default: the project store under mlruns/")
     parser.add_argument("--target", default="ionic_conductivity", choices=sorted(ITEMS))
     parser.add_argument(
@@ -504,6 +687,14 @@ def main() -> int:
         help="concurrent mode: one rank-dopants request per N requests of each client (0: predicts only)",
     )
     parser.add_argument("--startup-timeout", type=float, default=240.0)
+    parser.add_argument(
+        "--reference-ref",
+        default=None,
+        help="git ref of the previous code (rank mode: default the merge base with main; concurrent mode: "
+        "when given, the reference server runs that code with the same workers instead of the "
+        "previous serving mode)",
+    )
+    parser.add_argument("--n-rank", type=int, default=100, help="rank mode: requests per body and round")
     args = parser.parse_args()
 
     from models.tracking import default_tracking_uri
@@ -514,6 +705,12 @@ def main() -> int:
         latency(args, uri)
     if args.mode in ("concurrent", "both"):
         concurrent(args, uri)
+    if args.mode == "rank":
+        if args.reference_ref is None:
+            args.reference_ref = subprocess.run(
+                ["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True, capture_output=True, text=True
+            ).stdout.strip()
+        rank_latency(args, uri)
     return 0
 
 

@@ -442,27 +442,38 @@ def _condition_groups(frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(frame[cols].groupby(cols, dropna=False, sort=False).ngroup(), dtype=np.int64)
 
 
+def reference_rows(candidates: pd.DataFrame, reference: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The reference's input rows, one per distinct protocol (the non-formula columns) of ``candidates``
+    in order of first appearance, and per candidate the position of its reference row."""
+    cand = candidates.reset_index(drop=True)
+    r_of = _condition_groups(cand)  # ngroup: 0..G-1 in order of first appearance
+    first = np.unique(r_of, return_index=True)[1]
+    ref = cand.iloc[first].reset_index(drop=True).copy()
+    ref["formula"] = reference
+    return ref, r_of
+
+
 def relative_values(
     predictor: Any,
     candidates: pd.DataFrame,
     answers: pd.DataFrame,
     reference: str,
     anchor: AnchorOffset | None = None,
+    reference_answers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The relative columns for candidates already answered by ``predictor.predict_frame`` (``answers``,
     same rows): the core of ``predict_relative`` and of screening (``screening.scoring``), which has the
     absolute answers already. The reference is predicted once per distinct protocol (the non-formula
     columns), not once per row. Returns ``RELATIVE_COLUMNS`` minus ``formula`` and the model version,
-    indexed 0..n-1; ``error`` says why a row has no relative numbers (its own error or the reference's)."""
+    indexed 0..n-1; ``error`` says why a row has no relative numbers (its own error or the reference's).
+    ``reference_answers``: the answers to ``reference_rows(candidates, reference)`` when the caller predicted
+    them with the candidates (one model pass; a reference equal to a candidate row is answered once)."""
     target = TargetName(predictor.target)
     cal = relative_calibration(predictor.model)
     cand = candidates.reset_index(drop=True)
     n = len(cand)
-    r_of = _condition_groups(cand)  # ngroup: 0..G-1 in order of first appearance
-    first = np.unique(r_of, return_index=True)[1]
-    ref = cand.iloc[first].reset_index(drop=True).copy()
-    ref["formula"] = reference
-    r_answer = predict_frame_raw(predictor, ref)
+    ref, r_of = reference_rows(cand, reference)
+    r_answer = predict_frame_raw(predictor, ref) if reference_answers is None else reference_answers
     r_err = r_answer["error"].to_numpy(object)[r_of]
     c_err = answers["error"].to_numpy(object)
     good = np.array([not c and not r for c, r in zip(c_err, r_err, strict=True)], dtype=bool)
@@ -595,7 +606,7 @@ def assess_anchors(
     frame = _with_conditions(anchors.reset_index(drop=True), conditions)
     measured = pd.to_numeric(frame[MEASURED_COLUMN], errors="coerce").to_numpy(float)
     inputs = frame.drop(columns=[MEASURED_COLUMN])
-    answer = predictor.predict_frame(inputs)
+    answer = predict_frame_raw(predictor, inputs)  # with the raw mean: one model pass, not two
     errors = [
         str(err) if err else ("" if np.isfinite(value) else "measured value is not a number")
         for err, value in zip(answer["error"], measured, strict=True)
@@ -603,7 +614,7 @@ def assess_anchors(
     good = np.array([not e for e in errors], dtype=bool)
     prediction = np.full(len(frame), np.nan)
     if good.any():
-        prediction[good] = _mean_spread(predictor.model, inputs.loc[good])[0]
+        prediction[good] = _answered_mean_spread(predictor.model, inputs, answer, good)[0]
     rows = pd.DataFrame(
         {
             "formula": frame["formula"].to_numpy(object),

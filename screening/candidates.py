@@ -325,25 +325,63 @@ def _variable_valence(
 
 
 def _frame(spec: ScreeningSpec, blocks: list[_Block], accepted: bool) -> pd.DataFrame:
-    """One frame from the blocks' arrays (a block's scalar columns are repeated, not one frame per block)."""
+    """The accepted (or rejected) rows of the blocks as one frame, built in one go from whole columns: a
+    block's scalar columns are repeated, the spec's constants broadcast, and every column gets its final
+    dtype before the frame exists (assigning ~20 columns one by one to a frame cost ~8 ms per request)."""
     masks = [(b.reason == "") if accepted else (b.reason != "") for b in blocks]
     sizes = [int(m.sum()) for m in masks]
+    cols = _columns(spec, accepted)
     if not any(sizes):
-        return pd.DataFrame()
+        return pd.DataFrame({c: np.empty(0, dtype=_dtype(c)) for c in cols})
+
+    def joined(values: list[object], dtype: type) -> np.ndarray:
+        return np.concatenate(
+            [
+                np.asarray(v[m], dtype=dtype) if isinstance(v, np.ndarray) else np.full(k, v, dtype=dtype)
+                for v, m, k in zip(values, masks, sizes, strict=True)
+            ]
+        )
+
     data: dict[str, np.ndarray] = {
-        "candidate_id": np.concatenate([b.ids[m] for b, m in zip(blocks, masks, strict=True)]),
-        "formula": np.concatenate([b.formula[m] for b, m in zip(blocks, masks, strict=True)]),
+        "candidate_id": joined([b.ids for b in blocks], np.int64),
+        "formula": joined([b.formula for b in blocks], object),
     }
     for key in blocks[0].columns:
-        parts = []
-        for b, m, k in zip(blocks, masks, sizes, strict=True):
-            v = b.columns[key]
-            parts.append(v[m] if isinstance(v, np.ndarray) else np.full(k, v, dtype=object))
-        data[key] = np.concatenate(parts)
-    if not accepted:
-        data["reason_code"] = np.concatenate([b.code[m] for b, m in zip(blocks, masks, strict=True)])
-        data["reason"] = np.concatenate([b.reason[m] for b, m in zip(blocks, masks, strict=True)])
-    return pd.DataFrame(data)
+        data[key] = joined([b.columns[key] for b in blocks], float if _dtype(key) == "float64" else object)
+    if accepted:
+        data.update(_spec_columns(spec, data["candidate_id"] == 0, data["dopant2"]))
+    else:
+        data["reason_code"] = joined([b.code for b in blocks], object)
+        data["reason"] = joined([b.reason for b in blocks], object)
+    return pd.DataFrame({c: data[c] for c in cols})
+
+
+def _spec_columns(spec: ScreeningSpec, is_host: np.ndarray, dopant2: np.ndarray) -> dict[str, np.ndarray]:
+    """The accepted rows' columns that come from the spec (constants; the host row has no site)."""
+    n = is_host.size
+
+    def const(value: object) -> np.ndarray:
+        return np.full(n, value, dtype=object)
+
+    site, site2 = const(spec.site or ""), const(spec.site2 or "")
+    site[is_host] = ""
+    site2[is_host | (dopant2 == "")] = ""
+    c = spec.conditions
+    out = {
+        "is_host": is_host,
+        "family": const(spec.family.name),
+        "structure_type": const(spec.family.structure_type or ""),
+        "host": const(spec.host_formula),
+        "site": site,
+        "site2": site2,
+        "compensation": const(spec.compensation.mode),
+        "phase": const(spec.phase),
+        "working_ion": const(c.working_ion),
+    }
+    for name in NUMERIC_CONDITIONS:
+        value = getattr(c, name)
+        out[name] = np.full(n, np.nan if value is None else float(value))
+    return out
 
 
 def _host_block(spec: ScreeningSpec) -> _Block:
@@ -368,35 +406,13 @@ def _host_block(spec: ScreeningSpec) -> _Block:
     )
 
 
-def _finish(spec: ScreeningSpec, frame: pd.DataFrame, accepted: bool, host_in: bool) -> pd.DataFrame:
+def _columns(spec: ScreeningSpec, accepted: bool) -> list[str]:
+    """The columns of the accepted (or rejected) frame, in order."""
     extra = [f"var_{g.name}" for g in spec.grids] if spec.form == "template" else []
     if accepted:
-        cols = [*ACCEPTED_COLUMNS, *extra]
-    else:
-        tail = ["reason_code", "reason"]
-        cols = [c for c in REJECTED_COLUMNS if c not in tail] + extra + tail
-    if frame.empty:
-        frame = pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in cols})
-        return frame
-    frame["candidate_id"] = frame["candidate_id"].astype(np.int64)
-    if accepted:
-        frame["is_host"] = frame["candidate_id"] == 0
-        frame["family"] = spec.family.name
-        frame["structure_type"] = spec.family.structure_type or ""
-        frame["host"] = spec.host_formula
-        frame["site"] = np.where(frame["is_host"], "", spec.site or "")
-        frame["site2"] = np.where(frame["is_host"] | (frame["dopant2"] == ""), "", spec.site2 or "")
-        frame["compensation"] = spec.compensation.mode
-        frame["phase"] = spec.phase
-        c = spec.conditions
-        for name in NUMERIC_CONDITIONS:
-            value = getattr(c, name)
-            frame[name] = np.nan if value is None else float(value)
-        frame["working_ion"] = c.working_ion
-    for col in ("fraction", "fraction2", "dopant_valence", "dopant2_valence", *extra):
-        if col in frame.columns:
-            frame[col] = frame[col].astype(float)
-    return frame[cols]
+        return [*ACCEPTED_COLUMNS, *extra]
+    tail = ["reason_code", "reason"]
+    return [c for c in REJECTED_COLUMNS if c not in tail] + extra + tail
 
 
 def _dtype(col: str) -> str:
@@ -429,7 +445,7 @@ def candidate_chunk(spec: ScreeningSpec, start: int, stop: int) -> CandidateChun
         lookups = [0]
         for a, b in itertools.pairwise(bounds):
             blocks.append(_block(spec, ids[a:b], tuple(d[a:b] for d in digits), lookups))
-    accepted = _finish(spec, _frame(spec, blocks, True), True, host_in)
-    rejected = _finish(spec, _frame(spec, blocks, False), False, host_in)
+    accepted = _frame(spec, blocks, True)
+    rejected = _frame(spec, blocks, False)
     log.debug("chunk [%d, %d): %d accepted, %d rejected", start, stop, len(accepted), len(rejected))
     return CandidateChunk(accepted=accepted, rejected=rejected)

@@ -30,7 +30,7 @@ from scipy.stats import norm
 
 from models.measurements import finite_number
 from models.targets import TARGETS, TargetName
-from screening.schema import Field, column
+from screening.schema import Field, column, with_columns
 
 __all__ = [
     "MODES",
@@ -459,18 +459,19 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
     """Score, filter and order ``scored``; every row is kept (see the module docstring)."""
     if not config.objectives:
         raise ValueError("ranking: no objectives")
-    out = scored.reset_index(drop=True).copy()
-    n = len(out)
+    table = scored.reset_index(drop=True)
+    n = len(table)
     exclude = _Exclusions(n)
     per_obj: dict[str, np.ndarray] = {}
     means: dict[str, np.ndarray] = {}
     spreads: dict[str, np.ndarray] = {}
+    new: dict[str, Any] = {}  # joined to the table once (column by column cost ~0.3 ms each)
     for o in config.objectives:
-        s, mean, std = _objective_score(o, config, out, exclude)
+        s, mean, std = _objective_score(o, config, table, exclude)
         per_obj[o.target] = s
         means[o.target] = o.sign * mean
         spreads[o.target] = config.kappa * std
-        out[column(o.target, Field.SCORE)] = s
+        new[column(o.target, Field.SCORE)] = s
     eligible = exclude.eligible
     score = _combined_score(config, per_obj, eligible)
 
@@ -490,14 +491,14 @@ def rank(scored: pd.DataFrame, config: RankingConfig) -> pd.DataFrame:
     rank_arr = pd.array(ranks, dtype="Int64")
     rank_arr[~eligible] = pd.NA
 
-    out["score"] = score
-    out["eligible"] = eligible
-    out["excluded_reason"] = exclude.reasons.astype(str)
-    out["pareto_rank"] = pareto
-    out["pareto_front"] = pr == 1
-    out["pareto_possible"] = possible
-    out["rank"] = rank_arr
-    out["ranked_by"] = pd.Categorical([describe(config)] * n)
-    out = out.iloc[order].reset_index(drop=True)
+    new["score"] = score
+    new["eligible"] = eligible
+    new["excluded_reason"] = exclude.reasons.astype(str)
+    new["pareto_rank"] = pareto
+    new["pareto_front"] = pr == 1
+    new["pareto_possible"] = possible
+    new["rank"] = rank_arr
+    new["ranked_by"] = pd.Categorical([describe(config)] * n)
+    out = with_columns(table, new).iloc[order].reset_index(drop=True)
     out.attrs["ranked_by"] = describe(config)
     return out

@@ -234,10 +234,12 @@ class SpecChunkScorer:
 
     spec: ScreeningSpec
     predictors: Mapping[TargetName | str, PredictorLike]
-    anchors: dict[TargetName, AnchorOffset] = field(init=False)
+    #: the spec's anchor offsets when the caller has them already (``screening.session.check_anchors``)
+    anchors: dict[TargetName, AnchorOffset] | None = None
 
     def __post_init__(self) -> None:
-        self.anchors = anchor_offsets(self.spec, self.predictors)
+        if self.anchors is None:
+            self.anchors = anchor_offsets(self.spec, self.predictors)
 
     def __call__(self, start: int, stop: int) -> ChunkResult:
         chunk = candidate_chunk(self.spec, start, stop)

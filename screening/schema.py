@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Any
+
+import pandas as pd
 
 from models import conditions
 from models.predictor import OUTPUT_COLUMNS
@@ -37,6 +40,7 @@ __all__ = [
     "relative_columns",
     "result_columns",
     "target_columns",
+    "with_columns",
 ]
 
 #: Bumped when the columns of a stored chunk change, so chunks written under another schema are not reused.
@@ -195,3 +199,17 @@ def count_by_code(codes: Mapping[str, int]) -> dict[RejectCode, int]:
     for code, n in codes.items():
         out[RejectCode(code)] += int(n)
     return out
+
+
+def with_columns(frame: pd.DataFrame, new: Mapping[str, Any]) -> pd.DataFrame:
+    """A copy of ``frame`` (0..n-1 index) with the ``new`` columns (name -> one value per row): columns it
+    already has are replaced where they stand, the others are appended in ``new``'s order, all in one join
+    (assigning columns one by one to a frame costs ~0.2-0.4 ms each)."""
+    present = [c for c in new if c in frame.columns]
+    out = frame.copy() if present else frame
+    for c in present:
+        out[c] = new[c]
+    added = {c: v for c, v in new.items() if c not in frame.columns}
+    if not added:
+        return out.copy() if out is frame else out
+    return pd.concat([out, pd.DataFrame(added, index=out.index)], axis=1)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from models.predictor import PredictorLike
+from models.relative import AnchorOffset
 from models.targets import TargetName
 from screening.chunks import ScorerFactory
 from screening.families import FAMILIES
@@ -95,13 +96,16 @@ def open_spec(
     return parse_spec(mapping, model_elements=known, max_candidates=max_candidates)
 
 
-def check_anchors(spec: ScreeningSpec, predictors: Mapping[TargetName, PredictorLike]) -> None:
+def check_anchors(
+    spec: ScreeningSpec, predictors: Mapping[TargetName, PredictorLike]
+) -> dict[TargetName, AnchorOffset]:
     """Every anchor row of the spec can anchor with these models (checked once, before any chunk runs, so
-    a bad measured row is one error naming it rather than every chunk failing); SpecError otherwise."""
+    a bad measured row is one error naming it rather than every chunk failing); SpecError otherwise.
+    Returns the offsets, so a caller scoring in this process need not predict the anchors again."""
     if not spec.anchors:
-        return
+        return {}
     try:
-        anchor_offsets(spec, {t: p for t, p in predictors.items()})
+        return anchor_offsets(spec, {t: p for t, p in predictors.items()})
     except ValueError as exc:
         raise SpecError(str(exc)) from None
 

@@ -52,17 +52,19 @@ def parse_and_count(
     max_candidates: int,
     too_many_hint: str,
     predictors: Mapping[TargetName, PredictorLike],
-) -> tuple[Any, int]:
+) -> tuple[Any, int, dict[TargetName, Any] | None]:
     """Parse a spec (422 with the spec's own error naming the field), enforce the fraction-grid limit (422)
-    and a candidate cap (413 with `too_many_hint`). Returns (ScreeningSpec, number of candidates)."""
+    and a candidate cap (413 with `too_many_hint`). Returns (ScreeningSpec, number of candidates, the
+    anchors' offsets per target, None when a target's model is missing so they were not checked)."""
     from screening.candidates import count_candidates
     from screening.session import check_anchors, open_spec
     from screening.spec import SpecError
 
+    anchors = None
     try:
         spec = open_spec(dict(mapping), elements_of=elements_of(predictors))
         if not missing_targets(spec.targets, predictors):
-            check_anchors(spec, predictors)
+            anchors = check_anchors(spec, predictors)
     except SpecError as exc:
         raise SpecRejected(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     for grid in spec.grids:
@@ -79,14 +81,14 @@ def parse_and_count(
             f"the spec generates {n} candidates, more than the {max_candidates} allowed here: "
             f"{too_many_hint}",
         )
-    return spec, n
+    return spec, n, anchors
 
 
 def validate_spec(
     mapping: Mapping[str, Any], settings: ApiSettings, predictors: Mapping[TargetName, PredictorLike]
 ) -> int:
     """Check a screening-job spec against the limits and the loaded models; returns its candidate count."""
-    spec, n = parse_and_count(
+    spec, n, _ = parse_and_count(
         mapping,
         settings,
         predictors=predictors,
@@ -101,20 +103,39 @@ def validate_spec(
     return n
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _json_column(series: pd.Series) -> list[Any]:
+    """One column's cells as JSON-safe Python values (what iterating the column gives, made safe)."""
+    if not isinstance(series.dtype, np.dtype):  # extension dtypes (Int64 with NA, categories, ...)
+        return [_json_value(v) for v in series]
+    if series.dtype.kind in "iub":  # NumPy ints and bools: Python ints and bools, never missing
+        return list(series.to_numpy().tolist())
+    if series.dtype.kind == "f":
+        values = series.to_numpy()
+        cells: list[Any] = values.tolist()
+        for i in np.flatnonzero(~np.isfinite(values)).tolist():
+            cells[i] = None
+        return cells
+    return [_json_value(v) for v in series]
+
+
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-safe rows: NaN -> None, NumPy scalars -> Python scalars."""
-    out: list[dict[str, Any]] = []
-    columns = list(frame.columns)
-    for row in frame.itertuples(index=False, name=None):
-        rec: dict[str, Any] = {}
-        for col, value in zip(columns, row, strict=True):
-            if isinstance(value, np.generic):
-                value = value.item()
-            if (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA or value is pd.NaT:
-                value = None
-            rec[str(col)] = value
-        out.append(rec)
-    return out
+    """JSON-safe rows: NaN -> None, NumPy scalars -> Python scalars. Converted column by column (a
+    vectorised pass per NumPy column, ~10x faster than a check per cell of every row)."""
+    columns = [str(c) for c in frame.columns]
+    if not columns:
+        return [{} for _ in range(len(frame))]
+    plain = frame.copy(deep=False)  # without attrs: taking a column deep-copies them (~0.1 ms a column)
+    plain.attrs = {}
+    cells = [_json_column(series) for _, series in plain.items()]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*cells, strict=True)]
 
 
 def missing_targets(
@@ -132,12 +153,18 @@ class RankedSmall:
     n_generated: int
 
 
-def rank_small(spec: Any, n_candidates: int, predictors: Mapping[TargetName, PredictorLike]) -> RankedSmall:
-    """Generate, score and rank every candidate of a small spec in this process."""
+def rank_small(
+    spec: Any,
+    n_candidates: int,
+    predictors: Mapping[TargetName, PredictorLike],
+    anchors: dict[TargetName, Any] | None = None,
+) -> RankedSmall:
+    """Generate, score and rank every candidate of a small spec in this process (``anchors``: the offsets
+    ``parse_and_count`` found, not predicted again)."""
     from screening.ranking import describe, rank
     from screening.runner import SpecChunkScorer
 
-    chunk = SpecChunkScorer(spec, {t: predictors[t] for t in spec.targets})(0, n_candidates)
+    chunk = SpecChunkScorer(spec, {t: predictors[t] for t in spec.targets}, anchors)(0, n_candidates)
     ranked = rank(chunk.scored, spec.ranking)  # ordered: eligible by rank, then excluded rows with reason
     return RankedSmall(
         ranking=describe(spec.ranking),
@@ -214,7 +241,7 @@ def run_screen_job(
     from screening.runner import SpecScorerFactory
     from screening.session import run_session, summarise
 
-    spec, _ = parse_and_count(
+    spec, _, _ = parse_and_count(
         mapping,
         settings,
         max_candidates=settings.max_job_candidates,

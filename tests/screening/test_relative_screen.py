@@ -211,3 +211,34 @@ def test_a_model_without_relative_calibration_leaves_a_reason(retention: Any) ->
     with pytest.raises(SpecError, match="no relative calibration"):
         check_anchors(parse_spec({**P2, "anchors": [{"formula": HOST, "measured": 45.5}]}), plain)
     assert all(f.value for f in RELATIVE_FIELDS)
+
+
+def test_one_model_pass_equals_predicting_reference_and_anchors_on_their_own(retention: Any) -> None:
+    """The scorer predicts the reference rows with the candidates and reads the anchors' raw mean from
+    their one answer; the straightforward path predicts each apart (and the anchors twice)."""
+    from models.predictor import predict_frame_raw
+    from models.relative import AnchorOffset, _mean_spread, relative_values
+    from screening.candidates import count_candidates
+    from screening.scoring import INPUT_COLUMNS
+
+    anchors = {RET: [{"formula": HOST, "cycles": 200, "measured": 45.5}]}
+    spec = parse_spec({**P2, "ranking": {"by": "p_better"}, "anchors": anchors})
+    predictor = retention[TargetName.CAPACITY_RETENTION]
+    rows = pd.DataFrame(spec.anchor_rows(TargetName.CAPACITY_RETENTION))
+    inputs_a = rows.drop(columns=["measured"])
+    assert predictor.predict_frame(inputs_a)["error"].tolist() == [""]
+    mean_a = _mean_spread(predictor.model, inputs_a)[0]  # a second model pass, as before
+    want_offset = float(np.mean(rows["measured"].to_numpy(float) - mean_a))
+    got = check_anchors(spec, retention)[TargetName.CAPACITY_RETENTION]
+    assert got.n == 1 and got.offset == pytest.approx(want_offset, rel=1e-12, abs=1e-12)
+
+    scored = SpecChunkScorer(spec, retention)(0, count_candidates(spec)).scored
+    inputs = scored.loc[:, [c for c in INPUT_COLUMNS if c in scored.columns]]
+    want = relative_values(
+        predictor, inputs, predict_frame_raw(predictor, inputs), spec.reference, AnchorOffset(want_offset, 1)
+    )
+    for f in RELATIVE_FIELDS[:-1]:
+        a, b = scored[column(RET, f)].to_numpy(float), want[f.value].to_numpy(float)
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-12, equal_nan=True), f
+    assert scored[column(RET, Field.RELATIVE_ERROR)].tolist() == want["error"].tolist()
+    assert np.isfinite(scored[column(RET, Field.P_BETTER)]).all()

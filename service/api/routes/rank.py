@@ -48,7 +48,7 @@ def _rank(body: RankRequest, predictors: Any, settings: Any) -> RankResponse:
             f"fractions: {len(body.fractions)} values; at most {settings.max_fraction_grid} per request",
         )
     try:
-        spec, n = parse_and_count(
+        spec, n, anchors = parse_and_count(
             body.to_spec(),
             settings,
             max_candidates=settings.max_rank_candidates,
@@ -62,7 +62,7 @@ def _rank(body: RankRequest, predictors: Any, settings: Any) -> RankResponse:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"no champion model is loaded for {', '.join(absent)}"
         )
-    result = rank_small(spec, n, predictors)
+    result = rank_small(spec, n, predictors, anchors)
     rejected = [
         RejectedCandidate(candidate=str(r.get("formula", r.get("description", ""))), reason=str(r["reason"]))
         for r in records(result.rejected.head(100))
