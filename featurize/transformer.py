@@ -175,7 +175,13 @@ class CompositionFeaturizer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
-        formulas = self._formulas(X)
+        return self.transform_values(self._formulas(X))
+
+    def transform_values(self, formulas: Sequence[object]) -> np.ndarray:
+        """``transform`` of the formulas themselves (one column's values): what a ColumnTransformer's
+        one-column selection holds, without the frame (``models.fast_transform``)."""
+        check_is_fitted(self, "feature_names_out_")
+        formulas = list(formulas)
         batch = featurize_formulas(formulas, self.feature_set_name_)
         failures = batch.failures()
         if failures and self.on_error == "raise":

@@ -87,18 +87,25 @@ def forest_input(forest: RandomForestRegressor | ExtraTreesRegressor, Xt: Any) -
     sklearn's check returns: ``X.astype(float32)``, C-ordered); sklearn's check (check_is_fitted, tags,
     ``validate_data``) cost ~0.25 ms per call, a tenth of a one-row prediction's model time. Anything else
     (NaN, inf, sparse, DataFrames, other dtypes or widths) goes through sklearn's check and its errors."""
-    if (
-        isinstance(Xt, np.ndarray)
-        and Xt.dtype == np.float64
-        and Xt.ndim == 2
-        and Xt.shape[0] > 0
-        and Xt.shape[1] == getattr(forest, "n_features_in_", -1)
-        and not hasattr(forest, "feature_names_in_")
-        and getattr(forest, "estimators_", None)
-        and np.isfinite(Xt).all()
-    ):
+    if getattr(forest, "estimators_", None) and plain_finite_input(forest, Xt):
         return np.ascontiguousarray(Xt, dtype=np.float32)
     return forest._validate_X_predict(Xt)
+
+
+def plain_finite_input(est: Any, X: Any) -> bool:
+    """Is ``X`` a dense, finite float64 2-D array with rows, of the width ``est`` was fitted on, for an
+    estimator fitted without feature names: an input sklearn's predict-time check
+    (``validate_data(est, X, reset=False, dtype=np.float64)``) passes unchanged? Anything else goes
+    through that check and its errors."""
+    return (
+        isinstance(X, np.ndarray)
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.shape[0] > 0
+        and X.shape[1] == getattr(est, "n_features_in_", -1)
+        and not hasattr(est, "feature_names_in_")
+        and bool(np.isfinite(X).all())
+    )
 
 
 def _per_tree_walk(forest: RandomForestRegressor | ExtraTreesRegressor, X: Any) -> np.ndarray:
