@@ -29,7 +29,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+
+from featurize.transformer import check_fitted
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _nan_fill_only(imputer: SimpleImputer) -> bool:
 
 def _standard_scale(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
     """``StandardScaler.transform`` for dense float64: the same in-place subtract and divide on a copy."""
-    check_is_fitted(scaler)
+    check_fitted(scaler, "scale_")
     out = X.copy()
     if scaler.with_mean:
         out -= scaler.mean_.astype(out.dtype)
@@ -111,7 +112,7 @@ def _standard_scale(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
 def _impute_nan(imputer: SimpleImputer, X: np.ndarray) -> np.ndarray:
     """``SimpleImputer.transform`` with ``keep_empty_features`` and no indicator: each NaN becomes its
     column's fitted statistic, on a copy."""
-    check_is_fitted(imputer)
+    check_fitted(imputer, "statistics_")
     out = X.copy()
     rows, cols = np.nonzero(np.isnan(out))
     out[rows, cols] = imputer.statistics_.astype(out.dtype)[cols]
@@ -129,7 +130,7 @@ def column_transform(ct: ColumnTransformer, X: Any) -> Any:
     """``ct.transform(X)``; a DataFrame (or ``InputColumns``) into a fitted, dense, NumPy-output
     ColumnTransformer whose transformers all select columns by name takes the direct path (each
     transformer on its columns, then ``np.hstack``), anything else sklearn's ``transform``."""
-    check_is_fitted(ct)
+    check_fitted(ct, "transformers_")
     if isinstance(X, InputColumns) and not _direct_path(ct, X.columns):
         X = X.frame()
     if not isinstance(X, pd.DataFrame | InputColumns) or not _direct_path(ct, X.columns):
@@ -244,7 +245,7 @@ def one_hot(encoder: OneHotEncoder, values: list[Any], frame: Callable[[], pd.Da
     row computed once by sklearn for a known category is that category's row (~0.5 ms of validation per
     call saved on one row). A value that is not a str known category (unknown, missing) sends the whole
     call to sklearn (on ``frame()``), with its warnings."""
-    check_is_fitted(encoder)
+    check_fitted(encoder, "categories_")
     if (
         len(values) == 0
         or encoder.sparse_output

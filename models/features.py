@@ -39,7 +39,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils.validation import check_is_fitted
 
 from featurize.composition import Composition, CompositionError, parse_formula
-from featurize.transformer import CompositionFeaturizer
+from featurize.transformer import CompositionFeaturizer, check_fitted
 from models.phase import PHASE_COLUMN, normalize_phase
 from models.targets import TargetName
 
@@ -247,7 +247,7 @@ class TargetInputs(TransformerMixin, BaseEstimator):
 
     def transform_columns(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
         """``transform(X)``'s columns without the frame (``input_columns``; ``models.fast_transform``)."""
-        check_is_fitted(self, "columns_")
+        check_fitted(self, "columns_")
         return input_columns(self.target, X)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -272,7 +272,7 @@ class IonFractions(TransformerMixin, BaseEstimator):
 
     def transform_values(self, formulas: Sequence[object] | pd.Series | np.ndarray) -> np.ndarray:
         """``transform`` of the formula column's values (``models.fast_transform``: no frame needed)."""
-        check_is_fitted(self, "feature_names_out_")
+        check_fitted(self, "feature_names_out_")
         out = np.full((len(formulas), len(self.elements)), np.nan)
         for i, formula in enumerate(formulas):
             try:

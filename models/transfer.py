@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featurize.composition import Composition, CompositionError, parse_formula
-from featurize.transformer import CompositionFeaturizer
+from featurize.transformer import CompositionFeaturizer, check_fitted
 
 ANION_ELEMENTS = ("O", "S", "Se", "F", "Cl", "Br", "I", "N", "H", "B")
 #: anion-framework formers other than oxygen: a composition with one of them is a halide, oxyhalide,
@@ -95,7 +95,7 @@ class NonOxideFramework(TransformerMixin, BaseEstimator):
 
     def transform_values(self, formulas: Sequence[object] | pd.Series | np.ndarray) -> np.ndarray:
         """``transform`` of the formula column's values (``models.fast_transform``: no frame needed)."""
-        check_is_fitted(self, "n_features_in_")
+        check_fitted(self, "n_features_in_")
         out = np.full((len(formulas), 1), np.nan)
         for i, formula in enumerate(formulas):
             try:
@@ -214,7 +214,7 @@ class IonRoutedRegressor(RegressorMixin, BaseEstimator):
         so all have a spread or none; without one the answer has no spread."""
         from models.estimators.spread import plain_finite_input, predict_mean_std
 
-        check_is_fitted(self, "joint_")
+        check_fitted(self, "joint_")
         # sklearn's check (tags, feature names, finiteness: ~0.2 ms of a one-row predict) passes a plain
         # finite float64 array of the fitted width unchanged; anything else takes it and its errors
         Z = X if plain_finite_input(self, X) else validate_data(self, X, reset=False, dtype=np.float64)
