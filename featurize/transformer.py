@@ -105,7 +105,7 @@ def featurize_formulas(
     checking).
     """
     fs = get_feature_set(feature_set)
-    labels = fs.feature_labels()
+    labels = list(fs.labels())
     results, inverse = parse_unique(list(formulas))
     good = [i for i, r in enumerate(results) if isinstance(r, Composition)]
     comps = [r for r in results if isinstance(r, Composition)]
