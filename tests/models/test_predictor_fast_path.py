@@ -1,10 +1,12 @@
 """The Predictor's serving path (the input columns handed to the feature transformers without frames, the
-routed forests' input taken without sklearn's re-check) answers exactly what the general path answers:
-sklearn's own ``Pipeline.transform`` on the prepared DataFrame and sklearn's input checks before every
-regressor. Compared on a corpus of good and bad rows for a small model of each target, shaped like its
-champion (conductivity: Na-routed extra trees with the non-oxide framework flag, Mondrian intervals and
-polyanion classes; retention: the study-aware forest; voltage: a plain forest), every output column:
-values bit for bit, NaN in the same places, dtypes, errors; and each row alone as in the batch."""
+routed forests' input taken without sklearn's re-check, the study-aware forest's trees walked as the plain
+forests' are) answers exactly what the general path answers: sklearn's own ``Pipeline.transform`` on the
+prepared DataFrame, sklearn's input checks before every regressor, sklearn's tree and forest ``predict``.
+Compared on a corpus of good and bad rows for a small model of each target, shaped like its champion
+(conductivity: Na-routed extra trees with the non-oxide framework flag, Mondrian intervals and polyanion
+classes; retention: the study-aware forest with its residual-scale forest; voltage: a plain forest), every
+output column: values bit for bit, NaN in the same places, dtypes, errors; and each row alone as in the
+batch."""
 
 from __future__ import annotations
 
@@ -94,9 +96,14 @@ def predictor(request: pytest.FixtureRequest) -> Predictor:
 
 
 def _general_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reference: sklearn's ``Pipeline.transform`` on the prepared frame and sklearn's input checks."""
+    """The reference: sklearn's ``Pipeline.transform`` on the prepared frame, sklearn's input checks, each
+    tree's own ``predict`` and the residual-scale forest's ``predict``."""
     monkeypatch.setattr(uncertain, "transform_steps", lambda steps, X: Pipeline(list(steps)).transform(X))
     monkeypatch.setattr(spread, "plain_finite_input", lambda est, X: False)
+    monkeypatch.setattr(
+        spread, "forest_per_tree", lambda forest, X: np.stack([t.predict(X) for t in forest.estimators_])
+    )
+    monkeypatch.setattr(spread, "forest_predict", lambda regressor, X: np.asarray(regressor.predict(X)))
 
 
 def _assert_same(got: pd.DataFrame, want: pd.DataFrame, rtol: float = 0.0) -> None:
