@@ -11,6 +11,13 @@ every target's pipeline). A fitted ``StandardScaler`` or NaN-filling ``SimpleImp
 ``transform`` without the input validation (~0.15 ms each per call). Whatever it does not recognise
 (sparse output, pandas output configured, passthrough/remainder columns, array input, inf) goes through
 sklearn's own ``transform``.
+
+No frames on the way: a first step with ``transform_columns`` (``models.features.TargetInputs``) hands over
+its columns as ``InputColumns`` instead of a DataFrame, and a one-column transformer with
+``transform_values`` (the composition featurizer, the ion fractions, the non-oxide flag) gets the column's
+str cells themselves, the one-hot encoder its cells; a frame is built only for the transformers that need
+one (the retention conditions' imputers). Building the prepared frame and its two selections, and reading
+them back, cost ~1 ms of a ~5 ms one-row conductivity prediction.
 """
 
 from __future__ import annotations
