@@ -60,6 +60,11 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
 #: tree. Measured on the 150-tree conductivity forest, one thread: 1 row ~0.2 vs ~0.4-1.0 ms; the stacked
 #: walk loses from ~8 rows on (its cost grows with rows x depth in NumPy, the per-tree walk's in C).
 STACKED_MAX_ROWS = 4
+#: ... and beyond that while rows x the forest's depth stays within this: the stacked walk's cost grows with
+#: rows x depth. Measured per forest (one thread, load ~1.8): the conductivity Na forest (depth 22) walks
+#: 8 / 12 / 16 rows stacked in 0.60 / 1.02 / 1.17 ms vs 1.02 / 1.34 / 1.38 ms tree by tree (32 rows: 2.17
+#: vs 1.59); the voltage forest (depth 35) crosses at ~6-8 rows (6: 1.28 vs 1.26 ms)
+STACKED_MAX_CELLS = 224
 
 
 def _forest_mean_std(
@@ -77,9 +82,16 @@ def forest_per_tree(forest: RandomForestRegressor | ExtraTreesRegressor, Xt: Any
     """(trees x rows) predictions of a fitted single-output forest on ``Xt`` (checked by ``forest_input``):
     a few finite rows walked by all trees at once (``_stacked_walk``), else tree by tree; the same values."""
     X = forest_input(forest, Xt)
-    if X.shape[0] <= STACKED_MAX_ROWS and not sparse.issparse(X) and np.isfinite(X).all():
+    if _stacked_rows(forest, X.shape[0]) and not sparse.issparse(X) and np.isfinite(X).all():
         return _stacked_walk(_stack(forest), X)
     return _per_tree_walk(forest, X)
+
+
+def _stacked_rows(forest: Any, rows: int) -> bool:
+    """Walk ``rows`` rows with all trees at once (``STACKED_MAX_ROWS``, ``STACKED_MAX_CELLS``)?"""
+    if rows <= STACKED_MAX_ROWS:
+        return True
+    return rows <= STACKED_MAX_CELLS and rows * _stack(forest).depth <= STACKED_MAX_CELLS
 
 
 def forest_mean(per_tree: np.ndarray) -> np.ndarray:
