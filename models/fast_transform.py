@@ -11,12 +11,21 @@ every target's pipeline). A fitted ``StandardScaler`` or NaN-filling ``SimpleImp
 ``transform`` without the input validation (~0.15 ms each per call). Whatever it does not recognise
 (sparse output, pandas output configured, passthrough/remainder columns, array input, inf) goes through
 sklearn's own ``transform``.
+
+No frames on the way: a first step with ``transform_columns`` (``models.features.TargetInputs``) hands over
+its columns as ``InputColumns`` instead of a DataFrame, and a one-column transformer with
+``transform_values`` (the composition featurizer, the ion fractions, the non-oxide flag) gets the column's
+str cells themselves, the one-hot encoder its cells; a frame is built only for the transformers that need
+one (the retention conditions' imputers). Building the prepared frame and its two selections, and reading
+them back, cost ~1 ms of a ~5 ms one-row conductivity prediction.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,7 +36,22 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+
+from featurize.transformer import check_fitted
+
+
+@dataclass(frozen=True)
+class InputColumns:
+    """A frame not built yet: the columns (name -> 1-D array, in order) and the index a first step's
+    ``transform_columns`` returned in place of its frame (``pd.DataFrame(columns, index=index)``, built
+    by ``frame()`` only where a step needs it). The feature transformers that read one column's values
+    (``transform_values``) get them straight from here."""
+
+    columns: dict[str, np.ndarray]
+    index: pd.Index
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns, index=self.index, copy=False)
 
 
 def transform_steps(steps: Sequence[tuple[str, Any]], X: Any) -> Any:
@@ -36,8 +60,12 @@ def transform_steps(steps: Sequence[tuple[str, Any]], X: Any) -> Any:
     for _name, step in steps:
         if step is None or step == "passthrough":
             continue
+        if isinstance(Xt, InputColumns) and not isinstance(step, ColumnTransformer):
+            Xt = Xt.frame()
         if isinstance(step, ColumnTransformer):
             Xt = column_transform(step, Xt)
+        elif isinstance(X, pd.DataFrame) and Xt is X and callable(getattr(step, "transform_columns", None)):
+            Xt = InputColumns(step.transform_columns(Xt), Xt.index)  # models.features.TargetInputs
         elif isinstance(step, Pipeline):
             Xt = transform_steps(step.steps, Xt)
         elif type(step) is StandardScaler and _plain_float_input(step, Xt):
@@ -46,7 +74,7 @@ def transform_steps(steps: Sequence[tuple[str, Any]], X: Any) -> Any:
             Xt = _impute_nan(step, Xt)
         else:
             Xt = step.transform(Xt)
-    return Xt
+    return Xt.frame() if isinstance(Xt, InputColumns) else Xt
 
 
 def _plain_float_input(est: Any, X: Any) -> bool:
@@ -79,7 +107,7 @@ def _nan_fill_only(imputer: SimpleImputer) -> bool:
 
 def _standard_scale(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
     """``StandardScaler.transform`` for dense float64: the same in-place subtract and divide on a copy."""
-    check_is_fitted(scaler)
+    check_fitted(scaler, "scale_")
     out = X.copy()
     if scaler.with_mean:
         out -= scaler.mean_.astype(out.dtype)
@@ -91,7 +119,7 @@ def _standard_scale(scaler: StandardScaler, X: np.ndarray) -> np.ndarray:
 def _impute_nan(imputer: SimpleImputer, X: np.ndarray) -> np.ndarray:
     """``SimpleImputer.transform`` with ``keep_empty_features`` and no indicator: each NaN becomes its
     column's fitted statistic, on a copy."""
-    check_is_fitted(imputer)
+    check_fitted(imputer, "statistics_")
     out = X.copy()
     rows, cols = np.nonzero(np.isnan(out))
     out[rows, cols] = imputer.statistics_.astype(out.dtype)[cols]
@@ -106,45 +134,100 @@ def _dense_default_output(est: Any) -> bool:
 
 
 def column_transform(ct: ColumnTransformer, X: Any) -> Any:
-    """``ct.transform(X)``; a DataFrame into a fitted, dense, NumPy-output ColumnTransformer whose
-    transformers all select columns by name takes the direct path (each transformer on its columns, then
-    ``np.hstack``), anything else sklearn's ``transform``."""
-    check_is_fitted(ct)
+    """``ct.transform(X)``; a DataFrame (or ``InputColumns``) into a fitted, dense, NumPy-output
+    ColumnTransformer whose transformers all select columns by name takes the direct path (each
+    transformer on its columns, then ``np.hstack``), anything else sklearn's ``transform``."""
+    check_fitted(ct, "transformers_")
+    if isinstance(X, InputColumns) and not _direct_path(ct, X.columns):
+        X = X.frame()
+    if not isinstance(X, pd.DataFrame | InputColumns) or not _direct_path(ct, X.columns):
+        return ct.transform(X)
+    blocks = [(trans, list(columns)) for _, trans, columns in ct.transformers_ if _selects(trans, columns)]
+    missing = {c for _, cols in blocks for c in cols} - set(X.columns)
+    if missing or not blocks:
+        return ct.transform(_as_frame(X))  # sklearn raises its own "columns are missing" error
+    selections = _Selections(X)
+    outputs = []
+    for trans, cols in blocks:
+        if type(trans) is OneHotEncoder and len(cols) == 1:
+            out = one_hot(trans, selections.values(cols[0]), partial(selections.frame, cols))
+        elif len(cols) == 1 and callable(getattr(trans, "transform_values", None)):
+            values = selections.plain_values(cols[0])
+            out = (
+                trans.transform(selections.frame(cols)) if values is None else trans.transform_values(values)
+            )
+        else:
+            out = trans.transform(selections.frame(cols))
+        if sparse.issparse(out) or not isinstance(out, np.ndarray) or out.ndim != 2:
+            return ct.transform(_as_frame(X))
+        if out.shape[0] != selections.n:
+            return ct.transform(_as_frame(X))  # sklearn reports the inconsistent transformer
+        outputs.append(out)
+    return np.hstack(outputs)
+
+
+def _direct_path(ct: ColumnTransformer, columns: Any) -> bool:
+    """Can ``column_transform`` select ``ct``'s columns itself: fitted on a frame, dense NumPy output,
+    every transformer a fitted estimator (or "drop") selecting a list of column names?"""
     if (
-        not isinstance(X, pd.DataFrame)
-        or not hasattr(ct, "feature_names_in_")
+        not hasattr(ct, "feature_names_in_")
         or getattr(ct, "sparse_output_", True)
         or not _dense_default_output(ct)
     ):
-        return ct.transform(X)
-    blocks: list[tuple[Any, list[str]]] = []
-    for _name, trans, columns in ct.transformers_:
+        return False
+    for _name, trans, cols in ct.transformers_:
         if isinstance(trans, str) and trans == "drop":
             continue
-        if isinstance(trans, str) or not _column_names(columns):
-            return ct.transform(X)  # passthrough, callables, masks, positions: sklearn's own path
-        if len(columns) == 0:
-            continue
-        blocks.append((trans, list(columns)))
-    missing = {c for _, cols in blocks for c in cols} - set(X.columns)
-    if missing:
-        return ct.transform(X)  # sklearn raises its own "columns are missing" error
-    if not blocks:
-        return ct.transform(X)
-    selections: dict[tuple[str, ...], pd.DataFrame] = {}
-    outputs = []
-    for trans, cols in blocks:
+        if isinstance(trans, str) or not _column_names(cols):
+            return False  # passthrough, callables, masks, positions: sklearn's own path
+    return True
+
+
+def _selects(trans: Any, columns: Any) -> bool:
+    return not (isinstance(trans, str) and trans == "drop") and len(columns) > 0
+
+
+def _as_frame(X: pd.DataFrame | InputColumns) -> pd.DataFrame:
+    return X.frame() if isinstance(X, InputColumns) else X
+
+
+class _Selections:
+    """The column selections of one ``column_transform`` call, each made once: frames
+    (``select_columns``, or from ``InputColumns`` the frame of those arrays) and one column's values."""
+
+    def __init__(self, X: pd.DataFrame | InputColumns) -> None:
+        self._X = X
+        self._frames: dict[tuple[str, ...], pd.DataFrame] = {}
+        self.n = len(X.index)
+
+    def frame(self, cols: list[str]) -> pd.DataFrame:
         key = tuple(cols)
-        part = selections.get(key)
+        part = self._frames.get(key)
         if part is None:
-            part = selections[key] = select_columns(X, cols)
-        out = one_hot(trans, part) if type(trans) is OneHotEncoder else trans.transform(part)
-        if sparse.issparse(out) or not isinstance(out, np.ndarray) or out.ndim != 2:
-            return ct.transform(X)
-        if out.shape[0] != len(X):
-            return ct.transform(X)  # sklearn reports the inconsistent transformer
-        outputs.append(out)
-    return np.hstack(outputs)
+            X = self._X
+            if isinstance(X, InputColumns):
+                part = pd.DataFrame({c: X.columns[c] for c in cols}, index=X.index, copy=False)
+            else:
+                part = select_columns(X, cols)
+            self._frames[key] = part
+        return part
+
+    def values(self, col: str) -> list[Any]:
+        """The column's cells as Python objects (``frame([col]).iloc[:, 0].tolist()``)."""
+        X = self._X
+        if isinstance(X, InputColumns) and X.columns[col].dtype == object:
+            return list(X.columns[col].tolist())
+        return list(self.frame([col]).iloc[:, 0].tolist())
+
+    def plain_values(self, col: str) -> list[Any] | None:
+        """The column's cells when they are all str in an object column: the very objects the
+        one-column frame holds (pandas infers nothing from str cells). None otherwise (the frame)."""
+        X = self._X
+        column = X.columns[col] if isinstance(X, InputColumns) else X[col].to_numpy()
+        if column.dtype != object:
+            return None
+        cells: list[Any] = column.tolist()
+        return cells if all(type(c) is str for c in cells) else None
 
 
 def select_columns(X: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
@@ -163,31 +246,31 @@ def select_columns(X: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
 _ONE_HOT_ROWS: weakref.WeakKeyDictionary[OneHotEncoder, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
-def one_hot(encoder: OneHotEncoder, part: pd.DataFrame) -> Any:
-    """``encoder.transform(part)`` for a dense one-column encoder, from the encoder's own output row per
-    category: each row's encoding depends on its value alone, so a row computed once by sklearn for a
-    known category is that category's row (~0.5 ms of validation per call saved on one row). A value that
-    is not a str known category (unknown, missing) sends the whole call to sklearn, with its warnings."""
-    check_is_fitted(encoder)
+def one_hot(encoder: OneHotEncoder, values: list[Any], frame: Callable[[], pd.DataFrame]) -> Any:
+    """``encoder.transform(frame())`` for a dense one-column encoder, from the encoder's own output row
+    per category (``values``: the column's cells): each row's encoding depends on its value alone, so a
+    row computed once by sklearn for a known category is that category's row (~0.5 ms of validation per
+    call saved on one row). A value that is not a str known category (unknown, missing) sends the whole
+    call to sklearn (on ``frame()``), with its warnings."""
+    check_fitted(encoder, "categories_")
     if (
-        part.shape[1] != 1
-        or len(part) == 0
+        len(values) == 0
         or encoder.sparse_output
         or not _dense_default_output(encoder)
         or len(encoder.categories_) != 1
     ):
-        return encoder.transform(part)
+        return encoder.transform(frame())
     rows = _ONE_HOT_ROWS.get(encoder)
     if rows is None:
         rows = _ONE_HOT_ROWS[encoder] = {}
     known = encoder.categories_[0]
-    values = part.iloc[:, 0].tolist()
     for value in set(values) if len(values) > 1 else values:
         if value in rows:
             continue
         if not isinstance(value, str) or value not in set(known.tolist()):
-            return encoder.transform(part)
-        rows[value] = np.asarray(encoder.transform(pd.DataFrame({part.columns[0]: [value]})))[0]
+            return encoder.transform(frame())
+        name = frame().columns[0]
+        rows[value] = np.asarray(encoder.transform(pd.DataFrame({name: [value]})))[0]
     return np.stack([rows[v] for v in values])
 
 

@@ -17,6 +17,7 @@ towards the chemistry class's mean (``benchmarks/na_forest_variants.py``); none 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featurize.composition import Composition, CompositionError, parse_formula
-from featurize.transformer import CompositionFeaturizer
+from featurize.transformer import CompositionFeaturizer, check_fitted
 
 ANION_ELEMENTS = ("O", "S", "Se", "F", "Cl", "Br", "I", "N", "H", "B")
 #: anion-framework formers other than oxygen: a composition with one of them is a halide, oxyhalide,
@@ -90,6 +91,11 @@ class NonOxideFramework(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
         formulas = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object).reshape(-1)
+        return self.transform_values(formulas)
+
+    def transform_values(self, formulas: Sequence[object] | pd.Series | np.ndarray) -> np.ndarray:
+        """``transform`` of the formula column's values (``models.fast_transform``: no frame needed)."""
+        check_fitted(self, "n_features_in_")
         out = np.full((len(formulas), 1), np.nan)
         for i, formula in enumerate(formulas):
             try:
@@ -206,10 +212,12 @@ class IonRoutedRegressor(RegressorMixin, BaseEstimator):
         its own rows (tree predictions are per row, so the values are those of predicting every row with
         every forest and keeping each row's answer, bit for bit). The forests are clones of one estimator,
         so all have a spread or none; without one the answer has no spread."""
-        from models.estimators.spread import predict_mean_std
+        from models.estimators.spread import plain_finite_input, predict_mean_std
 
-        check_is_fitted(self, "joint_")
-        Z = validate_data(self, X, reset=False, dtype=np.float64)
+        check_fitted(self, "joint_")
+        # sklearn's check (tags, feature names, finiteness: ~0.2 ms of a one-row predict) passes a plain
+        # finite float64 array of the fitted width unchanged; anything else takes it and its errors
+        Z = X if plain_finite_input(self, X) else validate_data(self, X, reset=False, dtype=np.float64)
         which = self._assign(Z)
         F = self._inputs(Z)
         forests = (self.joint_, self.own_, getattr(self, "framework_", None))

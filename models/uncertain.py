@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from featurize.composition import Composition, CompositionError, parse_formulas
+from featurize.transformer import check_fitted
 from models.conformal import (
     SPREAD_FLOOR_GRID,
     ConformalCalibration,
@@ -337,7 +338,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         """(lower, upper, std) of the served conformal interval around ``mean`` given the regressor's
         spread ``sigma``: per chemistry class (``classes``) when the model calibrated per class
         (``class_conformal``), else (or without ``classes``) the pooled calibration."""
-        check_is_fitted(self, "calibration_")
+        check_fitted(self, "calibration_")
         mean = np.asarray(mean, dtype=float)
         if not self.calibration_.normalized:
             sigma = None
@@ -369,7 +370,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         cost ~1 ms per call on the one-row serving path (the Predictor uses this). Also ``RAW_OUTPUTS``:
         the unclipped mean and the regressor's raw spread (NaN without one), what relative predictions
         need (``models.relative.relative_values``), so they need no second featurisation pass."""
-        check_is_fitted(self, "estimator_")
+        check_fitted(self, "estimator_")
         X = self._check_frame(X)
         z = transform_steps(self.estimator_.steps[:-1], X)  # = estimator_[:-1].transform(X), less overhead
         mean, sigma = predict_mean_std(self.estimator_[-1], z)

@@ -60,6 +60,11 @@ def predict_mean_std(regressor: Any, Xt: Any) -> tuple[np.ndarray, np.ndarray | 
 #: tree. Measured on the 150-tree conductivity forest, one thread: 1 row ~0.2 vs ~0.4-1.0 ms; the stacked
 #: walk loses from ~8 rows on (its cost grows with rows x depth in NumPy, the per-tree walk's in C).
 STACKED_MAX_ROWS = 4
+#: ... and beyond that while rows x the forest's depth stays within this: the stacked walk's cost grows with
+#: rows x depth. Measured per forest (one thread, load ~1.8): the conductivity Na forest (depth 22) walks
+#: 8 / 12 / 16 rows stacked in 0.60 / 1.02 / 1.17 ms vs 1.02 / 1.34 / 1.38 ms tree by tree (32 rows: 2.17
+#: vs 1.59); the voltage forest (depth 35) crosses at ~6-8 rows (6: 1.28 vs 1.26 ms)
+STACKED_MAX_CELLS = 224
 
 
 def _forest_mean_std(
@@ -69,16 +74,41 @@ def _forest_mean_std(
     a second time, in joblib threads that oversubscribe a Ray worker's single core). The mean is summed
     in tree order and divided by the number of trees, exactly as ``forest.predict`` does with n_jobs=1,
     so it is bit-for-bit the same. A few finite rows take ``_stacked_walk`` (same leaves, same values)."""
+    per_tree = forest_per_tree(forest, Xt)
+    return forest_mean(per_tree), _column_std(per_tree)
+
+
+def forest_per_tree(forest: RandomForestRegressor | ExtraTreesRegressor, Xt: Any) -> np.ndarray:
+    """(trees x rows) predictions of a fitted single-output forest on ``Xt`` (checked by ``forest_input``):
+    a few finite rows walked by all trees at once (``_stacked_walk``), else tree by tree; the same values."""
     X = forest_input(forest, Xt)
-    if X.shape[0] <= STACKED_MAX_ROWS and not sparse.issparse(X) and np.isfinite(X).all():
-        per_tree = _stacked_walk(_stack(forest), X)
-    else:
-        per_tree = _per_tree_walk(forest, X)
-    # sequential, in tree order: forest.predict's running sum from 0.0 (the + 0.0 makes a -0.0 sum +0.0
-    # as that running sum would)
-    mean = np.cumsum(per_tree, axis=0)[-1] + 0.0
-    mean /= len(forest.estimators_)
-    return mean, _column_std(per_tree)
+    if _stacked_rows(forest, X.shape[0]) and not sparse.issparse(X) and np.isfinite(X).all():
+        return _stacked_walk(_stack(forest), X)
+    return _per_tree_walk(forest, X)
+
+
+def _stacked_rows(forest: Any, rows: int) -> bool:
+    """Walk ``rows`` rows with all trees at once (``STACKED_MAX_ROWS``, ``STACKED_MAX_CELLS``)?"""
+    if rows <= STACKED_MAX_ROWS:
+        return True
+    return rows <= STACKED_MAX_CELLS and rows * _stack(forest).depth <= STACKED_MAX_CELLS
+
+
+def forest_mean(per_tree: np.ndarray) -> np.ndarray:
+    """``forest.predict`` from the per-tree predictions: sequential, in tree order, forest.predict's running
+    sum from 0.0 (the + 0.0 makes a -0.0 sum +0.0 as that running sum would), divided by the tree count;
+    bit for bit what ``predict`` gives with one thread (the server's per-request limits)."""
+    mean: np.ndarray = np.cumsum(per_tree, axis=0)[-1] + 0.0
+    mean /= per_tree.shape[0]
+    return mean
+
+
+def forest_predict(regressor: Any, X: Any) -> np.ndarray:
+    """``regressor.predict(X)``: from ``forest_per_tree`` for a single-output random/extra-trees forest
+    (sklearn's predict dispatches each tree through joblib: ~25 us a tree), else its own ``predict``."""
+    if isinstance(regressor, RandomForestRegressor | ExtraTreesRegressor) and regressor.n_outputs_ == 1:
+        return forest_mean(forest_per_tree(regressor, X))
+    return np.asarray(regressor.predict(X))
 
 
 def forest_input(forest: RandomForestRegressor | ExtraTreesRegressor, Xt: Any) -> Any:
@@ -87,18 +117,25 @@ def forest_input(forest: RandomForestRegressor | ExtraTreesRegressor, Xt: Any) -
     sklearn's check returns: ``X.astype(float32)``, C-ordered); sklearn's check (check_is_fitted, tags,
     ``validate_data``) cost ~0.25 ms per call, a tenth of a one-row prediction's model time. Anything else
     (NaN, inf, sparse, DataFrames, other dtypes or widths) goes through sklearn's check and its errors."""
-    if (
-        isinstance(Xt, np.ndarray)
-        and Xt.dtype == np.float64
-        and Xt.ndim == 2
-        and Xt.shape[0] > 0
-        and Xt.shape[1] == getattr(forest, "n_features_in_", -1)
-        and not hasattr(forest, "feature_names_in_")
-        and getattr(forest, "estimators_", None)
-        and np.isfinite(Xt).all()
-    ):
+    if getattr(forest, "estimators_", None) and plain_finite_input(forest, Xt):
         return np.ascontiguousarray(Xt, dtype=np.float32)
     return forest._validate_X_predict(Xt)
+
+
+def plain_finite_input(est: Any, X: Any) -> bool:
+    """Is ``X`` a dense, finite float64 2-D array with rows, of the width ``est`` was fitted on, for an
+    estimator fitted without feature names: an input sklearn's predict-time check
+    (``validate_data(est, X, reset=False, dtype=np.float64)``) passes unchanged? Anything else goes
+    through that check and its errors."""
+    return (
+        isinstance(X, np.ndarray)
+        and X.dtype == np.float64
+        and X.ndim == 2
+        and X.shape[0] > 0
+        and X.shape[1] == getattr(est, "n_features_in_", -1)
+        and not hasattr(est, "feature_names_in_")
+        and bool(np.isfinite(X).all())
+    )
 
 
 def _per_tree_walk(forest: RandomForestRegressor | ExtraTreesRegressor, X: Any) -> np.ndarray:

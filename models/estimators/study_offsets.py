@@ -68,9 +68,10 @@ _MIN_OOB_COVERED = 0.9  # share of rows with an out-of-bag prediction below whic
 
 
 def _forest_per_tree(forest: Any, X: np.ndarray) -> np.ndarray:
-    """Per-tree predictions (n_trees, n_rows) of a fitted single-output forest."""
-    X32 = forest._validate_X_predict(X)
-    return np.stack([tree.tree_.predict(X32)[:, 0] for tree in forest.estimators_])
+    """Per-tree predictions (n_trees, n_rows) of a fitted single-output forest (``forest_per_tree``)."""
+    from models.estimators.spread import forest_per_tree  # spread imports torch (the MLP ensemble)
+
+    return forest_per_tree(forest, X)
 
 
 def study_variance_ratio(residuals: np.ndarray, groups: np.ndarray) -> float:
@@ -285,8 +286,11 @@ class StudyOffsetRegressor(RegressorMixin, BaseEstimator):
 
     def predict_mean_std(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """``f(x)`` and the spread chosen by ``spread`` (a relative difficulty signal, see module)."""
+        from models.estimators.spread import forest_predict, plain_finite_input
+
         check_is_fitted(self, "estimator_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        # sklearn's check passes a plain finite float64 array of the fitted width unchanged
+        X = X if plain_finite_input(self, X) else validate_data(self, X, reset=False, dtype=np.float64)
         per_tree = _forest_per_tree(self.estimator_, X)
         mean = self._blend(per_tree.mean(axis=0), X)
         w = 0.0 if self.linear_ is None else float(self.linear_weight)
@@ -296,7 +300,9 @@ class StudyOffsetRegressor(RegressorMixin, BaseEstimator):
         if self.scale_estimator_ is None:
             return mean, trees + self._headroom(mean)
         scale_input = np.column_stack([X, mean])
-        residual = np.maximum(np.asarray(self.scale_estimator_.predict(scale_input), dtype=float), 0.0)
+        residual = np.maximum(
+            np.asarray(forest_predict(self.scale_estimator_, scale_input), dtype=float), 0.0
+        )
         if self.spread == "residual":
             return mean, residual + self._headroom(mean)
         return mean, np.sqrt(trees**2 + residual**2) + self._headroom(mean)

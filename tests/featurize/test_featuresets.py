@@ -9,6 +9,7 @@ import featurize.sets.base as base
 from featurize import reference
 from featurize.composition import parse_formula
 from featurize.featuresets import FEATURE_SET_NAMES, get_feature_set, resolve_name
+from featurize.transformer import featurize_formulas
 
 SIMPLE_SETS = ["magpie_v1", "stoichiometry_v1", "valence_orbital_v1"]
 MIXED = [
@@ -191,3 +192,11 @@ def test_oxidation_matches_single_assignment() -> None:
         states = list(a.states.values())
         assert row[0] == float(a.balanced)
         assert row[3] == pytest.approx(min(states)) and row[4] == pytest.approx(max(states))
+
+
+@pytest.mark.parametrize("name", FEATURE_SET_NAMES)
+def test_labels_are_the_feature_labels_built_once(name: str) -> None:
+    fs = get_feature_set(name)
+    assert fs.labels() == tuple(fs.feature_labels())
+    assert fs.labels() is fs.labels()
+    assert featurize_formulas(["NaCl"], name).feature_names == fs.feature_labels()

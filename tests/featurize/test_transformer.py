@@ -151,3 +151,23 @@ def test_set_output_pandas() -> None:
         out = t.transform(GOOD)
     assert isinstance(out, pd.DataFrame)
     assert out[MEAN_NUMBER].iloc[0] == pytest.approx(15.2)
+
+
+def test_check_fitted_passes_a_fitted_attribute_and_raises_sklearns_error_otherwise() -> None:
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    from featurize.transformer import check_fitted
+
+    unfitted = CompositionFeaturizer()
+    with pytest.raises(NotFittedError) as ours:
+        check_fitted(unfitted, "feature_names_out_")
+    with pytest.raises(NotFittedError) as sklearns:
+        check_is_fitted(unfitted, "feature_names_out_")
+    assert str(ours.value) == str(sklearns.value)
+    fitted = CompositionFeaturizer().fit(["NaCl"])
+    check_fitted(fitted, "feature_names_out_")
+    with pytest.raises(NotFittedError):
+        check_fitted(fitted, "no_such_attribute_")
+    with pytest.raises(NotFittedError):  # an unfitted featurizer's serving path raises as its transform does
+        unfitted.transform_values(["NaCl"])

@@ -163,12 +163,12 @@ def test_one_hot_rows_equal_sklearn_for_known_unknown_and_missing_values() -> No
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 want = enc.transform(X)
-                got = one_hot(enc, X)
+                got = one_hot(enc, X.iloc[:, 0].tolist(), lambda X=X: X)
             np.testing.assert_array_equal(got, want)
             assert got.dtype == want.dtype
     strict = OneHotEncoder(sparse_output=False).fit(train)
     with pytest.raises(ValueError, match="unknown categor"):
-        one_hot(strict, pd.DataFrame({"phase": ["never-seen"]}))
+        one_hot(strict, ["never-seen"], lambda: pd.DataFrame({"phase": ["never-seen"]}))
 
 
 def test_select_columns_equals_pandas_selection() -> None:

@@ -8,7 +8,7 @@ import pytest
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from models.estimators import spread
-from models.estimators.spread import STACKED_MAX_ROWS, predict_mean_std
+from models.estimators.spread import STACKED_MAX_CELLS, STACKED_MAX_ROWS, predict_mean_std
 
 
 def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,3 +67,23 @@ def test_forest_input_equals_sklearns_check(layout: str) -> None:
         with pytest.raises(ValueError):
             spread.forest_input(forest, bad)
     assert np.array_equal(spread.forest_input(forest, query.tolist()), expected)
+
+
+def test_rows_beyond_the_few_are_stacked_while_rows_times_depth_is_small(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = _data(11)
+    shallow = ExtraTreesRegressor(n_estimators=30, max_depth=4, random_state=0).fit(X, y)
+    deep = RandomForestRegressor(n_estimators=30, random_state=0).fit(X, y)
+    rows = STACKED_MAX_CELLS // 8
+    assert spread._stack(shallow).depth * rows <= STACKED_MAX_CELLS < spread._stack(deep).depth * rows
+    walked: list[str] = []
+    stacked, per_tree = spread._stacked_walk, spread._per_tree_walk
+    monkeypatch.setattr(spread, "_stacked_walk", lambda *a: walked.append("stacked") or stacked(*a))
+    monkeypatch.setattr(spread, "_per_tree_walk", lambda *a: walked.append("per_tree") or per_tree(*a))
+    for forest in (shallow, deep):
+        mean, std = predict_mean_std(forest, X[:rows])
+        reference = np.stack([t.predict(X[:rows].astype(np.float32)) for t in forest.estimators_])
+        assert np.array_equal(mean, forest.predict(X[:rows]))
+        assert np.array_equal(std, reference.std(axis=0))
+    assert walked == ["stacked", "per_tree"]
