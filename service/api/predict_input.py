@@ -139,10 +139,12 @@ def _conditions_pass(numbers: Mapping[str, list[Any] | None], columns: Mapping[s
         if int(given.sum()) != len(values) - sent.count(None):
             return False  # a NaN was sent
         kept = values[given]
-        if not bool(np.all((kept > 0) & (kept <= _MAXIMA[name]))):
+        if not ((kept > 0) & (kept <= _MAXIMA[name])).all():
             return False
+    if numbers["voltage_low_V"] is None or numbers["voltage_high_V"] is None:
+        return True
     # NaN (a side not given) compares False: only windows with both ends are checked
-    return not bool(np.any(columns["voltage_low_V"] >= columns["voltage_high_V"]))
+    return not (columns["voltage_low_V"] >= columns["voltage_high_V"]).any()
 
 
 def _from_request(body: PredictRequest) -> PredictInput:
