@@ -18,7 +18,10 @@ Issue 13 goals (quiet 2-core machine): one item p50 <= 4 ms, p99 <= 10 ms; batch
 8 concurrent clients >= 300 one-item predicts/s with p99 <= 50 ms and /health p99 <= 20 ms.
 
     .venv/bin/python benchmarks/api.py [--mode latency|concurrent|both] [--workers N] [--duration 20]
-        [--repeats 2] [--clients 8] [--tracking-uri URI] [--target ionic_conductivity]
+        [--repeats 2] [--clients 8] [--tracking-uri URI] [--target ionic_conductivity] [--reference-ref REF]
+
+latency with --reference-ref REF: the code at REF and this checkout served side by side, alternating
+rounds; batches timed with the client's JSON work (as above) and as raw bytes (the server and HTTP alone).
 """
 
 from __future__ import annotations
@@ -378,6 +381,97 @@ def latency(args: argparse.Namespace, uri: str) -> None:
     )
 
 
+def latency_against(args: argparse.Namespace, uri: str) -> None:
+    """``--mode latency --reference-ref REF``: the code at REF and this checkout served side by side (same
+    models, same workers), phases alternating for --repeats rounds: one item, 1,000 items repeated and
+    distinct. Each batch is timed as the latency mode does (httpx ``json=`` and ``r.json()``: the client's
+    own JSON work included) and as raw bytes (a pre-encoded body, the answer read but not parsed: what the
+    server and HTTP cost). The two servers' answers are compared exactly."""
+    target = args.target
+    formulas = BATCH_FORMULAS[target]
+    bodies = {
+        "1 item": {"items": [ITEMS[target]], "targets": [target]},
+        f"{args.batch_size} repeated": {
+            "items": [
+                {**ITEMS[target], "formula": formulas[i % len(formulas)]} for i in range(args.batch_size)
+            ],
+            "targets": [target],
+        },
+        f"{args.batch_size} distinct": {
+            "items": distinct_items(target, args.batch_size),
+            "targets": [target],
+        },
+    }
+    ms: dict[tuple[str, str, str], list[float]] = {}
+    answers: dict[tuple[str, str], Any] = {}
+    with exported_tree(args.reference_ref) as tree:
+        names = (f"previous ({tree.name})", "current")
+        with (
+            server(uri, target, args.batch_size, args.workers, {}, args.startup_timeout, tree) as (ref, _),
+            server(uri, target, args.batch_size, args.workers, {}, args.startup_timeout) as (new, _),
+        ):
+            clients = {
+                n: httpx.Client(base_url=b, timeout=60.0) for n, b in zip(names, (ref, new), strict=True)
+            }
+            for r in range(args.repeats):
+                for name, client in clients.items():
+                    for kind, body in bodies.items():
+                        n = args.n_single if kind == "1 item" else args.n_batches
+                        for how, ms_ in _latency_phase(
+                            client, body, n, args.time_budget, warm=r == 0
+                        ).items():
+                            ms.setdefault((name, kind, how), []).extend(ms_)
+                        answers[name, kind] = client.post("/v1/predict", json=body).json()
+                    print(f"round {r + 1} {name}: load {os.getloadavg()[0]:.2f}", flush=True)
+            for client in clients.values():
+                client.close()
+    _latency_report(args, names, bodies, ms, answers)
+
+
+def _latency_phase(
+    client: httpx.Client, body: dict[str, Any], n: int, budget: float, warm: bool
+) -> dict[str, list[float]]:
+    raw = json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+
+    def as_latency_mode() -> None:
+        r = client.post("/v1/predict", json=body)
+        r.raise_for_status()
+        assert len(r.json()["results"]) == len(body["items"])
+
+    def raw_bytes() -> None:
+        client.post("/v1/predict", content=raw, headers=headers).raise_for_status()
+
+    if warm:
+        timed(as_latency_mode, 5 if len(body["items"]) > 1 else 30, budget)
+    return {"json": timed(as_latency_mode, n, budget), "raw": timed(raw_bytes, n, budget)}
+
+
+def _latency_report(
+    args: argparse.Namespace,
+    names: tuple[str, str],
+    bodies: dict[str, Any],
+    ms: dict[tuple[str, str, str], list[float]],
+    answers: dict[tuple[str, str], Any],
+) -> None:
+    prev, cur = names
+    print(f"\n{args.repeats} alternating rounds, --workers {args.workers}; load now {os.getloadavg()[0]:.2f}")
+    for kind, body in bodies.items():
+        n_items = len(body["items"])
+        for how, label in (("json", "client json= / r.json()"), ("raw", "raw bytes, not parsed")):
+            a, b = ms[prev, kind, how], ms[cur, kind, how]
+            line = f"{kind:<14} {label:<24} "
+            for name, v in ((prev, a), (cur, b)):
+                tp = n_items / (statistics.fmean(v) / 1000.0)
+                line += f"{name}: p50 {percentile(v, 50):6.2f} p99 {percentile(v, 99):6.2f} ms"
+                line += f" {tp:>9,.0f} items/s | " if n_items > 1 else " | "
+            ratio = statistics.fmean(a) / statistics.fmean(b)
+            print(line + f"{ratio:.2f}x")
+        same = answers[prev, kind] == answers[cur, kind]
+        print(f"{kind:<14} answers of the two servers equal (exact): {'yes' if same else 'NO'}")
+    print("(goals, quiet machine: one item p50 <= 4 ms, p99 <= 10 ms; batches >= 50,000 items/s)")
+
+
 # ------------------------------------------------------------------------------------- concurrent mode
 class Client(threading.Thread):
     """One keep-alive HTTP/1.1 connection sending requests back to back until ``stop`` is set."""
@@ -692,7 +786,8 @@ def main() -> int:
         default=None,
         help="git ref of the previous code (rank mode: default the merge base with main; concurrent mode: "
         "when given, the reference server runs that code with the same workers instead of the "
-        "previous serving mode)",
+        "previous serving mode; latency mode: when given, that code and this one served side by side, "
+        "alternating)",
     )
     parser.add_argument("--n-rank", type=int, default=100, help="rank mode: requests per body and round")
     args = parser.parse_args()
@@ -702,7 +797,10 @@ def main() -> int:
     uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(ROOT)
     print(f"models from {uri}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     if args.mode in ("latency", "both"):
-        latency(args, uri)
+        if args.reference_ref is not None and args.mode == "latency":
+            latency_against(args, uri)
+        else:
+            latency(args, uri)
     if args.mode in ("concurrent", "both"):
         concurrent(args, uri)
     if args.mode == "rank":

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.models import OpenAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.middleware import RequestContextMiddleware
@@ -76,6 +81,7 @@ def create_app(settings: ApiSettings, *, recover_jobs: bool = True) -> FastAPI:
     app.include_router(health.router)
     for module in (models, predict, rank, jobs, campaigns):
         app.include_router(module.router, prefix="/v1")
+    app.openapi = _openapi_with_models(app, predict.BODY_MODELS)  # type: ignore[method-assign]
     mount_web(app)  # the screening page at / (static files shipped in service/web/static)
     if settings.cors_origins:
         app.add_middleware(
@@ -91,6 +97,27 @@ def create_app(settings: ApiSettings, *, recover_jobs: bool = True) -> FastAPI:
         max_json_depth=settings.max_json_depth,
     )
     return app
+
+
+def _openapi_with_models(app: FastAPI, models: Sequence[type[BaseModel]]) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` with ``models`` (and the models they use) among the schema components: the request
+    bodies that a route reads itself (``POST /v1/predict``) and documents by reference."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            _, defs = models_json_schema(
+                [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+            )
+            components = spec.setdefault("components", {})
+            schemas = {**defs.get("$defs", {}), **components.get("schemas", {})}
+            components["schemas"] = dict(sorted(schemas.items()))  # sorted, as FastAPI lists them
+            # rendered as FastAPI renders its document (key order, no nulls)
+            app.openapi_schema = jsonable_encoder(OpenAPI(**spec), by_alias=True, exclude_none=True)
+        return app.openapi_schema
+
+    return openapi
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

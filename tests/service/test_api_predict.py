@@ -142,20 +142,15 @@ def test_single_threaded_compute_changes_threads_not_answers(fitted_predictors: 
     assert type(get_active_backend()[0]).__name__ != "SequentialBackend"
 
 
-def test_column_conversions_equal_the_per_value_rules() -> None:
-    """The column-wise number conversion of the predict response equals ``_num`` value by value (None
-    for NaN, inf and None; -0.0 kept), and the input float columns equal ``np.array(dtype=float)``."""
+def test_input_float_columns_equal_numpys_conversion() -> None:
+    """The float input columns equal ``np.array(values, dtype=float)`` (None -> NaN)."""
     import numpy as np
 
-    from service.api.routes.predict import _float_column, _num, _numbers
+    from service.api.predict_input import item_columns
 
-    column = [1.5, float("nan"), float("inf"), -float("inf"), -0.0, 0.0, 2, None, np.float64(3.25), 1e-310]
-    got = _numbers(column)
-    want = [_num(v) for v in column]
-    assert got == want and [type(v) for v in got] == [type(v) for v in want]
-    assert str(got[4]) == "-0.0"
-    assert _numbers(np.asarray([1.0, np.nan])) == [1.0, None]
-    for values in ([None, None], [None, 2.0], [1.0, 3.0], []):
+    for values in ([None, None], [None, 2.0], [1.0, 3.0], [None]):
+        rows = [{"formula": "NaCl", "cycles": v} for v in values]
         expected = np.array(values, dtype=float)
-        result = _float_column(values)
+        result = item_columns(rows)["cycles"]
         assert result.dtype == expected.dtype and np.array_equal(result, expected, equal_nan=True)
+    assert np.isnan(item_columns([{"formula": "NaCl"}])["voltage_low_V"]).all()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from typing_extensions import TypedDict  # pydantic needs typing_extensions' TypedDict before 3.12
 
 from models.targets import TargetName
 from service.api.schemas.conditions import BatteryConditions
@@ -109,6 +111,39 @@ class PredictRequest(BaseModel):
 
     def anchor_target(self, anchor: AnchorItem) -> TargetName:
         return anchor.target if anchor.target is not None else self.targets[0]
+
+
+def validator_free_shape(
+    model: type[BaseModel], replace: Mapping[str, Any], leave_out: Collection[str] = ()
+) -> Any:
+    """A ``TypedDict`` with ``model``'s fields, types, length bounds and config (``extra="forbid"``) but
+    none of its Python validators: pydantic checks it entirely in Rust. ``replace``: field -> the type to
+    use instead (a nested model's shape); ``leave_out``: fields it does not accept (a body holding one
+    fails it). Optional fields may be absent (absent = null: every optional field defaults to None)."""
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name in leave_out:
+            continue
+        annotation = replace.get(name, field.annotation)
+        if field.metadata:
+            annotation = Annotated[(annotation, *field.metadata)]
+        fields[name] = annotation if field.is_required() else NotRequired[annotation]
+    shape = TypedDict(f"{model.__name__}Shape", fields)  # type: ignore[misc]
+    setattr(shape, "__pydantic_config__", ConfigDict(**model.model_config))  # noqa: B010
+    return shape
+
+
+#: ``PredictRequest`` without anchors, with no Python validators (see ``validator_free_shape``): what
+#: ``service.api.predict_input`` parses a body with first. What it leaves to Python (the condition bounds
+#: and voltage window of ``BatteryConditions``, unique targets) is checked there column-wise; a body it
+#: refuses, or that fails those checks, is validated by ``PredictRequest`` for the exact error.
+PREDICT_REQUEST_SHAPE: TypeAdapter[dict[str, Any]] = TypeAdapter(
+    validator_free_shape(
+        PredictRequest,
+        {"items": list[validator_free_shape(PredictItem, {})]},  # type: ignore[misc]
+        leave_out={"anchors"},
+    )
+)
 
 
 class RelativePrediction(BaseModel):
