@@ -1,7 +1,8 @@
 """Body and connection checks against a real uvicorn server on 127.0.0.1 (started with the options
 `nascreen serve` uses), with raw sockets (what httpx will not send): a body declared longer than sent, a
 body that never finishes, JSON nested too deep, headers sent a byte at a time (slowloris), a connection that
-sends nothing, and more connections than the cap."""
+sends nothing, and more connections than the cap. Every check runs against both HTTP protocols the server
+offers (httptools, the default, and h11), each on the event loop it is served with by default."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import uvicorn
 
 from service.api.app import create_app
+from service.api.protocol import PROTOCOLS
 from service.api.settings import ApiSettings
 from service.cli.serve import uvicorn_options
 
@@ -31,9 +33,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    root: Path = tmp_path_factory.mktemp("fuzz-server")
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def port(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    root: Path = tmp_path_factory.mktemp(f"fuzz-server-{request.param}")
     settings = ApiSettings(
         project_root=root,
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",  # no models: these requests never reach one
@@ -41,10 +43,12 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         body_timeout_s=TIMEOUT_S,
         header_timeout_s=HEADER_TIMEOUT_S,
         max_connections=MAX_CONNECTIONS,
+        http_protocol=request.param,
         port=_free_port(),
     )
     port = settings.port
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **uvicorn_options(settings, "warning")))
+    config = uvicorn.Config(create_app(settings), **uvicorn_options(settings, "warning"))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-fuzz", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -52,6 +56,7 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         assert thread.is_alive(), "uvicorn exited during start-up"
         assert time.monotonic() < deadline, "uvicorn did not start in 120 s"
         time.sleep(0.05)
+    assert config.http_protocol_class is PROTOCOLS[request.param]  # the guarded class uvicorn serves with
     yield port
     server.should_exit = True
     thread.join(timeout=60)
