@@ -654,6 +654,7 @@ def http_report(
             ("/health p99 ms", "health_p99", False),
             ("errors", "errors", False),
         )
+        if key != "rank_p99" or args.rank_every > 0
     ]
     ratio_table(specs, pooled + under_load, digits=2)
     print(f"(ratio: {specs[-1]} over {specs[0]}, > 1 better)")

@@ -33,19 +33,19 @@ import contextlib
 import json
 import logging
 import socket
-from typing import Any, Literal
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.api.settings import HttpProtocolName
 
 logger = logging.getLogger("nascreen.api.protocol")
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_MAX_CONNECTIONS = 256
 RETRY_AFTER_S = 1
-
-HttpProtocolName = Literal["httptools", "h11"]
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:

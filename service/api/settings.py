@@ -17,6 +17,8 @@ from models.targets import TargetName
 
 ENV_PREFIX = "NASCREEN_"
 
+HttpProtocolName = Literal["httptools", "h11"]  # the HTTP/1.1 protocols of service.api.protocol
+
 
 class ApiSettings(BaseModel):
     """Everything the HTTP service can be configured with. Immutable once built."""
@@ -60,7 +62,7 @@ class ApiSettings(BaseModel):
     max_connections: int = Field(
         default=256, ge=1, le=100_000, description="Open connections per server process; beyond it 503."
     )
-    http_protocol: Literal["httptools", "h11"] = Field(
+    http_protocol: HttpProtocolName = Field(
         default="httptools",
         description="HTTP/1.1 parser: uvicorn's httptools (C) or h11 (pure Python); same guards on both.",
     )
