@@ -225,6 +225,19 @@ def server(
 
 
 # ---------------------------------------------------------------------------------------- latency mode
+PAIRS = (("value", "prediction"), ("std", "std"), ("lower_90", "lower_90"), ("upper_90", "upper_90"))
+
+
+def served_mismatches(served: dict[str, Any], want: Any, target: str) -> int:
+    """Rows of a served /v1/predict answer that differ from the in-process ``predict_frame`` (exactly)."""
+    bad = 0
+    for item, (_, row) in zip(served["results"], want.iterrows(), strict=True):
+        got = item["predictions"][target]
+        bad += any(got[k] != float(row[c]) for k, c in PAIRS)
+        bad += got["in_domain"] != bool(row["in_domain"]) or got["domain_reason"] != row["domain_reason"]
+    return bad
+
+
 def latency(args: argparse.Namespace, uri: str) -> None:
     target = args.target
     single = {"items": [ITEMS[target]], "targets": [target]}
@@ -309,15 +322,8 @@ def latency(args: argparse.Namespace, uri: str) -> None:
         previous_one = previous.predict_frame(frame)
         previous_batch = previous.predict_frame(batch_frame)
 
-    PAIRS = (("value", "prediction"), ("std", "std"), ("lower_90", "lower_90"), ("upper_90", "upper_90"))
-
     def mismatches(served: dict[str, Any], want: pd.DataFrame) -> int:
-        bad = 0
-        for item, (_, row) in zip(served["results"], want.iterrows(), strict=True):
-            got = item["predictions"][target]
-            bad += any(got[k] != float(row[c]) for k, c in PAIRS)
-            bad += got["in_domain"] != bool(row["in_domain"]) or got["domain_reason"] != row["domain_reason"]
-        return bad
+        return served_mismatches(served, want, target)
 
     print(summary("GET /health (HTTP floor)", health_ms))
     print(summary("previous predictor, 1 row", previous_ms))
@@ -599,7 +605,6 @@ def concurrent_rounds(
             else "1 worker computing small predicts on the event loop"
         )
     )
-    print(f"{'':<22}{'reference':>12}{'current':>12}{'ratio':>9}")
     rows = [
         ("requests/s", "req_s", True),
         ("one-item predicts/s", "predict_s", True),
@@ -611,11 +616,147 @@ def concurrent_rounds(
         ("/health p99 ms", "health_p99", False),
         ("errors", "errors", False),
     ]
-    for label, key, higher_better in rows:
-        a, b = ref[key], cur[key]
-        ratio = (b / a if higher_better else a / b) if a and b else float("nan")
-        print(f"{label:<22}{a:>12.1f}{b:>12.1f}{ratio:>8.2f}x")
+    ratio_table(["reference", "current"], [(label, [ref[k], cur[k]], up) for label, k, up in rows])
     print("(ratio > 1: current better; goals: >= 300 predicts/s, predict p99 <= 50 ms, /health p99 <= 20 ms)")
+
+
+def ratio_table(columns: list[str], rows: list[tuple[str, list[float], bool]], digits: int = 1) -> None:
+    """One row per figure, one column per server, then the ratio of the last column to the first (> 1: the
+    last is better; ``True`` in a row: higher is better)."""
+    label_w = max(22, *(len(label) + 2 for label, _, _ in rows))
+    col_w = max(12, *(len(c) + 2 for c in columns))
+    print(f"{'':<{label_w}}" + "".join(f"{c:>{col_w}}" for c in columns) + f"{'ratio':>9}")
+    for label, values, higher_better in rows:
+        a, b = values[0], values[-1]
+        ratio = (b / a if higher_better else a / b) if a and b else float("nan")
+        print(f"{label:<{label_w}}" + "".join(f"{v:>{col_w}.{digits}f}" for v in values) + f"{ratio:>8.2f}x")
+
+
+# ------------------------------------------------------------------------------------------- http mode
+HTTP_SPECS = "h11/asyncio,httptools/uvloop"  # main's serving stack (h11 on asyncio), then the candidate
+
+
+def http_env(spec: str) -> dict[str, str]:
+    """The server environment of a ``protocol[/loop]`` spec (``nascreen serve --http/--loop``)."""
+    protocol, _, loop = spec.partition("/")
+    return {"NASCREEN_HTTP_PROTOCOL": protocol, **({"NASCREEN_EVENT_LOOP": loop} if loop else {})}
+
+
+def one_client(base: str, target: str, n_single: int, budget_s: float) -> dict[str, Any]:
+    """One keep-alive client: GET /health (the HTTP floor) then one-item predicts, back to back; the served
+    answers of one item and of a distinct batch."""
+    single = {"items": [ITEMS[target]], "targets": [target]}
+    batch = {"items": distinct_items(target, 100), "targets": [target]}
+    with httpx.Client(base_url=base, timeout=60.0) as client:
+        timed(lambda: client.post("/v1/predict", json=single).raise_for_status(), 30, budget_s)  # warm-up
+        health = timed(lambda: client.get("/health").raise_for_status(), 300, budget_s)
+        one = timed(lambda: client.post("/v1/predict", json=single).raise_for_status(), n_single, budget_s)
+        answers = {
+            "one": client.post("/v1/predict", json=single).json(),
+            "batch": client.post("/v1/predict", json=batch).json(),
+        }
+    return {"health": health, "predict": one, "answers": answers}
+
+
+def http_compare(args: argparse.Namespace, uri: str) -> None:
+    """The same code served on each ``--http`` spec (e.g. h11 on asyncio vs httptools on uvloop), all servers
+    up together, rounds alternating: one client (/health, one-item predicts) then --clients concurrent
+    clients; the served answers are compared with the in-process predictor, exactly."""
+    from contextlib import ExitStack
+
+    specs = [spec.strip() for spec in args.http.split(",") if spec.strip()]
+    target = "ionic_conductivity"  # rank-dopants on NASICON needs the conductivity champion
+    single: dict[str, dict[str, list[float]]] = {spec: {"health": [], "predict": []} for spec in specs}
+    loads: dict[str, list[dict[str, Any]]] = {spec: [] for spec in specs}
+    answers: dict[str, dict[str, Any]] = {}
+    with ExitStack() as stack:
+        bases = {
+            spec: stack.enter_context(
+                server(uri, target, args.batch_size, args.workers, http_env(spec), args.startup_timeout)
+            )[0]
+            for spec in specs
+        }
+        for base in bases.values():  # warm-up: lazy imports and caches in every worker
+            load_phase(base, target, args.clients, 3.0, args.rank_every)
+        for r in range(args.repeats):
+            for spec, base in bases.items():
+                quiet = one_client(base, target, max(1, args.n_single // args.repeats), args.time_budget)
+                load_1 = os.getloadavg()[0]
+                res = load_phase(base, target, args.clients, args.duration, args.rank_every)
+                for kind in ("health", "predict"):
+                    single[spec][kind] += quiet[kind]
+                loads[spec].append(res)
+                answers[spec] = quiet["answers"]
+                print(
+                    f"round {r + 1} {spec:>18}: one client /health p50/p99 "
+                    f"{percentile(quiet['health'], 50):.2f}/{percentile(quiet['health'], 99):.2f} ms, "
+                    f"predict {percentile(quiet['predict'], 50):.2f}/"
+                    f"{percentile(quiet['predict'], 99):.2f} ms "
+                    f"(load {load_1:.2f}); {args.clients} clients {res['predict_s']:.1f} predicts/s, predict "
+                    f"p50/p99 {res['predict_p50']:.1f}/{res['predict_p99']:.1f} ms, /health p99 "
+                    f"{res['health_p99']:.1f} ms, errors {res['errors']} (load {os.getloadavg()[0]:.2f})",
+                    flush=True,
+                )
+    http_report(args, uri, target, specs, single, loads, answers)
+
+
+def http_report(
+    args: argparse.Namespace,
+    uri: str,
+    target: str,
+    specs: list[str],
+    single: dict[str, dict[str, list[float]]],
+    loads: dict[str, list[dict[str, Any]]],
+    answers: dict[str, dict[str, Any]],
+) -> None:
+    """The medians table of `http_compare` (first spec = reference) and the exactness check."""
+    import gc
+
+    import pandas as pd
+
+    from models.predictor import load_predictors
+    from models.targets import TargetName
+    from service.api.compute import SingleThreadedCompute
+
+    predictor = load_predictors([TargetName(target)], uri)[TargetName(target)]
+    gc.collect()
+    gc.freeze()  # as the server does after loading
+    frames = {"one": pd.DataFrame([ITEMS[target]]), "batch": pd.DataFrame(distinct_items(target, 100))}
+    with SingleThreadedCompute()():
+        timed(lambda: predictor.predict_frame(frames["one"]), 30, args.time_budget)
+        direct = timed(lambda: predictor.predict_frame(frames["one"]), 300, args.time_budget)
+        want = {name: predictor.predict_frame(frame) for name, frame in frames.items()}
+    mix = f"1 in {args.rank_every} rank-dopants" if args.rank_every > 0 else "one-item predicts only"
+    print(
+        f"\n--workers {args.workers}; one client: all rounds pooled; {args.clients} concurrent clients "
+        f"({mix}) "
+        f"+ /health every 20 ms, {args.duration:.0f} s x {args.repeats} rounds, medians; in-process "
+        f"predictor 1 row p50 {percentile(direct, 50):.2f} ms; load now {os.getloadavg()}"
+    )
+    pooled = [
+        (f"{what} p{q} ms (1 client)", [percentile(single[spec][kind], q) for spec in specs], False)
+        for what, kind in (("/health", "health"), ("predict", "predict"))
+        for q in (50, 99)
+    ]
+    under_load = [
+        (label, [statistics.median(r[key] for r in loads[spec]) for spec in specs], up)
+        for label, key, up in (
+            (f"predicts/s ({args.clients} clients)", "predict_s", True),
+            ("predict p50 ms", "predict_p50", False),
+            ("predict p99 ms", "predict_p99", False),
+            ("rank p99 ms", "rank_p99", False),
+            ("/health p99 ms", "health_p99", False),
+            ("errors", "errors", False),
+        )
+        if key != "rank_p99" or args.rank_every > 0
+    ]
+    ratio_table(specs, pooled + under_load, digits=2)
+    print(f"(ratio: {specs[-1]} over {specs[0]}, > 1 better)")
+    for spec in specs:
+        bad = sum(served_mismatches(answers[spec][name], want[name], target) for name in frames)
+        print(
+            f"{spec}: served outputs == in-process predictor (exact): {'yes' if not bad else f'NO ({bad})'}"
+        )
 
 
 # ------------------------------------------------------------------------------------------- rank mode
@@ -761,7 +902,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=["latency", "concurrent", "both", "rank"], default="both")
+    parser.add_argument("--mode", choices=["latency", "concurrent", "both", "rank", "http"], default="both")
+    parser.add_argument(
+        "--http",
+        default=HTTP_SPECS,
+        help="http mode: comma-separated servers to compare, protocol[/loop] (nascreen serve --http/--loop); "
+        "the first is the reference",
+    )
     parser.add_argument("--tracking-uri", default=None, help="default: the project store under mlruns/")
     parser.add_argument("--target", default="ionic_conductivity", choices=sorted(ITEMS))
     parser.add_argument(
@@ -803,6 +950,8 @@ def main() -> int:
             latency(args, uri)
     if args.mode in ("concurrent", "both"):
         concurrent(args, uri)
+    if args.mode == "http":
+        http_compare(args, uri)
     if args.mode == "rank":
         if args.reference_ref is None:
             args.reference_ref = subprocess.run(

@@ -1,4 +1,6 @@
-"""The HTTP/1.1 protocol `nascreen serve` runs: uvicorn's h11 protocol with two guards it does not have.
+"""The HTTP/1.1 protocols `nascreen serve` runs: uvicorn's httptools protocol (C parser, the default) or its
+h11 protocol (pure Python, ``--http h11``), each with the same three additions (one definition,
+`ConnectionGuards`, mixed into both).
 
 - **Header timeout** (``header_timeout_s``): uvicorn (0.54) times out a connection only while it is idle
   *between* requests (keep-alive, after a response) and stops that timer on the first byte received; a
@@ -19,7 +21,9 @@
   with ``--workers 2`` against ~1 ms with one worker).
 
 Both guards are set per process by `configure` (the supervisor and each worker of a multi-process server call
-it from the same settings) because uvicorn builds one protocol instance per connection from the class.
+it from the same settings) because uvicorn builds one protocol instance per connection from the class. The
+two protocols differ only in how they tell that a request's headers are still awaited and that a response is
+still being sent (`_awaiting_headers`, `_responding`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.api.settings import HttpProtocolName
 
 logger = logging.getLogger("nascreen.api.protocol")
 
@@ -50,8 +57,8 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 
 
 def _raw_response(status: int, reason: str, detail: str) -> bytes:
-    """A whole HTTP/1.1 response with a JSON ``detail`` that closes the connection (written past h11, which
-    will not send a response before it has parsed a request)."""
+    """A whole HTTP/1.1 response with a JSON ``detail`` that closes the connection (written straight to the
+    transport: neither parser has a request to answer yet)."""
     body = json.dumps({"detail": detail}).encode()
     head = [
         f"HTTP/1.1 {status} {reason}",
@@ -62,18 +69,35 @@ def _raw_response(status: int, reason: str, detail: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus a request-header deadline and a connection cap (module docstring)."""
+class ConnectionGuards(asyncio.Protocol):
+    """The header deadline, connection cap and TCP_NODELAY (module docstring), mixed in before one of
+    uvicorn's HTTP protocols, which provides ``loop``, ``transport``, ``connections``, ``client``, ``app``."""
 
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     max_connections: int = DEFAULT_MAX_CONNECTIONS
 
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    connections: set[Any]
+    client: tuple[str, int] | None
+    app: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._header_bytes = 0  # bytes of the awaited request line and headers received so far
 
-    # -- header deadline ---------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    # -- what each protocol answers from its own parser's state ----------------------------------------
+    def _awaiting_headers(self) -> bool:
+        """The client has not yet completed the current request's line and headers."""
+        raise NotImplementedError
+
+    def _responding(self) -> bool:
+        """A response is being sent on this connection."""
+        raise NotImplementedError
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         set_nodelay(transport)
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
@@ -86,22 +110,22 @@ class GuardedH11Protocol(H11Protocol):
         self._arm_header_timer()  # a connection that never sends anything is closed too
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and self._awaiting_headers():
-            self._arm_header_timer()  # the first byte of a request on a kept-alive connection
         super().data_received(data)
-        if self._header_timer is not None and not self._awaiting_headers():
+        if not self._awaiting_headers():
             self._cancel_header_timer()
+            return
+        if self._header_timer is None:  # the first bytes of a request on a kept-alive connection
+            self._arm_header_timer()
+        self._header_bytes += len(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         super().connection_lost(exc)
 
-    def _awaiting_headers(self) -> bool:
-        """The client has not yet completed a request's line and headers (h11 still waits in IDLE)."""
-        return bool(self.conn.their_state is h11.IDLE)
-
+    # -- the header deadline ---------------------------------------------------------------------------
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
+        self._header_bytes = 0
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_timeout)
 
     def _cancel_header_timer(self) -> None:
@@ -113,9 +137,9 @@ class GuardedH11Protocol(H11Protocol):
         self._header_timer = None
         if self.transport.is_closing() or not self._awaiting_headers():
             return
-        if self.conn.our_state is not h11.IDLE:  # a response is still being sent: leave it to finish
+        if self._responding():  # leave the response to finish
             return
-        pending = len(self.conn.trailing_data[0])
+        pending = self._header_bytes
         logger.warning(
             "request headers from %s not complete within %g s (%d bytes received): 408, connection closed",
             self.client[0] if self.client else "?",
@@ -131,6 +155,45 @@ class GuardedH11Protocol(H11Protocol):
             )
         )
         self.transport.close()
+
+
+class GuardedH11Protocol(ConnectionGuards, H11Protocol):
+    """uvicorn's h11 protocol with the guards: h11 waits in IDLE until a request's headers are parsed."""
+
+    def _awaiting_headers(self) -> bool:
+        return bool(self.conn.their_state is h11.IDLE)
+
+    def _responding(self) -> bool:
+        return bool(self.conn.our_state is not h11.IDLE)
+
+
+class GuardedHttpToolsProtocol(ConnectionGuards, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the guards: the parser's callbacks mark where a request's headers
+    begin (``on_message_begin``, on its first byte) and end (``on_headers_complete``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_headers = True  # the first request's headers are awaited from the connection's start
+
+    def on_message_begin(self) -> None:
+        self._in_headers = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        super().on_headers_complete()
+
+    def _awaiting_headers(self) -> bool:
+        return self._in_headers
+
+    def _responding(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+
+PROTOCOLS: dict[HttpProtocolName, type[ConnectionGuards]] = {
+    "httptools": GuardedHttpToolsProtocol,
+    "h11": GuardedH11Protocol,
+}
 
 
 def _over_capacity(limit: int) -> Any:
@@ -160,8 +223,8 @@ def _over_capacity(limit: int) -> Any:
     return busy
 
 
-def configure(header_timeout_s: float, max_connections: int) -> str:
-    """Set this process's guards; returns the ``http=`` value to give uvicorn."""
-    GuardedH11Protocol.header_timeout_s = header_timeout_s
-    GuardedH11Protocol.max_connections = max_connections
-    return f"{__name__}:GuardedH11Protocol"
+def configure(header_timeout_s: float, max_connections: int, http: HttpProtocolName = "httptools") -> str:
+    """Set this process's guards (for both protocols); returns the ``http=`` value to give uvicorn."""
+    ConnectionGuards.header_timeout_s = header_timeout_s
+    ConnectionGuards.max_connections = max_connections
+    return f"{__name__}:{PROTOCOLS[http].__name__}"

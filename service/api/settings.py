@@ -17,6 +17,8 @@ from models.targets import TargetName
 
 ENV_PREFIX = "NASCREEN_"
 
+HttpProtocolName = Literal["httptools", "h11"]  # the HTTP/1.1 protocols of service.api.protocol
+
 
 class ApiSettings(BaseModel):
     """Everything the HTTP service can be configured with. Immutable once built."""
@@ -59,6 +61,13 @@ class ApiSettings(BaseModel):
     )
     max_connections: int = Field(
         default=256, ge=1, le=100_000, description="Open connections per server process; beyond it 503."
+    )
+    http_protocol: HttpProtocolName = Field(
+        default="httptools",
+        description="HTTP/1.1 parser: uvicorn's httptools (C) or h11 (pure Python); same guards on both.",
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop", description="Event loop of each server process: uvloop (libuv) or asyncio's own."
     )
     max_json_depth: int = Field(
         default=64, ge=2, le=256, description="JSON bodies nested deeper than this get 400."

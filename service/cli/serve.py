@@ -53,13 +53,14 @@ def uvicorn_options(settings: ApiSettings, log_level: str = "info") -> dict[str,
         "access_log": False,  # the app writes its own structured (JSON) access log
         "server_header": False,
         "http": _guard_connections(settings),
+        "loop": settings.event_loop,
     }
 
 
 def _guard_connections(settings: ApiSettings) -> str:
     from service.api.protocol import configure
 
-    return configure(settings.header_timeout_s, settings.max_connections)
+    return configure(settings.header_timeout_s, settings.max_connections, settings.http_protocol)
 
 
 def serve(
@@ -85,6 +86,18 @@ def serve(
             help="Server worker processes, each loading the models once (default: one per CPU).",
         ),
     ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            help="HTTP parser: 'httptools' (C, default) or 'h11' (pure Python); same guards on both "
+            "(NASCREEN_HTTP_PROTOCOL).",
+        ),
+    ] = None,
+    loop: Annotated[
+        str | None,
+        typer.Option("--loop", help="Event loop: 'uvloop' (default) or 'asyncio' (NASCREEN_EVENT_LOOP)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve predictions, dopant ranking and screening jobs over HTTP (OpenAPI docs at /docs).
@@ -104,6 +117,8 @@ def serve(
         tracking_uri=tracking_uri,
         project_root=project_root.resolve(),
         job_executor=executor,
+        http_protocol=http,
+        event_loop=loop,
     )
     n_workers = workers or default_workers()
     common = uvicorn_options(settings, log_level)
@@ -165,6 +180,8 @@ def _run_workers(settings: ApiSettings, n_workers: int, common: dict[str, Any]) 
             "NASCREEN_TRACKING_URI": settings.resolved_tracking_uri,
             "NASCREEN_PROJECT_ROOT": str(settings.project_root),
             "NASCREEN_JOB_EXECUTOR": settings.job_executor,
+            "NASCREEN_HTTP_PROTOCOL": settings.http_protocol,
+            "NASCREEN_EVENT_LOOP": settings.event_loop,
             _JOBS_RECOVERED_ENV: "1",
         }
     )

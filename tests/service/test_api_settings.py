@@ -17,6 +17,7 @@ def test_defaults_are_safe() -> None:
     assert s.cors_origins == ()
     assert s.api_key is None
     assert s.job_executor == "ray"
+    assert (s.http_protocol, s.event_loop) == ("httptools", "uvloop")
     assert s.resolved_tracking_uri == "sqlite:////srv/nascreen/mlruns/mlflow.db"
     assert s.resolved_jobs_db == Path("/srv/nascreen/mlruns/jobs.db")
 
@@ -46,7 +47,13 @@ def test_empty_api_key_means_no_key() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("NASCREEN_MAX_ITEMS_PER_REQUEST", "0"), ("NASCREEN_JOB_EXECUTOR", "dask"), ("NASCREEN_TARGETS", "foo")],
+    [
+        ("NASCREEN_MAX_ITEMS_PER_REQUEST", "0"),
+        ("NASCREEN_JOB_EXECUTOR", "dask"),
+        ("NASCREEN_TARGETS", "foo"),
+        ("NASCREEN_HTTP_PROTOCOL", "zttp"),
+        ("NASCREEN_EVENT_LOOP", "trio"),
+    ],
 )
 def test_bad_env_values_are_rejected_naming_the_field(name: str, value: str) -> None:
     with pytest.raises(ValidationError, match=name.removeprefix("NASCREEN_").lower()):

@@ -1,7 +1,9 @@
 """Body and connection checks against a real uvicorn server on 127.0.0.1 (started with the options
 `nascreen serve` uses), with raw sockets (what httpx will not send): a body declared longer than sent, a
 body that never finishes, JSON nested too deep, headers sent a byte at a time (slowloris), a connection that
-sends nothing, and more connections than the cap."""
+sends nothing, and more connections than the cap. Every check runs against both HTTP stacks the server
+offers: httptools on uvloop (the default) and h11 on asyncio's own loop (``--http h11 --loop asyncio``, the
+stack before them)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import pytest
 import uvicorn
 
 from service.api.app import create_app
+from service.api.protocol import PROTOCOLS
 from service.api.settings import ApiSettings
 from service.cli.serve import uvicorn_options
 
@@ -31,9 +34,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    root: Path = tmp_path_factory.mktemp("fuzz-server")
+@pytest.fixture(scope="module", params=[("httptools", "uvloop"), ("h11", "asyncio")], ids="/".join)
+def port(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    http, loop = request.param
+    root: Path = tmp_path_factory.mktemp(f"fuzz-server-{http}")
     settings = ApiSettings(
         project_root=root,
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",  # no models: these requests never reach one
@@ -41,10 +45,13 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         body_timeout_s=TIMEOUT_S,
         header_timeout_s=HEADER_TIMEOUT_S,
         max_connections=MAX_CONNECTIONS,
+        http_protocol=http,
+        event_loop=loop,
         port=_free_port(),
     )
     port = settings.port
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), **uvicorn_options(settings, "warning")))
+    config = uvicorn.Config(create_app(settings), **uvicorn_options(settings, "warning"))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-fuzz", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -52,10 +59,23 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         assert thread.is_alive(), "uvicorn exited during start-up"
         assert time.monotonic() < deadline, "uvicorn did not start in 120 s"
         time.sleep(0.05)
+    _assert_served_with(server, port, PROTOCOLS[http], loop)
     yield port
     server.should_exit = True
     thread.join(timeout=60)
     assert not thread.is_alive()
+
+
+def _assert_served_with(server: uvicorn.Server, port: int, protocol: type, loop: str) -> None:
+    """A connection to the server is handled by the guarded ``protocol`` class on the ``loop`` asked for."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30):
+        deadline = time.monotonic() + 10
+        while not server.server_state.connections:
+            assert time.monotonic() < deadline, "the server did not register the connection"
+            time.sleep(0.01)
+        handler = next(iter(server.server_state.connections))
+        assert type(handler) is protocol
+        assert type(handler.loop).__module__.startswith(loop), type(handler.loop)
 
 
 def _exchange(port: int, payload: bytes, wait_s: float = 30.0) -> tuple[bytes, float, bool]:
