@@ -8,28 +8,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from spec_mappings import p2_mapping
 
 from featurize.composition import parse_formula
 from featurize.oxidation import charge_balance_batch
 from screening.candidates import ACCEPTED_COLUMNS, REJECTED_COLUMNS, candidate_chunk, count_candidates
 from screening.spec import ScreeningSpec, parse_spec
 
-CONDITIONS = {"cycles": 100, "current_mA_g": 170, "voltage_low_V": 2.0, "voltage_high_V": 4.5}
-
 
 def p2(**changes: Any) -> ScreeningSpec:
-    mapping: dict[str, Any] = {
-        "name": "p2",
-        "family": "p2_layered_oxide",
-        "host": "Na0.6Li0.2Mn0.8O2",
-        "site": "Mn",
-        "dopants": ["Ru", "Mg", "Nb", "Mo"],
-        "fractions": {"start": 0.05, "stop": 0.2, "step": 0.05},
-        "compensation": {"mode": "variable_valence", "range": [3, 4]},
-        "conditions": CONDITIONS,
-        **changes,
-    }
-    return parse_spec(mapping)
+    return parse_spec(p2_mapping(**changes))
 
 
 def whole(spec: ScreeningSpec) -> tuple[pd.DataFrame, pd.DataFrame]:

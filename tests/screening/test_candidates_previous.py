@@ -16,26 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from spec_mappings import p2_mapping as _p2
 
 from screening.candidates import candidate_chunk, count_candidates
 from screening.spec import ScreeningSpec, parse_spec
 
 DATA = Path(__file__).resolve().parent / "data" / "candidates_previous"
-CONDITIONS = {"cycles": 100, "current_mA_g": 170, "voltage_low_V": 2.0, "voltage_high_V": 4.5}
-
-
-def _p2(**changes: Any) -> dict[str, Any]:
-    return {
-        "name": "p2",
-        "family": "p2_layered_oxide",
-        "host": "Na0.6Li0.2Mn0.8O2",
-        "site": "Mn",
-        "dopants": ["Ru", "Mg", "Nb", "Mo"],
-        "fractions": {"start": 0.05, "stop": 0.2, "step": 0.05},
-        "compensation": {"mode": "variable_valence", "range": [3, 4]},
-        "conditions": CONDITIONS,
-        **changes,
-    }
 
 
 def _template(formula: str | list[str], variables: dict[str, Any], dopants: list[str], **extra: Any) -> dict:
