@@ -207,10 +207,10 @@ def test_the_carrier_content_tolerance_is_learned_from_the_models_own_grouped_cv
     outside = held.content_excess > 0
     assert outside.any()  # NASICON Na contents differ between folds: some held-out rows lie outside
     assert model.domain_.content_tolerance_ == held.content_tolerance(y) > 0
-    # the tolerance is the largest excess admitted before the first held-out row > 2.5 decades off
+    # the tolerance is the largest excess admitted before the second held-out row > 2.5 decades off
     err = np.abs(y - held.pred)
     admitted = outside & (held.content_excess <= model.domain_.content_tolerance_)
-    assert (err[admitted] <= 2.5).all()
+    assert (err[admitted] > 2.5).sum() <= 1
     # without the carrier-content rule there is no tolerance and no excess
     plain = UncertainRegressor(pipe, domain_ion_elements=("Na", "Li")).fit(X, y, groups=g)
     assert not hasattr(plain.domain_, "content_tolerance_")
