@@ -240,7 +240,8 @@ def _fold_domain(
     classes = chemistry_classes(comps, ions, polyanions)
     contents = ion_contents(comps, ions) if polyanions else None
     inner = model.heldout(X.iloc[train], y[train], groups[train])
-    domain = ApplicabilityDomain(model.domain_k, model.domain_quantile).fit(
+    units = bool(getattr(model, "domain_category_units", False))
+    domain = ApplicabilityDomain(model.domain_k, model.domain_quantile, units).fit(
         z_train,
         training_elements=frozenset().union(*(comps[i].elements for i in train)),
         heldout_distances=inner.dist,

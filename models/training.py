@@ -32,7 +32,7 @@ from sklearn.base import clone
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 
 from models.data import dataset_hash, load_curated
-from models.domain import domain_ions, domain_polyanions
+from models.domain import domain_category_units, domain_ions, domain_polyanions
 from models.estimators import MLPEnsembleRegressor, StudyOffsetRegressor
 from models.evaluation import dummy_median_oof, regression_metrics
 from models.features import build_pipeline, input_spec
@@ -355,6 +355,7 @@ def fit_uncertain(
         coverage=0.9,
         domain_ion_elements=domain_ions(target),
         domain_polyanions=domain_polyanions(target),
+        domain_category_units=domain_category_units(target),
         # conductivity: intervals per chemistry class (Mondrian; measured in benchmarks/na_families.py)
         class_conformal=domain_polyanions(target),
         random_state=config.random_state,

@@ -131,6 +131,8 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         them per target); a query whose (ion, anion set) class no training row has is out of domain. With
         () the class is the anion set alone.
     domain_polyanions : classes also tell polyanion frameworks apart (models.domain.domain_polyanions).
+    domain_category_units : the feature-space distance counts a two-valued feature's (a category's)
+        mismatch as one unit (models.domain.domain_category_units).
     class_conformal : Mondrian intervals: the conformal quantile is taken per chemistry class of the
         domain (models.conformal.fit_mondrian; classes with too few held-out rows keep the pooled one).
     random_state : seed of the grouped fold assignment.
@@ -147,6 +149,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         formula_column: str = "formula",
         domain_ion_elements: tuple[str, ...] = (),
         domain_polyanions: bool = False,
+        domain_category_units: bool = False,
         class_conformal: bool = False,
         random_state: int | None = 0,
     ) -> None:
@@ -158,6 +161,7 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.formula_column = formula_column
         self.domain_ion_elements = domain_ion_elements
         self.domain_polyanions = domain_polyanions
+        self.domain_category_units = domain_category_units
         self.class_conformal = class_conformal
         self.random_state = random_state
 
@@ -194,7 +198,9 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
         self.training_elements_ = frozenset().union(*(frozenset(c.elements) for c in comps))
 
         self.estimator_, z_all = fit_pipeline(self.estimator, X, y_arr, g)
-        self.domain_ = ApplicabilityDomain(self.domain_k, self.domain_quantile).fit(
+        self.domain_ = ApplicabilityDomain(
+            self.domain_k, self.domain_quantile, self.domain_category_units
+        ).fit(
             z_all,
             training_elements=self.training_elements_,
             heldout_distances=cv.dist,
@@ -286,7 +292,8 @@ class UncertainRegressor(RegressorMixin, BaseEstimator):
                 have_sigma = False
             else:
                 sigma[test] = spread
-            out.dist[test] = FeatureSpaceDistance(self.domain_k).fit(z_train).mean_knn_distance(z_test)
+            units = bool(getattr(self, "domain_category_units", False))  # absent: a model fitted before it
+            out.dist[test] = FeatureSpaceDistance(self.domain_k, units).fit(z_train).mean_knn_distance(z_test)
             out.fold[test] = k
             seen_pairs = frozenset().union(*(classes[i] for i in train))
             out.class_seen[test] = [classes[i] <= seen_pairs for i in test]

@@ -15,6 +15,7 @@ from models.domain import (
     FeatureSpaceDistance,
     anion_sets,
     chemistry_classes,
+    domain_category_units,
     domain_ions,
 )
 from models.targets import TargetName
@@ -34,6 +35,33 @@ def test_knn_distance_is_mean_of_k_nearest_in_standardised_units() -> None:
     assert np.isnan(dist.mean_knn_distance([[np.nan, 0.0]])[0])
     with pytest.raises(ValueError, match="NaN"):
         FeatureSpaceDistance().fit([[np.nan, 1.0]])
+
+
+def test_a_rare_category_counts_one_unit_not_its_standard_deviations() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    continuous = rng.standard_normal(n)
+    rare = (np.arange(n) < 4).astype(float)  # a one-hot category of 4 rows in 400 (1%)
+    Z = np.column_stack([continuous, rare])
+    dist = FeatureSpaceDistance(k=1, category_units=True).fit(Z)
+    assert dist.scale_[1] == 1.0  # by its std (0.099) a mismatch would be 10 units
+    np.testing.assert_allclose(FeatureSpaceDistance(k=1).fit(Z).scale_, Z.std(axis=0))  # the default
+    # a common-category query next to a training row, written in the rare category: one unit farther
+    query = np.array([[continuous[200], 0.0], [continuous[200], 1.0]])
+    d = dist.mean_knn_distance(query)
+    assert d[0] == 0.0 and 0.0 < d[1] <= 1.0
+    # standardised first (as the pipeline's features are), the category still counts one unit
+    shifted = FeatureSpaceDistance(k=1, category_units=True).fit((Z - Z.mean(axis=0)) / Z.std(axis=0))
+    np.testing.assert_allclose(shifted.scale_[1], 1.0 / Z[:, 1].std())
+    # the domain passes it on, and the conductivity domain uses it (the cathode targets do not)
+    held = FeatureSpaceDistance(1, True).fit(Z[:300]).mean_knn_distance(Z[300:])
+    domain = ApplicabilityDomain(1, 0.95, category_units=True).fit(
+        Z, training_elements={"Na", "Cl"}, heldout_distances=held
+    )
+    assert domain.distance_.scale_[1] == 1.0
+    assert domain_category_units(TargetName.IONIC_CONDUCTIVITY)
+    assert not domain_category_units(TargetName.CAPACITY_RETENTION)
+    assert not domain_category_units(TargetName.AVERAGE_VOLTAGE)
 
 
 def _synthetic_domain(rng: np.random.Generator) -> ApplicabilityDomain:

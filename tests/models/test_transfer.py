@@ -15,6 +15,7 @@ from models.targets import TargetName
 from models.transfer import (
     ANION_ELEMENTS,
     NON_OXIDE_ANIONS,
+    FrameworkCations,
     IonRoutedRegressor,
     MobileIonSwap,
     NonOxideFramework,
@@ -109,6 +110,27 @@ def test_non_oxide_framework_flags_halides_sulfides_hydroborates_not_oxides():
     col = framework_column("magpie_v1")
     assert col == 134
     assert (z[2:, col] > z[:2, col].max()).all()  # the flag column, standardised, right after Na / Li
+
+
+def test_framework_cations_is_the_mean_state_of_the_non_mobile_cations():
+    formulas = ["Na0.75La1.75Cl6", "NaLa0.95Ta0.43Cl6", "Na2ZrCl6", "NaTaCl6", "Na3Zr2Si2PO12",
+                "Li3InCl6", "Xx2O", "NaCl"]  # fmt: skip
+    got = FrameworkCations().fit(None).transform(pd.DataFrame({"formula": formulas}))[:, 0]
+    expected = [3.0, (0.95 * 3 + 0.43 * 5) / 1.38, 4.0, 5.0, (2 * 4 + 2 * 4 + 5) / 5, 3.0]
+    np.testing.assert_allclose(got[:6], expected)
+    assert np.isnan(got[6]) and np.isnan(got[7])  # unparseable; no framework cation
+    # one row at a time (the serving path) gives the same values as the batch
+    one = [FrameworkCations().fit(None).transform_values([f])[0, 0] for f in formulas[:6]]
+    np.testing.assert_allclose(one, got[:6])
+    pipe = build_pipeline(
+        TargetName.IONIC_CONDUCTIVITY,
+        "magpie_v1",
+        RandomForestRegressor(n_estimators=3, random_state=0),
+        extra_blocks=transfer_blocks("framework+cations"),
+    ).fit(pd.DataFrame({"formula": formulas[:6]}), np.linspace(-5, -2, 6))
+    names = list(pipe.named_steps["features"].get_feature_names_out())
+    assert names.index("framework__non-oxide framework") == framework_column("magpie_v1")
+    assert names[framework_column("magpie_v1") + 1] == "framework_cations__framework cation oxidation state"
 
 
 def _framework_data(n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -248,3 +248,26 @@ def test_class_conformal_intervals_are_calibrated_per_chemistry_class() -> None:
     assert wider[chloride_rows].mean() > 0.5  # Na chlorides are harder than NASICONs: wider intervals
     assert pickle.loads(pickle.dumps(model)).predict_with_uncertainty(query).equals(out)
     assert clone(model).get_params()["class_conformal"] is True
+
+
+def test_domain_category_units_reach_the_held_out_and_the_fitted_distance() -> None:
+    X, y, groups = _synthetic(30, np.random.default_rng(3))
+    rare = groups < 4
+    X["rare"] = rare.astype(float)  # a one-hot category of 4 groups (32 rows of 240)
+    columns = ColumnTransformer([("num", "passthrough", ["a", "b", "c", "rare"])])
+    pipe = Pipeline([("select", columns), ("scale", StandardScaler()), ("regressor", _rf(20))])
+    units = UncertainRegressor(pipe, n_splits=3, domain_category_units=True).fit(X, y, groups)
+    plain = UncertainRegressor(pipe, n_splits=3).fit(X, y, groups)
+    gap = 1.0 / X["rare"].std(ddof=0)  # the standardised column's two values are this far apart
+    np.testing.assert_allclose(units.domain_.distance_.scale_[3], gap)
+    np.testing.assert_allclose(plain.domain_.distance_.scale_[3], 1.0)  # its std after StandardScaler
+    # a row written in the rare category: one unit from its twin in the common one, not ~3 standard deviations
+    twin = X.iloc[[100, 100]].copy()
+    twin.iloc[1, twin.columns.get_loc("rare")] = 1.0
+    for model, expected in ((units, 1.0), (plain, gap)):
+        z = model.estimator_[:-1].transform(twin)
+        np.testing.assert_allclose(np.linalg.norm((z[1] - z[0]) / model.domain_.distance_.scale_), expected)
+    # the held-out distances (the threshold's evidence) are measured the same way
+    held_units = units.heldout(X, y, groups).dist
+    held_plain = plain.heldout(X, y, groups).dist
+    assert held_units[rare].mean() < held_plain[rare].mean()
