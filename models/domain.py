@@ -215,13 +215,16 @@ def anion_sets(comps: Sequence[Composition], polyanions: bool = False) -> list[f
     for i, comp in enumerate(comps):
         amounts[i, [index[e] for e in comp.elements]] = comp.amounts
     states, _balanced = charge_balance_batch(columns, amounts, allow_peroxide=False)
-    values = np.nan_to_num(states, nan=0.0)
-    negative = values < 0.0
+    # NaN (an absent element) compares False both ways: neither an anion nor a cation centre
+    negative = states < 0.0
     centred: np.ndarray = np.zeros(len(comps), dtype=bool)
     if polyanions:
         centre_cols = [j for j, e in enumerate(columns) if e in POLYANION_CENTRES]
         if centre_cols:
-            centred = np.asarray((values[:, centre_cols] > 0.0).any(axis=1), dtype=bool)
+            centred = np.asarray((states[:, centre_cols] > 0.0).any(axis=1), dtype=bool)
+    if len(comps) == 1:  # one query (the served one-item predict): no table of distinct rows to build
+        found = {columns[j] for j in np.flatnonzero(negative[0]).tolist()}
+        return [frozenset(found | {POLYANION} if centred[0] else found)]
     cache: dict[bytes, frozenset[str]] = {}
     out: list[frozenset[str]] = []
     for row, centre in zip(np.packbits(negative, axis=1), centred, strict=True):

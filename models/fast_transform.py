@@ -35,7 +35,7 @@ from scipy import sparse
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from featurize.transformer import check_fitted
 
@@ -149,7 +149,10 @@ def column_transform(ct: ColumnTransformer, X: Any) -> Any:
     selections = _Selections(X)
     outputs = []
     for trans, cols in blocks:
-        if type(trans) is OneHotEncoder and len(cols) == 1:
+        numeric = _numeric_block(trans, cols, selections)
+        if numeric is not None:
+            out = numeric
+        elif type(trans) is OneHotEncoder and len(cols) == 1:
             out = one_hot(trans, selections.values(cols[0]), partial(selections.frame, cols))
         elif len(cols) == 1 and callable(getattr(trans, "transform_values", None)):
             values = selections.plain_values(cols[0])
@@ -191,6 +194,70 @@ def _as_frame(X: pd.DataFrame | InputColumns) -> pd.DataFrame:
     return X.frame() if isinstance(X, InputColumns) else X
 
 
+def _numeric_block(trans: Any, cols: list[str], selections: _Selections) -> np.ndarray | None:
+    """``trans.transform(frame of cols)`` for the conditions' transformers, without sklearn's per-call
+    validation (~2 ms each on a one-row retention predict: check_array, feature-name checks through
+    narwhals, the MissingIndicator's own checks): a ``SimpleImputer`` (``_imputed``), or a Pipeline of a
+    NumPy-ufunc ``FunctionTransformer`` (the log of cycles and current) then such an imputer, on float64
+    columns that are finite or NaN. None: anything else, which goes through ``trans.transform``."""
+    steps = trans.steps if type(trans) is Pipeline and _dense_default_output(trans) else [(None, trans)]
+    if len(steps) > 2 or not all(_dense_default_output(step) for _, step in steps):
+        return None
+    func = None
+    if len(steps) == 2:
+        first = steps[0][1]
+        if type(first) is not FunctionTransformer or first.validate or first.kw_args:
+            return None
+        func = first.func
+        if not isinstance(func, np.ufunc) or func.nin != 1:
+            return None
+    imputer = steps[-1][1]
+    if type(imputer) is not SimpleImputer or list(getattr(imputer, "feature_names_in_", ())) != cols:
+        return None
+    values = selections.float_matrix(cols)
+    if values is None:
+        return None
+    if func is not None:
+        with np.errstate(all="ignore"):  # NumPy warns as pandas would; the result is checked below
+            values = func(values)
+        if values.dtype != np.float64:
+            return None
+    if np.isinf(values).any():
+        return None  # sklearn's check raises its own error
+    return _imputed(imputer, values)
+
+
+def _imputed(imputer: SimpleImputer, values: np.ndarray) -> np.ndarray | None:
+    """``SimpleImputer.transform`` (sklearn 1.9's dense path) of a fresh float64 (n, k) matrix that is
+    finite or NaN: each NaN gets its column's statistic, then (``add_indicator``) the missing-value mask
+    of the columns the indicator was fitted for is appended, as sklearn's ``np.hstack`` does. None (sklearn
+    decides) for a statistic that is NaN (sklearn warns and drops the column), a missing marker other
+    than NaN, a sparse indicator or an indicator that is not the imputer's own precomputed one."""
+    check_fitted(imputer, "statistics_")
+    statistics = imputer.statistics_
+    missing_value = imputer.missing_values
+    if not (isinstance(missing_value, float) and np.isnan(missing_value)) or not imputer.copy:
+        return None
+    if statistics.dtype.kind != "f" or statistics.shape != (values.shape[1],) or np.isnan(statistics).any():
+        return None
+    indicator = getattr(imputer, "indicator_", None) if imputer.add_indicator else None
+    if imputer.add_indicator and (
+        indicator is None
+        or not getattr(indicator, "_precomputed", False)
+        or indicator.sparse not in (False, "auto")
+        or indicator.features not in ("missing-only", "all")
+    ):
+        return None
+    missing = np.isnan(values)
+    rows, columns = np.nonzero(missing)
+    values[rows, columns] = statistics.astype(getattr(imputer, "_fill_dtype", values.dtype))[columns]
+    if indicator is None:
+        return values
+    if indicator.features == "missing-only" and indicator.features_.size < indicator._n_features:
+        missing = missing[:, indicator.features_]
+    return np.hstack((values, missing))
+
+
 class _Selections:
     """The column selections of one ``column_transform`` call, each made once: frames
     (``select_columns``, or from ``InputColumns`` the frame of those arrays) and one column's values."""
@@ -218,6 +285,14 @@ class _Selections:
         if isinstance(X, InputColumns) and X.columns[col].dtype == object:
             return list(X.columns[col].tolist())
         return list(self.frame([col]).iloc[:, 0].tolist())
+
+    def float_matrix(self, cols: list[str]) -> np.ndarray | None:
+        """The columns as a new (n, len(cols)) float64 matrix when each is a float64 column, else None."""
+        X = self._X
+        arrays = [X.columns[c] if isinstance(X, InputColumns) else X[c].to_numpy() for c in cols]
+        if not all(isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 1 for a in arrays):
+            return None
+        return np.column_stack(arrays) if arrays else None
 
     def plain_values(self, col: str) -> list[Any] | None:
         """The column's cells when they are all str in an object column: the very objects the

@@ -3,10 +3,12 @@ training row of the query's own class (beta-alumina is not supported by NASICON 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from featurize.composition import parse_formula
+from featurize.composition import CompositionError, parse_formula, parse_formulas
 from models.domain import (
     POLYANION,
     ApplicabilityDomain,
@@ -207,3 +209,20 @@ def test_a_learned_content_tolerance_admits_near_edge_rows_and_refuses_far_ones(
         ApplicabilityDomain(k=1).fit(
             Z, training_elements={"Na"}, heldout_distances=[1.0], content_tolerance=-0.1
         )
+
+
+@pytest.mark.parametrize("target", list(TargetName))
+@pytest.mark.parametrize("polyanions", [False, True])
+def test_one_composition_gets_the_anions_it_gets_in_a_batch(target: TargetName, polyanions: bool) -> None:
+    """``anion_sets`` of one composition (its own short path, the one-item predict) equals its row of the
+    batch over every curated formula of the target."""
+    import pandas as pd
+
+    from models.data.loader import curated_path
+
+    root = Path(__file__).resolve().parents[2] / "data"
+    formulas = pd.read_csv(curated_path(target, root))["formula"].drop_duplicates().tolist()
+    parsed = [p for p in parse_formulas(formulas) if not isinstance(p, CompositionError)]
+    batch = anion_sets(parsed, polyanions)
+    assert len(parsed) > 100 and any(batch) and (not polyanions or any(POLYANION in s for s in batch))
+    assert [anion_sets([comp], polyanions)[0] for comp in parsed] == batch

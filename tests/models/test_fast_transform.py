@@ -185,3 +185,56 @@ def test_select_columns_equals_pandas_selection() -> None:
     dup = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
     pd.testing.assert_frame_equal(select_columns(dup, ["a"]), dup[["a"]])
     pd.testing.assert_frame_equal(select_columns(frame, ["cycles", "cycles"]), frame[["cycles", "cycles"]])
+
+
+@pytest.mark.parametrize("keep_empty", [False, True])
+def test_conditions_imputers_direct_path_equals_sklearn(
+    keep_empty: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conditions' imputers (with the missing-value indicator, after a log1p) computed directly equal
+    ``ColumnTransformer.transform`` bit for bit, one row at a time and in batches, with NaN anywhere, a
+    training column without NaN (no indicator column for it) and one never observed (sklearn's path)."""
+    import warnings
+
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from models import fast_transform
+
+    rng = np.random.default_rng(3)
+    n = 80
+    train = pd.DataFrame({c: rng.gamma(2.0, 50.0, n) for c in ("a", "b", "c", "d")})
+    train.loc[rng.random(n) < 0.3, "a"] = np.nan
+    train.loc[rng.random(n) < 0.2, "c"] = np.nan  # "b" and "d" never missing: no indicator columns
+    ct = ColumnTransformer(
+        [
+            ("log", make_pipeline(FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
+                                  SimpleImputer(strategy="median", add_indicator=True,
+                                                keep_empty_features=keep_empty)), ["a", "b"]),
+            ("plain", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=keep_empty),
+             ["c", "d"]),
+        ]
+    ).fit(train)  # fmt: skip
+    queries = pd.DataFrame({c: rng.gamma(2.0, 50.0, 60) for c in train.columns})
+    for c in train.columns:
+        queries.loc[rng.random(60) < 0.35, c] = np.nan
+    calls: list[str] = []
+    imputed = fast_transform._imputed
+    monkeypatch.setattr(fast_transform, "_imputed", lambda *a: calls.append("direct") or imputed(*a))
+    for i in range(len(queries)):
+        row = queries.iloc[[i]]
+        np.testing.assert_array_equal(column_transform(ct, row), ct.transform(row))
+    np.testing.assert_array_equal(column_transform(ct, queries), ct.transform(queries))
+    assert len(calls) == 2 * (len(queries) + 1)
+    with_inf = queries.iloc[[0]].assign(c=np.inf)
+    with pytest.raises(ValueError, match="infinity"):
+        column_transform(ct, with_inf)
+    never = train.assign(d=np.nan)  # a column never observed: sklearn warns and drops it (or keeps it)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ct_never = ColumnTransformer(
+            [("plain", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=keep_empty),
+              ["c", "d"])]
+        ).fit(never)  # fmt: skip
+        np.testing.assert_array_equal(column_transform(ct_never, queries), ct_never.transform(queries))

@@ -87,3 +87,23 @@ def test_rows_beyond_the_few_are_stacked_while_rows_times_depth_is_small(
         assert np.array_equal(mean, forest.predict(X[:rows]))
         assert np.array_equal(std, reference.std(axis=0))
     assert walked == ["stacked", "per_tree"]
+
+
+@pytest.mark.parametrize("cls", [RandomForestRegressor, ExtraTreesRegressor])
+@pytest.mark.parametrize("rows", [1, 3, 9])
+def test_stacked_walk_equals_every_tree_on_many_queries(cls: type, rows: int) -> None:
+    """The one-row and flat many-row walks (float64 cells, ``children`` lookups) land on sklearn's leaves
+    for queries around, on and far from the training rows, and exactly on split thresholds (a random
+    forest splits the rounded feature at k + 0.5, a float32 value: ``<=`` goes left)."""
+    X, y = _data(21)
+    forest = cls(n_estimators=25, min_samples_leaf=2, random_state=1).fit(X, y)
+    rng = np.random.default_rng(5)
+    stack = spread._stack(forest)
+    for _ in range(60):
+        query = X[rng.integers(0, len(X), rows)] + rng.normal(
+            scale=rng.choice([0.0, 0.05, 3.0]), size=(rows, 12)
+        )
+        query[:, 3] = np.round(query[:, 3]) + rng.choice([0.0, 0.5], size=rows)
+        checked = forest._validate_X_predict(query)
+        per_tree = np.stack([t.predict(checked) for t in forest.estimators_])
+        assert np.array_equal(spread._stacked_walk(stack, checked), per_tree)
