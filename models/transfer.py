@@ -23,7 +23,7 @@ towards the chemistry class's mean (``benchmarks/na_forest_variants.py``); none 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -87,12 +87,12 @@ class MobileIonSwap(TransformerMixin, BaseEstimator):
         return np.asarray(["formula"], dtype=object)
 
 
-class NonOxideFramework(TransformerMixin, BaseEstimator):
-    """Formula column -> one column, 1.0 when the composition holds a non-oxide anion former
-    (``NON_OXIDE_ANIONS``), else 0.0 (NaN for an unparseable formula: the composition featurizer reports
-    it). Stateless; the routing flag of ``IonRoutedRegressor(framework_column=...)``."""
+class _FormulaColumnFeature(TransformerMixin, BaseEstimator):
+    """A stateless formula column -> numeric column(s) transformer: ``fit`` only records the one input
+    column; ``transform`` is ``transform_values`` of the column's values (``models.fast_transform`` calls
+    that directly, with no frame)."""
 
-    def fit(self, X: Any, y: Any = None) -> NonOxideFramework:
+    def fit(self, X: Any, y: Any = None) -> Self:
         self.n_features_in_ = 1
         return self
 
@@ -100,6 +100,15 @@ class NonOxideFramework(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         formulas = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object).reshape(-1)
         return self.transform_values(formulas)
+
+    def transform_values(self, formulas: Sequence[object] | pd.Series | np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class NonOxideFramework(_FormulaColumnFeature):
+    """Formula column -> one column, 1.0 when the composition holds a non-oxide anion former
+    (``NON_OXIDE_ANIONS``), else 0.0 (NaN for an unparseable formula: the composition featurizer reports
+    it). Stateless; the routing flag of ``IonRoutedRegressor(framework_column=...)``."""
 
     def transform_values(self, formulas: Sequence[object] | pd.Series | np.ndarray) -> np.ndarray:
         """``transform`` of the formula column's values (``models.fast_transform``: no frame needed)."""
@@ -117,20 +126,11 @@ class NonOxideFramework(TransformerMixin, BaseEstimator):
         return np.asarray(["non-oxide framework"], dtype=object)
 
 
-class FrameworkCations(TransformerMixin, BaseEstimator):
+class FrameworkCations(_FormulaColumnFeature):
     """Formula column -> the framework cations' mean oxidation state: the amount-weighted mean of the
     positive states (``featurize.oxidation.charge_balance_batch``, O at -2 as in the domain's anion sets)
     of every element but the mobile ions (``MOBILE_IONS``). NaN when a formula does not parse or has no such
     cation (the pipeline's imputer fills it). Stateless."""
-
-    def fit(self, X: Any, y: Any = None) -> FrameworkCations:
-        self.n_features_in_ = 1
-        return self
-
-    def transform(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "n_features_in_")
-        formulas = X.iloc[:, 0] if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=object).reshape(-1)
-        return self.transform_values(formulas)
 
     def transform_values(self, formulas: Sequence[object] | pd.Series | np.ndarray) -> np.ndarray:
         """``transform`` of the formula column's values (``models.fast_transform``: no frame needed)."""
