@@ -6,6 +6,7 @@ the thread pool, a thread hop per dependency per request on the latency path."""
 from __future__ import annotations
 
 import hmac
+import inspect
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -29,6 +30,18 @@ async def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def request_state(request: Request) -> AppState:
+    """What ``StateDep`` gives, for a route whose endpoint takes only the request
+    (``service.api.request_route``): ``get_state``, or its override in ``app.dependency_overrides`` (a
+    callable taking nothing or the request, sync or async) as FastAPI would have used it."""
+    override = request.app.dependency_overrides.get(get_state)
+    if override is None:
+        return await get_state(request)
+    result = override(request) if inspect.signature(override).parameters else override()
+    state: AppState = await result if inspect.isawaitable(result) else result
+    return state
 
 
 async def get_settings(state: StateDep) -> ApiSettings:

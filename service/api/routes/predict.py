@@ -14,7 +14,7 @@ from featurize.composition import CompositionError, parse_formula
 from models.predictor import predict_columns, predict_frame_raw
 from models.relative import MEASURED_COLUMN, assess_anchors, has_relative_calibration, relative_values
 from models.targets import TargetName
-from service.api.deps import StateDep
+from service.api.deps import request_state
 from service.api.predict_input import PredictInput, item_columns, parse_predict_body
 from service.api.predict_output import (
     Part,
@@ -25,10 +25,13 @@ from service.api.predict_output import (
     results_parts,
     row_texts,
 )
+from service.api.request_route import RequestRoute
 from service.api.schemas.common import ERROR_RESPONSES
 from service.api.schemas.predict import PREDICT_EXAMPLE, RELATIVE_EXAMPLE, PredictRequest, PredictResponse
 
-router = APIRouter(tags=["predict"])
+# The route reads its body and writes its JSON itself: no per-request dependency solving either
+# (``service.api.request_route``).
+router = APIRouter(tags=["predict"], route_class=RequestRoute)
 
 _EXAMPLES: dict[str, Any] = {
     "electrolyte and cathode": {"summary": "Two items, two targets", "value": PREDICT_EXAMPLE},
@@ -74,11 +77,10 @@ _BODY_DOC: dict[str, Any] = {
     summary="Predict targets for a batch of materials",
     openapi_extra=_BODY_DOC,
 )
-async def predict(request: Request, state: StateDep) -> Response:
+async def predict(request: Request) -> Response:
     """Each item gets, per target, a value with std, calibrated 90% interval, unit, applicability-domain
     flag with reason and model version, or an `error` for that item and target alone."""
-    # one dependency (the app state) rather than settings, predictors and compute each from it: FastAPI
-    # solved seven dependencies per request for them, ~0.2 ms of a one-item predict on the event loop
+    state = await request_state(request)  # 503 while the server is starting, as the dependency answers
     predictors, settings, compute = state.predictors, state.settings, state.compute
     body = parse_predict_body(await request.body(), request.headers.get("content-type"))
     if len(body) > settings.max_items_per_request:
